@@ -1,0 +1,123 @@
+# The device application: builds the logic from a board and runs its tasks.
+# Every task is created here (one place); each waits through the timebase.
+import asyncio
+
+from firmware import roster as roster_mod
+from firmware import settings as settings_mod
+from firmware import storage
+from firmware.badge import POLL_MS, BadgeWatch
+from firmware.clock import Clock
+from firmware.core import Core
+from firmware.keys import LONG, PRESS, RELEASE, Keys
+from firmware.log import Log
+from firmware.ui import Feedback
+
+# key indexes on board.keys: four citizen keys, then 请评价, then the status key
+K_INVITE = 4
+K_STATUS = 5
+
+
+class App:
+    def __init__(self, board):
+        self.board = board
+        tb = self.tb = board.timebase
+        root = board.root.rstrip("/")
+        self.paths = {
+            "settings": root + "/settings.json",
+            "roster": root + "/roster.json",
+            "device": root + "/device.json",
+        }
+        self.log = Log(root)
+        self.settings, serr = settings_mod.load(self.paths["settings"])
+        self.roster, rerr = roster_mod.load(self.paths["roster"])
+        try:
+            self.device = storage.load_json(self.paths["device"], {}) or {}
+        except ValueError:
+            self.device = {}
+        self.clock = Clock(tb.mono_ms, self.settings["tz_min"])
+        if board.wall_s is not None:  # an RTC that kept time, or the host set it
+            self.clock.set(board.wall_s)
+        self.ui = Feedback(board.leds, board.buzzer, tb)
+        self.sign = board.sign
+        self.core = Core(self.clock, self.log, self.settings, self.roster, self.ui)
+        if serr:
+            self.core.alerts.append("settings_corrupt")
+            print("settings:", serr)
+        if rerr:
+            self.core.alerts.append("roster_corrupt")
+            print("roster:", rerr)
+        self.core.on_screen = self._on_screen
+        self.wake = asyncio.ThreadSafeFlag()  # the core's deadlines may have moved
+        self.keys = Keys(board.keys, tb.ticks_ms, long_keys=(K_STATUS,))
+        self.badge = BadgeWatch(board.reader) if board.reader else None
+        self.link = None  # the Wi-Fi sync supervisor, when the board has a network
+        self.tasks = []
+        self._on_screen(self.core.current_screen())
+
+    def _on_screen(self, screen):
+        if self.sign:
+            self.sign.show(screen)
+
+    # ---- events from keys and the badge slot -----------------------------
+    def on_key(self, k, kind):
+        c = self.core
+        if k < 4:
+            if kind == PRESS:
+                c.key(k + 1)
+        elif k == K_INVITE:
+            if kind == PRESS:
+                c.invite()
+        elif k == K_STATUS:
+            if kind == LONG:
+                c.status_long()
+            elif kind == RELEASE and not self.keys._long_done[k]:
+                c.status_short()
+        self.wake.set()
+
+    def on_badge(self, uid):
+        self.core.badge(uid)
+        self.wake.set()
+
+    # ---- tasks -------------------------------------------------------------
+    async def keys_task(self):
+        keys = self.keys
+        while True:
+            now = self.tb.mono_ms()
+            for k, kind, _at in keys.process(now):
+                self.on_key(k, kind)
+            d = keys.next_deadline()
+            p = keys.poll_deadline(now)
+            if p is not None and (d is None or p < d):
+                d = p
+            await self.tb.wait(keys.flag, d)
+
+    async def core_task(self):
+        while True:
+            self.core.tick()
+            await self.tb.wait(self.wake, self.core.next_deadline())
+
+    async def badge_task(self):
+        while True:
+            uid = self.badge.poll()
+            if uid is not False:
+                self.on_badge(uid)
+            await self.tb.sleep_ms(POLL_MS)
+
+    def start(self):
+        """Create every task; returns them."""
+        t = self.tasks
+        t.append(asyncio.create_task(self.keys_task()))
+        t.append(asyncio.create_task(self.core_task()))
+        t.append(asyncio.create_task(self.ui.run()))
+        if self.badge:
+            t.append(asyncio.create_task(self.badge_task()))
+        if self.sign:
+            t.append(asyncio.create_task(self.sign.run(self.tb)))
+        if self.link:
+            t.append(asyncio.create_task(self.link.run()))
+        return t
+
+    async def run(self):
+        self.start()
+        while True:
+            await asyncio.sleep(3600)

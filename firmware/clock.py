@@ -1,0 +1,111 @@
+# Wall clock on top of a monotonic millisecond counter. The wall time is
+# unknown after a power cut until a sync or the host sets it; records then
+# carry seconds since boot (record.REL).
+from firmware.record import REL
+
+EPOCH_UNIX = 946684800  # 2000-01-01T00:00:00Z in Unix time
+
+
+def civil(days):
+    """Days since 2000-01-01 -> (year, month, day)."""
+    z = days + 730425  # days since 0000-03-01
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    return (y + 1 if m <= 2 else y), m, d
+
+
+def days_from_civil(y, m, d):
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 730425
+
+
+def weekday(days):
+    """0 = Monday (2000-01-01 was a Saturday)."""
+    return (days + 5) % 7
+
+
+def iso(t, tz_min):
+    """Seconds since 2000 UTC -> ISO 8601 in the hall's zone, with offset."""
+    lt = t + tz_min * 60
+    y, m, d = civil(lt // 86400)
+    s = lt % 86400
+    sign = "+" if tz_min >= 0 else "-"
+    a = abs(tz_min)
+    return "%04d-%02d-%02dT%02d:%02d:%02d%s%02d:%02d" % (
+        y, m, d, s // 3600, s // 60 % 60, s % 60, sign, a // 60, a % 60)
+
+
+def parse_iso(text):
+    """'2026-11-23T09:00:00+08:00' (or Z) -> seconds since 2000 UTC."""
+    text = text.strip()
+    tz = 0
+    if text.endswith("Z"):
+        text = text[:-1]
+    elif len(text) > 19 and text[-6] in "+-":
+        sign = -1 if text[-6] == "-" else 1
+        tz = sign * (int(text[-5:-3]) * 60 + int(text[-2:]))
+        text = text[:-6]
+    date, _, tod = text.partition("T")
+    y, m, d = (int(x) for x in date.split("-"))
+    parts = [int(x) for x in tod.split(":")] if tod else [0]
+    while len(parts) < 3:
+        parts.append(0)
+    return days_from_civil(y, m, d) * 86400 + parts[0] * 3600 + parts[1] * 60 + parts[2] - tz * 60
+
+
+class Clock:
+    def __init__(self, mono_ms, tz_min=480):
+        self.mono_ms = mono_ms  # non-wrapping milliseconds since boot
+        self.tz_min = tz_min
+        self._base = None  # wall seconds at mono 0, in ms
+
+    @property
+    def known(self):
+        return self._base is not None
+
+    def uptime_s(self):
+        return self.mono_ms() // 1000
+
+    def set(self, wall_s):
+        """Set the wall time. True if it was unknown or moved by more than 2 s."""
+        old = self.wall()
+        self._base = wall_s * 1000 - self.mono_ms()
+        return old is None or abs(old - wall_s) > 2
+
+    def forget(self):
+        self._base = None
+
+    def wall(self):
+        if self._base is None:
+            return None
+        return (self._base + self.mono_ms()) // 1000
+
+    def rec_time(self):
+        w = self.wall()
+        return (REL | self.uptime_s()) if w is None else w
+
+    def local(self):
+        """(days since 2000, seconds of day, weekday) in the hall's zone, or None."""
+        w = self.wall()
+        if w is None:
+            return None
+        lt = w + self.tz_min * 60
+        days = lt // 86400
+        return days, lt % 86400, weekday(days)
+
+    def hour_start(self):
+        """Record time of the start of the current hour (or uptime hour when unknown)."""
+        t = self.rec_time()
+        if t & REL:
+            return REL | ((t & ~REL) // 3600 * 3600)
+        return t // 3600 * 3600

@@ -1,0 +1,325 @@
+# The window's logic: duty and status (badge, 请稍候, 暂停服务, opening hours)
+# and the rating session (一事一评). A state machine fed events and the clock;
+# every timer is a deadline it reports, so the asyncio layer (or a test, or the
+# virtual device's `sleep`) only has to call tick() when the nearest one is due.
+from firmware import record as R
+from firmware.settings import Schedule
+
+# what the sign shows besides the status screens
+INVITE = "invite"
+REASON = "reason"
+THANKS = "thanks"
+
+# LED patterns for the citizen keys
+LEDS_OFF = 0
+LEDS_BLINK = 1
+LEDS_ON = 2
+
+_ALLOWED = (R.SERVING, R.OVERTIME)
+
+
+class Core:
+    def __init__(self, clock, log, settings, roster, ui=None):
+        self.clock = clock
+        self.log = log
+        self.ui = ui  # .leds(pattern), .beep(); optional
+        self.alerts = []  # technician alerts shown on the sign
+        self.on_screen = None  # callback(screen) when what is shown changes
+        self.state = 0
+        self.slot = 0  # staff on duty (roster slot), 0 nobody
+        self.uid = None  # badge in the slot
+        self.unknown = False  # a badge is in the slot but not on the roster
+        self.toggle = R.SERVING  # staff's choice: SERVING, WAIT or PAUSED
+        self.phase = None  # None, INVITE, REASON, THANKS
+        self.ticket = None
+        self.rated = False  # the open invitation already has its rating
+        self.rating_seq = 0
+        self.invite_end = None  # mono ms
+        self.phase_end = None
+        self.wait_end = None  # mono ms when a 请稍候 becomes overlong
+        self.sched_at = None
+        self.last_free = None  # mono ms of the last counted press in free mode
+        self.tally_hour = None
+        self.stray = 0
+        self.dropped = 0
+        self.screen = None
+        self.apply_settings(settings, roster, boot=True)
+        log.append(R.BOOT, *R.split24(log.boot), time=clock.rec_time())
+        self._update(R.WHY_BOOT)
+
+    # ---- configuration -------------------------------------------------
+    def apply_settings(self, settings, roster=None, boot=False):
+        self.settings = settings
+        self.schedule = Schedule(settings)
+        self.clock.tz_min = settings["tz_min"]
+        if roster is not None:
+            self.roster = roster
+        if boot:
+            return
+        self.log.append(R.CONFIG, 1, *_v16(settings["version"]), time=self.clock.rec_time())
+        if roster is not None:
+            self.log.append(R.CONFIG, 2, *_v16(roster.version), time=self.clock.rec_time())
+            if self.uid:
+                self._badge(self.uid)
+        self._update(R.WHY_SETTINGS)
+
+    def set_time(self, wall_s):
+        """The host or the collector tells the time (seconds since 2000 UTC)."""
+        if self.clock.set(wall_s):
+            self.log.append(R.CLOCK_SET, *R.split24(min(self.clock.uptime_s(), 0xFFFFFF)),
+                            time=wall_s)
+            self._update(R.WHY_CLOCK)
+
+    # ---- events ----------------------------------------------------------
+    def badge(self, uid):
+        """A badge (hex UID) went into the slot; None: the slot is empty."""
+        self._flush_tallies()
+        self._badge(uid)
+        self._update(R.WHY_BADGE)
+
+    def _badge(self, uid):
+        was = self.uid
+        self.uid = uid
+        self.slot = self.roster.lookup(uid) if uid else 0
+        self.unknown = bool(uid) and not self.slot
+        if uid != was:
+            self.toggle = R.SERVING
+            if self.unknown:
+                n = int(uid[-6:], 16)
+                self.log.append(R.UNKNOWN_BADGE, *R.split24(n), time=self.clock.rec_time())
+
+    def status_short(self):
+        """请稍候 on/off. False if there is nobody on duty to ask for it."""
+        if not self.slot:
+            return False
+        self.toggle = R.SERVING if self.toggle == R.WAIT else R.WAIT
+        self._update(R.WHY_KEY)
+        return True
+
+    def status_long(self):
+        """暂停服务 on/off."""
+        if not self.slot:
+            return False
+        self.toggle = R.SERVING if self.toggle == R.PAUSED else R.PAUSED
+        self._update(R.WHY_KEY)
+        return True
+
+    def invite(self, ticket=None):
+        """Staff press 请评价. False when the window is not serving."""
+        if self.settings["mode"] != "invite" or self.state not in _ALLOWED:
+            return False
+        self._end_session(R.NO_RATING, 1)
+        now = self.clock.mono_ms()
+        self.phase = INVITE
+        self.ticket = ticket
+        self.rated = False
+        self.invite_end = now + self.settings["invite_s"] * 1000
+        self.phase_end = self.invite_end
+        self._leds(LEDS_BLINK)
+        self._show()
+        return True
+
+    def key(self, k):
+        """A citizen key (1-4). Returns what it did: rating, reason, stray, dropped."""
+        now = self.clock.mono_ms()
+        if self.phase == REASON:
+            self.log.append(R.REASON, k, 0, self.slot, self.rating_seq)
+            self._beep()
+            return self._thanks(now, "reason")
+        if self.settings["mode"] == "free":
+            if self.state == R.WAIT or (self.slot and self.toggle == R.PAUSED):
+                return self._tally(False)
+            gap = self.settings["min_interval_s"] * 1000
+            if self.last_free is not None and now - self.last_free < gap:
+                return self._tally(True)
+            self.last_free = now
+            return self._rate(k, 1, now)
+        if self.invite_end is not None and now < self.invite_end:
+            if self.rated:
+                return self._tally(True)
+            return self._rate(k, 0, now)
+        return self._tally(False)
+
+    def _rate(self, k, mode, now):
+        self.rating_seq = self.log.append_rating(self.ticket, R.RATING, k, mode, self.slot,
+                                                 self.clock.rec_time())
+        # durable from here: only now may the citizen see the thank-you
+        self.rated = True
+        self.ticket = None
+        self._beep()
+        if k == 4:
+            self.phase = REASON
+            self.phase_end = now + self.settings["reason_s"] * 1000
+            self._leds(LEDS_BLINK)
+            self._show()
+            return "rating"
+        return self._thanks(now, "rating")
+
+    def _thanks(self, now, what):
+        self.phase = THANKS
+        self.phase_end = now + self.settings["thanks_s"] * 1000
+        self._leds(LEDS_ON)
+        self._show()
+        return what
+
+    def _tally(self, dropped):
+        self._roll_tally_hour()
+        if dropped:
+            self.dropped += 1
+            return "dropped"
+        self.stray += 1
+        return "stray"
+
+    # ---- time -----------------------------------------------------------
+    def next_deadline(self):
+        d = None
+        for t in (self.phase_end, self.invite_end, self.wait_end, self.sched_at,
+                  self._tally_deadline()):
+            if t is not None and (d is None or t < d):
+                d = t
+        return d
+
+    def tick(self):
+        """Run every timer that is due."""
+        now = self.clock.mono_ms()
+        if self.invite_end is not None and now >= self.invite_end:
+            self.invite_end = None
+            if not self.rated:
+                self.log.append_rating(self.ticket, R.NO_RATING, 0, 0, self.slot,
+                                       self.clock.rec_time())
+                self.ticket = None
+                self.rated = True
+                if self.phase == INVITE:
+                    self.phase = None
+                    self.phase_end = None
+                    self._leds(LEDS_OFF)
+                    self._show()
+        if self.phase_end is not None and now >= self.phase_end:
+            if self.phase == REASON:
+                self._thanks(now, None)
+            else:
+                self.phase = None
+                self.phase_end = None
+                self._leds(LEDS_OFF)
+                self._show()
+        if self.wait_end is not None and now >= self.wait_end:
+            self.wait_end = None
+            self.log.append(R.FLAG, R.FLAG_WAIT_LONG, 0, self.slot, self.clock.rec_time())
+        if self.sched_at is not None and now >= self.sched_at:
+            self._update(R.WHY_SCHEDULE)
+        td = self._tally_deadline()
+        if td is not None and now >= td:
+            self._flush_tallies()
+
+    # ---- state ----------------------------------------------------------
+    def open_now(self):
+        local = self.clock.local()
+        return None if local is None else self.schedule.open_at(local)
+
+    def _derive(self):
+        is_open = self.open_now()
+        if not self.slot:
+            return R.CLOSED if is_open is False else R.PAUSED
+        if self.toggle != R.SERVING:
+            return self.toggle
+        return R.OVERTIME if is_open is False else R.SERVING
+
+    def _update(self, why):
+        now = self.clock.mono_ms()
+        local = self.clock.local()
+        self.sched_at = None if local is None else now + self.schedule.next_change(local) * 1000
+        new = self._derive()
+        if new != self.state:
+            self._flush_tallies()
+            arg = why
+            if new == R.PAUSED and not self.slot and self.open_now():
+                arg |= R.FLAGGED  # nobody at the window in working hours
+            self.log.append(R.STATUS, new | self.state << 4, arg, self.slot, self.clock.rec_time())
+            self.state = new
+            self.wait_end = now + self.settings["wait_max_s"] * 1000 if new == R.WAIT else None
+            if new not in _ALLOWED:
+                self._end_session(R.NO_RATING, 1)
+        self._refresh_alerts()
+        self._show()
+
+    def _end_session(self, kind, arg):
+        if self.invite_end is not None and not self.rated:
+            self.log.append_rating(self.ticket, kind, 0, arg, self.slot, self.clock.rec_time())
+        self.invite_end = None
+        self.rated = False
+        self.ticket = None
+        if self.phase is not None:
+            self.phase = None
+            self.phase_end = None
+            self._leds(LEDS_OFF)
+
+    # ---- tallies of presses that count nothing ------------------------------
+    def _roll_tally_hour(self):
+        h = self.clock.hour_start()
+        if self.tally_hour is not None and h != self.tally_hour:
+            self._flush_tallies()
+        self.tally_hour = h
+
+    def _tally_deadline(self):
+        if not (self.stray or self.dropped):
+            return None
+        w = self.clock.wall()
+        now = self.clock.mono_ms()
+        if w is None:
+            return now + (3600 - self.clock.uptime_s() % 3600) * 1000
+        return now + (3600 - w % 3600) * 1000
+
+    def _flush_tallies(self):
+        h = self.tally_hour
+        if self.stray:
+            self.log.append(R.STRAY, self.stray & 0xFF, self.stray >> 8 & 0xFF, self.slot, h)
+            self.stray = 0
+        if self.dropped:
+            self.log.append(R.DROPPED, self.dropped & 0xFF, self.dropped >> 8 & 0xFF,
+                            self.slot, h)
+            self.dropped = 0
+        self.tally_hour = None
+
+    # ---- what is shown ---------------------------------------------------
+    def _refresh_alerts(self):
+        a = [x for x in self.alerts if x not in ("log_full", "clock_unknown")]
+        if self.log.full:
+            a.append("log_full")
+        if not self.clock.known:
+            a.append("clock_unknown")
+        self.alerts = a
+
+    def staff_entry(self):
+        return self.roster.entry(self.slot)
+
+    def current_screen(self):
+        name = self.phase or R.STATE_NAMES[self.state]
+        e = self.staff_entry()
+        return (name, {
+            "window": self.settings["window"],
+            "staff_no": e[1] if e else None,
+            "staff_name": e[2] if e else None,
+            "notice": "unknown_badge" if self.unknown else None,
+            "alert": self.alerts[0] if self.alerts else None,
+        })
+
+    def _show(self):
+        if self.log.full and "log_full" not in self.alerts:
+            self._refresh_alerts()
+        s = self.current_screen()
+        if s != self.screen:
+            self.screen = s
+            if self.on_screen:
+                self.on_screen(s)
+
+    def _leds(self, pattern):
+        if self.ui:
+            self.ui.leds(pattern)
+
+    def _beep(self):
+        if self.ui:
+            self.ui.beep()
+
+
+def _v16(v):
+    return v & 0xFF, v >> 8 & 0xFF

@@ -1,0 +1,276 @@
+# The append-only record log on littlefs.
+#
+# New records go to a small journal file that littlefs keeps inline in its
+# directory metadata, so a durable append costs about one flash program and
+# no erase. Every JREC records the journal is appended to the current segment
+# file (named by its first seq) and emptied. A power cut between the two
+# leaves records in both; readers skip seqs they have already seen.
+#
+# Records stay until the collector acks them; fully acked segments are
+# deleted only when space runs low. When the partition is full, ratings are
+# kept as per-hour counts in a small file (never dropped) and `full` is set
+# so the sign can raise a technician alert.
+import os
+
+from firmware import record as R
+from firmware import storage
+from firmware.record import const
+
+JREC = const(30)  # records per journal before it is rolled into a segment
+_JMAX = const(36)  # journal capacity (a batch may overshoot JREC); 504 bytes stay inline
+SEG_RECS = const(1024)  # records per segment file
+RESERVE_BLOCKS = const(8)  # kept free for settings, roster and the overflow file
+_CHUNK = const(32)  # records read at a time
+
+
+class Log:
+    def __init__(self, root):
+        self.dir = root.rstrip("/") + "/log"
+        storage.makedirs(self.dir)
+        self._jpath = self.dir + "/j"
+        self._spath = self.dir + "/state"
+        self._opath = self.dir + "/over"
+        self._jbuf = bytearray(_JMAX * R.SIZE)
+        self._rbuf = bytearray(_CHUNK * R.SIZE)
+        self.corrupt = 0  # records whose CRC failed when read
+        self.writes = 0  # durable appends since open
+        st = storage.load_json(self._spath, None)
+        if not isinstance(st, dict):
+            st = {}
+        self.acked = int(st.get("acked", 0))
+        self.boot = int(st.get("boot", 0)) + 1
+        self._segs = self._list_segments()
+        self.seq = max(self.acked, self._last_seq_in_segments())
+        self._jn = 0
+        self._load_journal()
+        self._save_state()
+        self.over = storage.load_json(self._opath, None)  # {"counts": {...}, "lost": n}
+        self.full = self.over is not None
+        self._check_space()
+
+    # ---- opening -------------------------------------------------------
+    def _list_segments(self):
+        segs = []
+        for name in os.listdir(self.dir):
+            if len(name) == 9 and name[0] == "s":
+                try:
+                    segs.append(int(name[1:], 16))
+                except ValueError:
+                    pass
+        segs.sort()
+        return segs
+
+    def _seg_path(self, first):
+        return "%s/s%08x" % (self.dir, first)
+
+    def _last_seq_in_segments(self):
+        for first in reversed(self._segs):
+            last = 0
+            for r in self._seg_records(first):
+                last = r[0]
+            if last:
+                return last
+            storage.remove(self._seg_path(first))  # empty: created, power cut before data
+            self._segs.remove(first)
+        return 0
+
+    def _load_journal(self):
+        # Keep only records newer than the segments (a roll may have been cut
+        # after the segment got them and before the journal was emptied).
+        try:
+            with open(self._jpath, "rb") as f:
+                n = f.readinto(self._jbuf)
+        except OSError:
+            n = 0
+        keep = 0
+        jb = self._jbuf
+        for i in range(n // R.SIZE):
+            off = i * R.SIZE
+            if not R.valid(jb, off):
+                self.corrupt += 1
+                continue
+            s = R.seq_of(jb, off)
+            if s <= self.seq:
+                continue
+            if off != keep * R.SIZE:
+                jb[keep * R.SIZE : (keep + 1) * R.SIZE] = jb[off : off + R.SIZE]
+            keep += 1
+            self.seq = s
+        self._jn = keep
+        if keep * R.SIZE != n:
+            with open(self._jpath, "wb") as f:
+                f.write(memoryview(jb)[: keep * R.SIZE])
+        if self._jn >= JREC:
+            self._roll()
+
+    def _save_state(self):
+        storage.save_json(self._spath, {"boot": self.boot, "acked": self.acked})
+
+    # ---- writing -------------------------------------------------------
+    def append(self, kind, val=0, arg=0, staff=0, time=0):
+        """Store one record durably; returns its seq (0 if the log is full)."""
+        if self.full:
+            return self._overflow(kind, val, time)
+        off = self._jn * R.SIZE
+        seq = self.seq + 1
+        R.pack_into(self._jbuf, off, seq, kind, val, arg, staff, time)
+        self._commit(1)
+        return seq
+
+    def append_rating(self, ticket, kind, val, arg, staff, time):
+        """A rating or no_rating with its ticket chunks, in one durable write."""
+        if self.full:
+            return self._overflow(kind, val, time)
+        chunks = R.ticket_chunks(ticket) if ticket else ()
+        seq = self.seq
+        off = self._jn * R.SIZE
+        for c in chunks:
+            seq += 1
+            self._jbuf[off : off + R.SIZE] = R.pack_ticket(seq, c)
+            off += R.SIZE
+        seq += 1
+        R.pack_into(self._jbuf, off, seq, kind, val, arg, staff, time)
+        self._commit(len(chunks) + 1)
+        return seq
+
+    def _commit(self, n):
+        start = self._jn * R.SIZE
+        with open(self._jpath, "ab") as f:
+            f.write(memoryview(self._jbuf)[start : start + n * R.SIZE])
+        # durable from here
+        self._jn += n
+        self.seq += n
+        self.writes += 1
+        if self._jn >= JREC:
+            self._roll()
+
+    def _roll(self):
+        if not self._segs or self._seg_count(self._segs[-1]) + self._jn > SEG_RECS:
+            first = R.seq_of(self._jbuf, 0)
+            self._segs.append(first)
+        with open(self._seg_path(self._segs[-1]), "ab") as f:
+            f.write(memoryview(self._jbuf)[: self._jn * R.SIZE])
+        with open(self._jpath, "wb"):
+            pass
+        self._jn = 0
+        self._check_space()
+
+    def _seg_count(self, first):
+        try:
+            return os.stat(self._seg_path(first))[6] // R.SIZE
+        except OSError:
+            return 0
+
+    # ---- space ---------------------------------------------------------
+    def free_blocks(self):
+        st = os.statvfs(self.dir)
+        return st[3]
+
+    def _check_space(self):
+        if self.free_blocks() >= RESERVE_BLOCKS * 3:
+            return
+        self._free_acked()
+        if self.free_blocks() < RESERVE_BLOCKS:
+            if not self.full:
+                self.full = True
+                self.over = {"counts": {}, "lost": 0}
+                storage.save_json(self._opath, self.over)
+
+    def _free_acked(self):
+        # a segment is wholly acked when the next one starts at or below acked+1
+        while len(self._segs) > 1 and self._segs[1] <= self.acked + 1:
+            storage.remove(self._seg_path(self._segs.pop(0)))
+
+    def _overflow(self, kind, val, time):
+        o = self.over
+        if kind == R.RATING or kind == R.NO_RATING:
+            h = (time & R.REL) | ((time & ~R.REL) // 3600 * 3600)
+            key = "%d:%d" % (h, val if kind == R.RATING else 0)
+            o["counts"][key] = o["counts"].get(key, 0) + 1
+        else:
+            o["lost"] = o["lost"] + 1
+        storage.save_json(self._opath, o)
+        return 0
+
+    def ack(self, seq):
+        """The collector holds every record up to seq."""
+        seq = min(seq, self.seq)
+        if seq <= self.acked:
+            return
+        self.acked = seq
+        self._save_state()
+        if self.full:
+            self._free_acked()
+            if self.free_blocks() >= RESERVE_BLOCKS * 2:
+                self._drain_overflow()
+
+    def _drain_overflow(self):
+        o = self.over
+        self.full = False
+        self.over = None
+        for key, n in o["counts"].items():
+            h, lvl = key.split(":")
+            while n > 0:
+                c = min(n, 0xFFFF)
+                self.append(R.OVERFLOW, int(lvl), c & 0xFF, c >> 8, int(h))
+                n -= c
+        if o["lost"]:
+            self.append(R.OVERFLOW, 0xFF, o["lost"] & 0xFF, min(o["lost"] >> 8, 0xFF), 0)
+        storage.remove(self._opath)
+
+    def unsynced(self):
+        n = self.seq - self.acked
+        if self.over:
+            n += sum(self.over["counts"].values())
+        return n
+
+    # ---- reading -------------------------------------------------------
+    def _seg_records(self, first):
+        """Valid records of one segment as tuples."""
+        try:
+            f = open(self._seg_path(first), "rb")
+        except OSError:
+            return
+        buf = self._rbuf
+        with f:
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    break
+                for off in range(0, n - n % R.SIZE, R.SIZE):
+                    r = R.unpack(buf, off)
+                    if r is None:
+                        self.corrupt += 1
+                    else:
+                        yield r
+
+    def records(self, since=0):
+        """Every stored record with seq > since, oldest first, as
+        (seq, kind, val, arg, staff, time, raw bytes)."""
+        last = since
+        segs = self._segs
+        for i in range(len(segs)):
+            if i + 1 < len(segs) and segs[i + 1] <= since + 1:
+                continue
+            for r in self._seg_records(segs[i]):
+                if r[0] > last:
+                    last = r[0]
+                    yield r
+        jb = self._jbuf
+        for i in range(self._jn):
+            r = R.unpack(jb, i * R.SIZE)
+            if r is not None and r[0] > last:
+                last = r[0]
+                yield r
+
+    def read_raw(self, since, limit):
+        """Up to limit raw records with seq > since, as one bytes object (for a sync frame)."""
+        out = bytearray()
+        n = 0
+        for r in self.records(since):
+            # repacking the tuple gives the stored bytes back (TICKET payload included)
+            out.extend(R.pack(*r[:6]))
+            n += 1
+            if n >= limit:
+                break
+        return bytes(out)

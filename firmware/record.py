@@ -1,0 +1,157 @@
+# Stored record format: 14 bytes, the same on flash and on the air.
+# Runs unchanged on MicroPython and CPython (the collector imports it).
+#
+#   0  seq    u32   strictly increasing across reboots
+#   4  kind   u8
+#   5  val    u8
+#   6  arg    u8
+#   7  staff  u8    roster slot (0: nobody)
+#   8  time   u32   seconds since 2000-01-01 UTC; bit 31 set: seconds since boot
+#                   (the boot is the last BOOT record before it)
+#  12  crc    u16   low 16 bits of CRC-32 over bytes 0-11
+import struct
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+try:
+    from binascii import crc32
+except ImportError:  # pragma: no cover
+    from zlib import crc32
+
+SIZE = const(14)
+_FMT = "<IBBBBI"
+REL = const(0x80000000)  # time flag: seconds since boot
+
+# kinds
+BOOT = const(1)  # data24 = boot number
+CLOCK_SET = const(2)  # time = absolute; data24 = seconds since boot then
+STATUS = const(3)  # val = to | from << 4; arg = why | FLAGGED; staff
+RATING = const(4)  # val = level 1-4; arg = mode (0 invite, 1 free); staff
+NO_RATING = const(5)  # arg = 0 timeout, 1 cancelled; staff
+REASON = const(6)  # val = reason 1-4; time = seq of its rating; staff
+TICKET = const(7)  # bytes 5-11: a chunk of the ticket of the next rating/no_rating
+STRAY = const(8)  # time = hour start; data16 = presses with no open invitation
+DROPPED = const(9)  # time = hour start; data16 = presses not counted (repeat, min interval)
+FLAG = const(10)  # val = FLAG_*; staff
+OVERFLOW = const(11)  # time = hour start; val = level (0 no_rating); data16 in arg|staff<<8
+CONFIG = const(12)  # val = 1 settings, 2 roster; arg|staff<<8 = version
+UNKNOWN_BADGE = const(13)  # data24 = low 24 bits of the UID
+
+KIND_NAMES = {
+    BOOT: "boot",
+    CLOCK_SET: "clock_set",
+    STATUS: "status",
+    RATING: "rating",
+    NO_RATING: "no_rating",
+    REASON: "reason",
+    TICKET: "ticket",
+    STRAY: "stray",
+    DROPPED: "dropped",
+    FLAG: "flag",
+    OVERFLOW: "overflow",
+    CONFIG: "config",
+    UNKNOWN_BADGE: "unknown_badge",
+}
+
+# window states (status records, screens)
+SERVING = const(1)
+WAIT = const(2)
+PAUSED = const(3)
+CLOSED = const(4)
+OVERTIME = const(5)
+STATE_NAMES = ("none", "serving", "wait", "paused", "closed", "overtime")
+
+# why a status changed
+WHY_BOOT = const(0)
+WHY_KEY = const(1)
+WHY_BADGE = const(2)
+WHY_TIMEOUT = const(3)
+WHY_SCHEDULE = const(4)
+WHY_CLOCK = const(5)
+WHY_SETTINGS = const(6)
+WHY_NAMES = ("boot", "key", "badge", "timeout", "schedule", "clock", "settings")
+FLAGGED = const(0x80)  # status arg bit: a pause with no badge in working hours
+
+# FLAG record values
+FLAG_WAIT_LONG = const(1)
+FLAG_NAMES = ("", "wait_overlong")
+
+LEVEL_NAMES = ("", "非常满意", "满意", "基本满意", "不满意")
+REASON_NAMES = ("", "等候时间长", "服务态度不好", "业务不熟悉/解释不清", "其他")
+TICKET_CHUNK = const(7)
+TICKET_MAX = const(28)
+
+
+def pack_into(buf, off, seq, kind, val, arg, staff, time):
+    struct.pack_into(_FMT, buf, off, seq, kind, val, arg, staff, time)
+    crc = crc32(memoryview(buf)[off : off + 12]) & 0xFFFF
+    buf[off + 12] = crc & 0xFF
+    buf[off + 13] = crc >> 8
+
+
+def pack(seq, kind, val=0, arg=0, staff=0, time=0):
+    b = bytearray(SIZE)
+    pack_into(b, 0, seq, kind, val, arg, staff, time)
+    return b
+
+
+def valid(buf, off=0):
+    crc = crc32(memoryview(buf)[off : off + 12]) & 0xFFFF
+    return buf[off + 12] == crc & 0xFF and buf[off + 13] == crc >> 8
+
+
+def unpack(buf, off=0):
+    """(seq, kind, val, arg, staff, time), or None if the CRC fails."""
+    if not valid(buf, off):
+        return None
+    return struct.unpack_from(_FMT, buf, off)
+
+
+def seq_of(buf, off=0):
+    return struct.unpack_from("<I", buf, off)[0]
+
+
+def data16(r):
+    return r[2] | r[3] << 8
+
+
+def data24(r):
+    return r[2] | r[3] << 8 | r[4] << 16
+
+
+def split24(n):
+    return n & 0xFF, (n >> 8) & 0xFF, (n >> 16) & 0xFF
+
+
+def ticket_chunks(text):
+    """Ticket text -> list of 7-byte chunks (stored as TICKET records)."""
+    b = text.encode()[:TICKET_MAX]
+    out = []
+    for i in range(0, len(b), TICKET_CHUNK):
+        c = b[i : i + TICKET_CHUNK]
+        out.append(c + bytes(TICKET_CHUNK - len(c)))
+    return out
+
+
+def ticket_chunk(buf, off=0):
+    return bytes(buf[off + 5 : off + 12])
+
+
+def ticket_text(chunks):
+    return b"".join(chunks).rstrip(b"\x00").decode()
+
+
+def pack_ticket(seq, chunk):
+    b = bytearray(SIZE)
+    struct.pack_into("<IB", b, 0, seq, TICKET)
+    b[5:12] = chunk
+    crc = crc32(b[:12]) & 0xFFFF
+    b[12] = crc & 0xFF
+    b[13] = crc >> 8
+    return b

@@ -1,0 +1,54 @@
+# Small files (settings, roster, device key, log state) replaced atomically:
+# write a temporary file, then rename over the old one (littlefs renames are atomic).
+import json
+import os
+
+
+def exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def makedirs(path):
+    cur = ""
+    for part in path.split("/"):
+        if not part:
+            cur = "/" if not cur else cur
+            continue
+        cur = cur + part if cur.endswith("/") or not cur else cur + "/" + part
+        if not exists(cur):
+            os.mkdir(cur)
+
+
+def replace(path, data):
+    tmp = path + ".new"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.rename(tmp, path)
+
+
+def remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def save_json(path, obj):
+    replace(path, json.dumps(obj).encode())
+
+
+def load_json(path, default=None):
+    """The object in path; default if the file is missing; ValueError if it is corrupt."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return default
+    try:
+        return json.loads(data)
+    except Exception:
+        raise ValueError("corrupt file: " + path)

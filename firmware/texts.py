@@ -1,0 +1,52 @@
+# What citizens and staff read. A screen is (name, fields) from Core.current_screen().
+TITLES = {
+    "serving": "服务中",
+    "wait": "对不起，请稍候",
+    "paused": "此窗口暂停服务",
+    "closed": "非工作时间",
+    "overtime": "延时服务",
+    "invite": "您的业务已办好，请对我们的服务进行评价",
+    "reason": "请选择不满意的原因",
+    "thanks": "感谢您的评价",
+}
+KEYS = ("1 非常满意", "2 满意", "3 基本满意", "4 不满意")
+REASONS = ("1 等候时间长", "2 服务态度不好", "3 业务不熟悉/解释不清", "4 其他")
+NOTICES = {"unknown_badge": "未登记的工牌"}
+ALERTS = {
+    "log_full": "存储已满，请联系技术人员",
+    "clock_unknown": "时钟未校准",
+    "sync_failing": "数据同步失败，请联系技术人员",
+    "settings_corrupt": "设置文件损坏，已用默认设置",
+    "roster_corrupt": "人员名单损坏，请重新下发",
+}
+
+
+def window_label(window):
+    return ("%s号窗口" % window) if window else "服务窗口"
+
+
+def staff_line(f):
+    if not f.get("staff_name"):
+        return ""
+    return "%s  工号 %s" % (f["staff_name"], f["staff_no"])
+
+
+def lines(screen):
+    """The sign's text, top to bottom (the text rendering of a screen)."""
+    name, f = screen
+    out = [window_label(f.get("window")), TITLES.get(name, name)]
+    if name in ("serving", "overtime", "wait"):
+        out.append(staff_line(f))
+    elif name == "invite":
+        out.append("  ".join(KEYS))
+    elif name == "reason":
+        out.append("  ".join(REASONS))
+    if f.get("notice"):
+        out.append(NOTICES.get(f["notice"], f["notice"]))
+    if f.get("alert"):
+        out.append("⚠ " + ALERTS.get(f["alert"], f["alert"]))
+    return [x for x in out if x]
+
+
+def text(screen):
+    return " | ".join(lines(screen))

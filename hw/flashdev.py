@@ -1,0 +1,57 @@
+# A flash chip kept in a host file, for the unix port (the virtual device's
+# flash image; tests put it on tmpfs). Same block protocol as esp32.Partition:
+# readblocks/writeblocks with offsets, ioctl 6 erases. littlefs may call it
+# while the heap is locked (a file finalised during gc), so nothing here allocates.
+import os
+
+from micropython import const
+
+BLOCK = const(4096)
+# one set of littlefs parameters for the board and the unix port: a 512-byte
+# cache lets the log's journal stay inline (one program, no erase, per append)
+LFS_OPTS = {"readsize": 128, "progsize": 128, "lookahead": 32}
+
+
+class FileBlockDev:
+    def __init__(self, path, blocks=384):
+        try:
+            size = os.stat(path)[6]
+        except OSError:
+            size = 0
+        if size < blocks * BLOCK:
+            with open(path, "ab") as f:
+                ff = b"\xff" * BLOCK
+                for _ in range(blocks - size // BLOCK):
+                    f.write(ff)
+        self.blocks = blocks
+        self.f = open(path, "r+b")
+        self._ff = b"\xff" * BLOCK
+        self.progs = 0
+        self.erases = 0
+
+    def readblocks(self, block, buf, off=0):
+        self.f.seek(block * BLOCK + off)
+        self.f.readinto(buf)
+
+    def writeblocks(self, block, buf, off=None):
+        if off is None:
+            self.ioctl(6, block)
+            off = 0
+        self.progs += 1
+        self.f.seek(block * BLOCK + off)
+        self.f.write(buf)
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.blocks
+        if op == 5:
+            return BLOCK
+        if op == 6:
+            self.erases += 1
+            self.f.seek(arg * BLOCK)
+            self.f.write(self._ff)
+            return 0
+        return 0
+
+    def close(self):
+        self.f.close()
