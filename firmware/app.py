@@ -4,9 +4,10 @@ import asyncio
 
 from firmware import roster as roster_mod
 from firmware import settings as settings_mod
-from firmware import storage
+from firmware import record as R
+from firmware import storage, texts
 from firmware.badge import POLL_MS, BadgeWatch
-from firmware.clock import Clock
+from firmware.clock import Clock, iso
 from firmware.core import Core
 from firmware.keys import LONG, PRESS, RELEASE, Keys
 from firmware.log import Log
@@ -50,6 +51,7 @@ class App:
         self.wake = asyncio.ThreadSafeFlag()  # the core's deadlines may have moved
         self.keys = Keys(board.keys, tb.ticks_ms, long_keys=(K_STATUS,))
         self.badge = BadgeWatch(board.reader) if board.reader else None
+        self.last_key = None  # what the last citizen key did (for the virtual device)
         self.link = None  # the Wi-Fi sync supervisor, when the board has a network
         self.tasks = []
         self._on_screen(self.core.current_screen())
@@ -63,7 +65,7 @@ class App:
         c = self.core
         if k < 4:
             if kind == PRESS:
-                c.key(k + 1)
+                self.last_key = c.key(k + 1)
         elif k == K_INVITE:
             if kind == PRESS:
                 c.invite()
@@ -77,6 +79,42 @@ class App:
     def on_badge(self, uid):
         self.core.badge(uid)
         self.wake.set()
+
+    def poll_badge(self):
+        """Poll the slot once; True if the badge changed."""
+        uid = self.badge.poll()
+        if uid is False:
+            return False
+        self.on_badge(uid)
+        return True
+
+    def queue_invite(self, ticket):
+        """An invitation from the queue system, with its ticket (办件编号)."""
+        ok = self.core.invite(ticket)
+        self.wake.set()
+        return ok
+
+    def status(self):
+        c = self.core
+        name, f = c.current_screen()
+        w = self.clock.wall()
+        return {
+            "screen": name,
+            "staff_no": f["staff_no"],
+            "unsynced": self.log.unsynced(),
+            "seq": self.log.seq,
+            "state": R.STATE_NAMES[c.state],
+            "staff_name": f["staff_name"],
+            "window": f["window"],
+            "mode": c.settings["mode"],
+            "notice": f["notice"],
+            "alert": f["alert"],
+            "alerts": list(c.alerts),
+            "clock": None if w is None else iso(w, self.clock.tz_min),
+            "boot": self.log.boot,
+            "log_full": self.log.full,
+            "sign": texts.text((name, f)),
+        }
 
     # ---- tasks -------------------------------------------------------------
     async def keys_task(self):
@@ -98,9 +136,7 @@ class App:
 
     async def badge_task(self):
         while True:
-            uid = self.badge.poll()
-            if uid is not False:
-                self.on_badge(uid)
+            self.poll_badge()
             await self.tb.sleep_ms(POLL_MS)
 
     def start(self):

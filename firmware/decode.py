@@ -1,0 +1,92 @@
+# Records -> readable dicts: the virtual device's `log`, USB pulls and the
+# collector read the log the same way. Runs on MicroPython and CPython.
+from firmware import record as R
+from firmware.clock import iso
+
+
+def scan(records):
+    """First pass: reasons by rating seq, and each boot's wall-clock offset."""
+    reasons = {}
+    offsets = {}
+    boot = 0
+    for r in records:
+        kind = r[1]
+        if kind == R.BOOT:
+            boot = R.data24(r)
+        elif kind == R.REASON:
+            reasons[r[5]] = r[2]
+        elif kind == R.CLOCK_SET:
+            offsets[boot] = r[5] - R.data24(r)
+    return reasons, offsets
+
+
+def decode(records, reasons, offsets, staff, tz_min=480):
+    """Second pass: one dict per record, oldest first. staff(slot) -> (uid, no, name) or None."""
+    boot = 0
+    chunks = []
+    for r in records:
+        seq, kind, val, arg, slot, t = r[:6]
+        if kind == R.TICKET:
+            chunks.append(R.ticket_chunk(R.pack(*r[:6])))
+        if kind == R.BOOT:
+            boot = R.data24(r)
+        d = {"seq": seq, "kind": R.KIND_NAMES.get(kind, "kind%d" % kind)}
+        if kind in (R.REASON, R.TICKET, R.STRAY, R.DROPPED, R.OVERFLOW):
+            pass
+        elif t & R.REL:
+            up = t & ~R.REL
+            off = offsets.get(boot)
+            d["time"] = iso(off + up, tz_min) if off is not None else None
+            d["boot"] = boot
+            d["uptime"] = up
+        else:
+            d["time"] = iso(t, tz_min)
+        e = staff(slot) if slot else None
+        if kind in (R.RATING, R.NO_RATING, R.STATUS, R.REASON, R.FLAG, R.STRAY, R.DROPPED):
+            d["staff_no"] = e[1] if e else None
+            d["staff_name"] = e[2] if e else None
+        if kind == R.RATING:
+            d["level"] = val
+            d["level_name"] = R.LEVEL_NAMES[val] if 0 < val < 5 else None
+            d["mode"] = "free" if arg == 1 else "invite"
+            rs = reasons.get(seq)
+            d["reason"] = rs
+            d["reason_text"] = R.REASON_NAMES[rs] if rs and 0 < rs < 5 else None
+        if kind in (R.RATING, R.NO_RATING):
+            d["ticket"] = R.ticket_text(chunks) if chunks else None
+            chunks = []
+            if kind == R.NO_RATING:
+                d["cancelled"] = arg == 1
+        elif kind == R.STATUS:
+            d["from"] = R.STATE_NAMES[val >> 4 & 7] if (val >> 4) < 6 else None
+            d["to"] = R.STATE_NAMES[val & 15] if (val & 15) < 6 else None
+            d["why"] = R.WHY_NAMES[arg & 0x7F] if (arg & 0x7F) < len(R.WHY_NAMES) else None
+            d["flagged"] = bool(arg & R.FLAGGED)
+        elif kind == R.REASON:
+            d["rating_seq"] = t
+            d["reason"] = val
+            d["reason_text"] = R.REASON_NAMES[val] if 0 < val < 5 else None
+        elif kind == R.TICKET:
+            d["chunk"] = R.ticket_chunk(R.pack(*r[:6])).rstrip(b"\x00").decode()
+        elif kind in (R.STRAY, R.DROPPED):
+            d["hour"] = _when(t, boot, offsets, tz_min)
+            d["count"] = R.data16(r)
+        elif kind == R.OVERFLOW:
+            d["hour"] = _when(t, boot, offsets, tz_min)
+            d["level"] = val
+            d["count"] = arg | slot << 8
+        elif kind == R.FLAG:
+            d["flag"] = R.FLAG_NAMES[val] if val < len(R.FLAG_NAMES) else val
+        elif kind in (R.BOOT, R.CLOCK_SET, R.UNKNOWN_BADGE):
+            d["value"] = R.data24(r)
+        elif kind == R.CONFIG:
+            d["what"] = "settings" if val == 1 else "roster"
+            d["version"] = arg | slot << 8
+        yield d
+
+
+def _when(t, boot, offsets, tz_min):
+    if t & R.REL:
+        off = offsets.get(boot)
+        return iso(off + (t & ~R.REL), tz_min) if off is not None else None
+    return iso(t, tz_min)

@@ -1,0 +1,1 @@
+"""pingjia host tools: the collector, the virtual device launcher and the technician's CLI."""

@@ -1,0 +1,337 @@
+"""`pingjia sim`: the virtual device (design.md section 7).
+
+The device itself (firmware/ and hw/) runs on the real MicroPython unix port
+in a child process, answering the line protocol (hw/sim_console.py). This
+launcher provisions it, relays commands, and plays the power switch: `power
+off` kills the process (a real power cut: the flash image keeps what was
+written, the clock is lost), `power on` boots it again on the same image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO
+
+from firmware.clock import EPOCH_UNIX, iso, parse_iso
+from host_tools import rostercsv
+from host_tools.build import BUILD, compile_all
+
+HEAP = "128k"
+EOT = "\x04"
+
+
+class DeviceError(RuntimeError):
+    pass
+
+
+def micropython_bin(override: str | None = None) -> str:
+    if override:
+        return override
+    local = Path(sys.executable).parent / "micropython"
+    if local.exists():
+        return str(local)
+    found = shutil.which("micropython")
+    if not found:
+        raise DeviceError("micropython not found: run `make sim`, which installs it")
+    return found
+
+
+class DeviceProcess:
+    """One boot of the virtual device."""
+
+    def __init__(self, mp: str, flash: Path, wall_s: int | None, badge: str | None,
+                 provision: Path | None, blocks: int = 384, heap: str = HEAP):
+        cmd = [mp, "-X", f"heapsize={heap}", "-m", "hw.sim_main", "--flash", str(flash),
+               "--blocks", str(blocks)]
+        if wall_s is not None:
+            cmd += ["--time", str(wall_s)]
+        if badge:
+            cmd += ["--badge", badge]
+        if provision:
+            cmd += ["--provision", str(provision)]
+        env = dict(os.environ)
+        extra = env.get("MICROPYPATH")
+        env["MICROPYPATH"] = f"{BUILD}:.frozen" + (f":{extra}" if extra else "")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                                     bufsize=1, cwd=str(BUILD), env=env)
+        self.mono_ms = 0
+        self.command("")  # wait until it has booted and answers
+
+    def command(self, line: str) -> list[str]:
+        p = self.proc
+        assert p.stdin and p.stdout
+        try:
+            p.stdin.write(line + "\n")
+            p.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise DeviceError(self._crash()) from None
+        out = []
+        while True:
+            s = p.stdout.readline()
+            if not s:
+                raise DeviceError(self._crash())
+            s = s.rstrip("\n")
+            if s.startswith(EOT):
+                self.mono_ms = int(s[1:].strip() or 0)
+                return out
+            out.append(s)
+
+    def _crash(self) -> str:
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        err = self.proc.stderr.read() if self.proc.stderr else ""
+        tail = "\n".join(err.strip().splitlines()[-8:])
+        return f"the device stopped (exit {self.proc.returncode}): {tail}"
+
+    def cut_power(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if f:
+                f.close()
+
+
+class Sim:
+    """The virtual device seen from outside: a power switch, a badge slot, time."""
+
+    def __init__(self, args: argparse.Namespace, out: IO[str]):
+        self.out = out
+        self.args = args
+        self.mp = micropython_bin(args.micropython)
+        compile_all()
+        self.tmp = Path(tempfile.mkdtemp(prefix="pingjia-sim-"))
+        self.flash = Path(args.flash) if args.flash else self.tmp / "flash.img"
+        self.wall = parse_iso(args.start) if args.start else _now_2000()
+        self.boot_wall: float = self.wall
+        self.badge: str | None = None
+        self.dev: DeviceProcess | None = None
+        self.provision = self._provision_files()
+        self.power_on(first=True)
+
+    def _provision_files(self) -> Path:
+        d = self.tmp / "provision"
+        d.mkdir()
+        a = self.args
+        settings = {"window": a.window}
+        for kv in a.set or []:
+            k, _, v = kv.partition("=")
+            settings[k.strip()] = _value(v.strip())
+        from firmware.settings import validate
+
+        try:
+            validate(settings)
+        except ValueError as e:
+            raise SystemExit(f"pingjia sim: bad --set: {e}") from None
+        (d / "settings.json").write_text(json.dumps(settings, ensure_ascii=False))
+        if a.roster:
+            staff = rostercsv.load(a.roster)
+            roster = rostercsv.device_roster(staff, a.window)
+            (d / "roster.json").write_text(json.dumps(roster, ensure_ascii=False))
+        (d / "device.json").write_text(json.dumps({"id": a.device, "key": ""}))
+        return d
+
+    # ---- power ------------------------------------------------------------
+    def power_on(self, first: bool = False) -> None:
+        # the host sets the clock at the first start; after a power cut it is unknown
+        wall = int(self.wall) if first else None
+        prov = self.provision if first and not (self.args.flash and self.flash.exists()) else None
+        self.boot_wall = self.wall
+        self.dev = DeviceProcess(self.mp, self.flash, wall, self.badge, prov)
+
+    def power_off(self) -> None:
+        if self.dev:
+            self._tick()
+            self.dev.cut_power()
+            self.dev = None
+
+    def _tick(self) -> None:
+        if self.dev:
+            self.wall = self.boot_wall + self.dev.mono_ms / 1000
+
+    # ---- commands ---------------------------------------------------------
+    def run_line(self, line: str) -> bool:
+        """One command; False after quit."""
+        s = line.strip()
+        if not s or s.startswith("#"):
+            return True
+        parts = s.split()
+        cmd = parts[0].lower()
+        try:
+            if cmd == "power":
+                return self._power(parts[1:])
+            if cmd == "quit":
+                if self.dev:
+                    self.dev.command("quit")
+                    self.power_off()
+                self.say("ok: bye")
+                return False
+            if self.dev is None:
+                return self._while_off(cmd, parts[1:])
+            if cmd == "badge" and len(parts) == 2:
+                before = self.badge
+                self.badge = None if parts[1].lower() == "out" else parts[1]
+                lines = self.dev.command(s)
+                if lines and lines[0].startswith("error: badge UID"):
+                    self.badge = before
+            else:
+                lines = self.dev.command(s)
+            self._tick()
+            for x in lines:
+                self.say(x)
+        except DeviceError as e:
+            self.say(f"error: {e}")
+            if self.dev:
+                self.dev.cut_power()
+            self.dev = None
+        return True
+
+    def _power(self, args: list[str]) -> bool:
+        if len(args) != 1 or args[0] not in ("on", "off"):
+            self.say("error: usage: power off|on")
+        elif args[0] == "off":
+            if self.dev is None:
+                self.say("ok: the device is already off")
+            else:
+                self.power_off()
+                self.say("ok: power off")
+        elif self.dev is not None:
+            self.say("ok: the device is already on")
+        else:
+            self.power_on()
+            self.say("ok: power on (clock unknown until a sync)")
+        return True
+
+    def _while_off(self, cmd: str, args: list[str]) -> bool:
+        if cmd == "sleep" and len(args) == 1:
+            try:
+                s = float(args[0])
+            except ValueError:
+                s = -1
+            if s < 0:
+                self.say("error: sleep takes seconds (a number >= 0)")
+            else:
+                self.wall += s
+                self.say(f"ok: slept {args[0]} s (device off)")
+        elif cmd == "badge" and len(args) == 1:
+            self.badge = None if args[0].lower() == "out" else args[0]
+            self.say("ok: badge " + ("pulled out" if self.badge is None else "in the slot")
+                     + " (device off)")
+        elif cmd == "status":
+            self.say(json.dumps({"screen": "off", "staff_no": None, "unsynced": None,
+                                 "seq": None}))
+        else:
+            self.say(f"error: the device is off ({cmd} needs `power on` first)")
+        return True
+
+    def say(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    def sign_text(self) -> str:
+        if not self.dev:
+            return "(power off)"
+        st = json.loads(self.dev.command("status")[0])
+        return st.get("sign", "")
+
+    def close(self) -> None:
+        if self.dev:
+            self.dev.cut_power()
+            self.dev = None
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _value(v: str):
+    try:
+        return json.loads(v)
+    except ValueError:
+        return v
+
+
+def _now_2000() -> int:
+    import time
+
+    return int(time.time()) - EPOCH_UNIX
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sim", help="run the virtual device (and a collector)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--script", action="store_true",
+                   help="read line commands from stdin, answers only (no prompt)")
+    p.add_argument("--start", help="virtual clock start, e.g. 2026-11-23T09:00:00+08:00")
+    p.add_argument("--db", default="pingjia.db", help="collector database (SQLite path or URL)")
+    p.add_argument("--device", default="sim-1", help="device id")
+    p.add_argument("--window", default="B01", help="window name")
+    p.add_argument("--roster", help="roster CSV (badge_uid,staff_no,name,department,windows)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a device setting, e.g. --set mode=free (repeatable)")
+    p.add_argument("--flash", help="keep the flash image in this file across runs")
+    p.add_argument("--collector", help="sync with a running `pingjia serve` at this URL")
+    p.add_argument("--micropython", help="run the device on this MicroPython binary")
+    p.add_argument("--serial", action="store_true", help="also put the device REPL on a pty")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.start:
+        try:
+            parse_iso(args.start)
+        except (ValueError, IndexError):
+            print(f"pingjia sim: bad --start {args.start!r}: use e.g. 2026-11-23T09:00:00+08:00",
+                  file=sys.stderr)
+            return 2
+    try:
+        sim = Sim(args, sys.stdout)
+    except (rostercsv.RosterError, DeviceError) as e:
+        print(f"pingjia sim: {e}", file=sys.stderr)
+        return 2
+    try:
+        if args.script or not sys.stdin.isatty():
+            for line in sys.stdin:
+                if not sim.run_line(line):
+                    break
+        else:
+            _interactive(sim)
+    finally:
+        sim.close()
+    return 0
+
+
+def _interactive(sim: Sim) -> None:
+    sim.say("pingjia virtual device. " + "type help for the commands; quit to leave.")
+    while True:
+        sim.say(_box(sim.sign_text(), sim.wall))
+        try:
+            line = input("pingjia> ")
+        except EOFError:
+            line = "quit"
+        if line.strip() == "help":
+            sim.say("key N | invite [TICKET] | wait | pause | badge UID | badge out | "
+                    "sleep S | power off|on | sync | status | log | quit")
+            continue
+        if not sim.run_line(line):
+            return
+
+
+def _box(text: str, wall: float) -> str:
+    lines = text.split(" | ")
+    w = max(_width(x) for x in lines) + 2
+    top = "┌" + "─" * w + "┐  " + iso(int(wall), 480)
+    body = ["│ " + x + " " * (w - 1 - _width(x)) + "│" for x in lines]
+    return "\n".join([top, *body, "└" + "─" * w + "┘"])
+
+
+def _width(s: str) -> int:
+    return sum(2 if ord(c) > 0x2E80 else 1 for c in s)

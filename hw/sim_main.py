@@ -1,0 +1,49 @@
+# Entry point of the virtual device on the unix port:
+#   micropython hw/sim_main.py --flash IMG [--time S2000] [--badge UID]
+#                              [--provision DIR] [--blocks N]
+# Runs the real firmware (firmware/) on SimBoard and answers the line
+# protocol on stdin/stdout (hw/sim_console.py).
+import asyncio
+import os
+import sys
+
+from firmware import storage
+from firmware.app import App
+from hw.sim import ROOT, SimBoard
+from hw.sim_console import Console
+
+
+def _args(argv):
+    opts = {"--flash": None, "--time": None, "--badge": None, "--provision": None,
+            "--blocks": "384"}
+    i = 0
+    while i < len(argv):
+        if argv[i] not in opts or i + 1 >= len(argv):
+            raise SystemExit("sim_main: bad argument %r" % argv[i])
+        opts[argv[i]] = argv[i + 1]
+        i += 2
+    if not opts["--flash"]:
+        raise SystemExit("sim_main: --flash IMAGE is required")
+    return opts
+
+
+def provision(src):
+    """Copy provisioning files (device.json, settings.json, roster.json...) onto the flash."""
+    for name in os.listdir(src):
+        with open(src + "/" + name, "rb") as f:
+            storage.replace(ROOT + "/" + name, f.read())
+
+
+def main():
+    o = _args(sys.argv[1:])
+    wall = int(o["--time"]) if o["--time"] else None
+    board = SimBoard(o["--flash"], wall, int(o["--blocks"]))
+    if o["--provision"]:
+        provision(o["--provision"])
+    if o["--badge"]:
+        board.rfid.insert(bytes.fromhex(o["--badge"]))
+    app = App(board)
+    asyncio.run(Console(app, board).run())
+
+
+main()
