@@ -1,0 +1,391 @@
+"""The collector's logic: devices and keys, frame ingest (idempotent on device and
+seq, one transaction per frame), rosters per window with stable slots, settings
+per hall or device, and what a device is provisioned with."""
+
+from __future__ import annotations
+
+import json
+import os
+import time as _time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from firmware import frame as F
+from firmware import record as R
+from firmware import settings as settings_mod
+from firmware.clock import EPOCH_UNIX
+from host_tools import rostercsv
+from host_tools.db import Database
+
+Clock = Callable[[], float]  # seconds since 2000-01-01 UTC, the firmware's epoch
+HALL = "hall"
+EMPTY_UID = "00000000"  # a slot whose staff left the window: keeps later slots in place
+_NOT_SETTABLE = ("version", "window")
+
+
+class CollectorError(ValueError):
+    """A request the collector refuses; str() says why in words a user can act on."""
+
+
+def system_clock() -> float:
+    return _time.time() - EPOCH_UNIX
+
+
+def _dev_prefix(device: str) -> str:
+    return "device:" + device
+
+
+class Collector:
+    def __init__(self, db: Database | str, clock: Clock | None = None):
+        self.db = db if isinstance(db, Database) else Database(db)
+        self.clock = clock or system_clock
+        self._keys: dict[str, bytes] = {}
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    # ---- devices ----------------------------------------------------------
+    def add_device(self, device: str, window: str, key: str | None = None) -> str:
+        """Register a device; returns its key (hex) to provision."""
+        try:
+            F.check_id(device)
+        except F.FrameError as e:
+            raise CollectorError(f"device id {device!r}: {str(e).split(': ', 1)[-1]}") from None
+        if not window or len(window) > 16:
+            raise CollectorError("window must be 1 to 16 characters")
+        if key is None:
+            key = os.urandom(16).hex()
+        try:
+            if len(bytes.fromhex(key)) < 16:
+                raise ValueError
+        except ValueError:
+            raise CollectorError("key must be at least 16 bytes in hex") from None
+        with self.db.transaction():
+            if self.db.one("SELECT id FROM devices WHERE id = ?", (device,)):
+                raise CollectorError(f"device {device} is already registered")
+            self.db.execute("INSERT INTO devices (id, key, win, created) VALUES (?, ?, ?, ?)",
+                            (device, key, window, self.now()))
+            self._rebuild_window(window)
+        return key
+
+    def devices(self) -> list[dict[str, Any]]:
+        rows = self.db.all("SELECT id, win, created, last_seen, last_seq, frames, boot, "
+                           "settings_version, roster_version FROM devices ORDER BY id")
+        cols = ("id", "window", "created", "last_seen", "last_seq", "frames", "boot",
+                "settings_version", "roster_version")
+        return [dict(zip(cols, r)) for r in rows]
+
+    def device_key(self, device: str) -> bytes | None:
+        k = self._keys.get(device)
+        if k is None:
+            v = self.db.value("SELECT key FROM devices WHERE id = ?", (device,))
+            if v is None:
+                return None
+            k = self._keys[device] = bytes.fromhex(v)
+        return k
+
+    def device_window(self, device: str) -> str:
+        w = self.db.value("SELECT win FROM devices WHERE id = ?", (device,))
+        if w is None:
+            raise CollectorError(f"no device {device} (pingjia device add {device} --window W)")
+        return str(w)
+
+    # ---- roster -------------------------------------------------------------
+    def import_roster(self, path: str | Path) -> dict[str, int]:
+        """Store a roster CSV (all or nothing); returns each window's roster version."""
+        staff = rostercsv.load(path)
+        with self.db.transaction():
+            self.db.execute("DELETE FROM staff")
+            self.db.executemany(
+                "INSERT INTO staff (staff_no, badge_uid, name, department) VALUES (?, ?, ?, ?)",
+                [(s.staff_no, s.badge_uid, s.name, s.department) for s in staff])
+            wins = {r[0] for r in self.db.all("SELECT win FROM devices")}
+            wins |= {r[0] for r in self.db.all("SELECT win FROM window_slots")}
+            for s in staff:
+                wins.update(s.windows)
+            return {w: self._rebuild_window(w, staff) for w in sorted(wins)}
+
+    def _rebuild_window(self, window: str, staff: list[rostercsv.Staff] | None = None) -> int:
+        """Give new staff of a window the next free slots; staff who left keep
+        theirs, inactive. Bumps the window's roster version when anything changed."""
+        if staff is None:
+            rows = self.db.all("SELECT staff_no, badge_uid, name, department FROM staff")
+            staff = [rostercsv.Staff(r[1], r[0], r[2], r[3]) for r in rows]
+            wl = {r[0]: r[1] for r in self.db.all(
+                "SELECT staff_no, active FROM window_slots WHERE win = ?", (window,))}
+            # the staff table keeps no windows: who serves is what the slots say,
+            # or everyone for a window no import has named yet
+            serving = {s.staff_no for s in staff if wl.get(s.staff_no, 1 if not wl else 0)}
+        else:
+            serving = {s.staff_no for s in staff if s.serves(window)}
+        slots = {r[0]: (r[1], r[2]) for r in self.db.all(
+            "SELECT slot, staff_no, active FROM window_slots WHERE win = ?", (window,))}
+        by_no = {no: slot for slot, (no, _a) in slots.items()}
+        changed = False
+        nxt = max(slots, default=0) + 1
+        for s in staff:
+            if s.staff_no not in serving:
+                continue
+            slot = by_no.get(s.staff_no)
+            if slot is None:
+                self.db.execute("INSERT INTO window_slots (win, slot, staff_no, active) "
+                                "VALUES (?, ?, ?, 1)", (window, nxt, s.staff_no))
+                nxt += 1
+                changed = True
+            elif not slots[slot][1]:
+                self.db.execute("UPDATE window_slots SET active = 1 WHERE win = ? AND slot = ?",
+                                (window, slot))
+                changed = True
+        for slot, (no, active) in slots.items():
+            if active and no not in serving:
+                self.db.execute("UPDATE window_slots SET active = 0 WHERE win = ? AND slot = ?",
+                                (window, slot))
+                changed = True
+        if nxt > 255:
+            raise CollectorError(f"window {window}: more than 254 roster slots")
+        v = self.db.value("SELECT version FROM rosters WHERE win = ?", (window,))
+        if v is None:
+            v = 1
+            self.db.execute("INSERT INTO rosters (win, version) VALUES (?, ?)", (window, v))
+        elif changed or staff is not None and self._roster_text_changed(window):
+            v = int(v) % 65535 + 1
+            self.db.execute("UPDATE rosters SET version = ? WHERE win = ?", (v, window))
+        return int(v)
+
+    def _roster_text_changed(self, window: str) -> bool:
+        # names or badges edited for staff already in a slot also need a push
+        key = "roster_text:" + window
+        text = json.dumps(self._roster_entries(window), ensure_ascii=False)
+        old = self.db.value("SELECT value FROM meta WHERE key = ?", (key,))
+        if old == text:
+            return False
+        self.db.execute(self.db.upsert_sql("meta", ("key", "value"), ("key",)), (key, text))
+        return old is not None
+
+    def _roster_entries(self, window: str) -> list[list[str]]:
+        rows = self.db.all(
+            "SELECT ws.slot, ws.active, s.badge_uid, s.staff_no, s.name FROM window_slots ws "
+            "LEFT JOIN staff s ON s.staff_no = ws.staff_no WHERE ws.win = ? ORDER BY ws.slot",
+            (window,))
+        out: list[list[str]] = []
+        for slot, active, uid, no, name in rows:
+            while len(out) < slot - 1:
+                out.append([EMPTY_UID, "", ""])
+            out.append([uid, no, name] if active and uid else [EMPTY_UID, "", ""])
+        while out and out[-1][0] == EMPTY_UID:
+            out.pop()
+        return out
+
+    def roster_for(self, window: str) -> dict[str, Any]:
+        """The device roster.json of a window."""
+        v = self.db.value("SELECT version FROM rosters WHERE win = ?", (window,), 0)
+        return {"version": int(v), "staff": self._roster_entries(window)}
+
+    def slot_staff(self, window: str) -> dict[int, str]:
+        return {r[0]: r[1] for r in self.db.all(
+            "SELECT slot, staff_no FROM window_slots WHERE win = ?", (window,))}
+
+    # ---- settings -----------------------------------------------------------
+    def _stored_settings(self, scope: str) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self.db.all(
+            "SELECT key, value FROM settings WHERE scope = ?", (scope,))}
+
+    def settings_version(self) -> int:
+        return int(self.db.value("SELECT value FROM meta WHERE key = 'settings_version'", (), 1))
+
+    def settings_for(self, device: str) -> dict[str, Any]:
+        """The device's settings.json: the hall's settings, the device's own on top."""
+        s = self._stored_settings(HALL)
+        s.update(self._stored_settings(_dev_prefix(device)))
+        s["window"] = self.device_window(device)
+        s["version"] = self.settings_version()
+        return settings_mod.validate(s)
+
+    def hall_tz_min(self) -> int:
+        v = self._stored_settings(HALL).get("tz_min", settings_mod.DEFAULTS["tz_min"])
+        return int(v)
+
+    def set_setting(self, key: str, value: Any, device: str | None = None) -> int:
+        """Set one setting for the hall or a device; returns the new settings version."""
+        if key in _NOT_SETTABLE:
+            raise CollectorError(f"{key} is not set this way"
+                                 + (" (pingjia device add ID --window W)" if key == "window"
+                                    else " (the collector numbers settings itself)"))
+        if key not in settings_mod.DEFAULTS:
+            raise CollectorError(f"unknown setting {key!r}; known: "
+                                 + ", ".join(k for k in settings_mod.DEFAULTS
+                                             if k not in _NOT_SETTABLE))
+        with self.db.transaction():
+            scope = HALL
+            if device is not None:
+                self.device_window(device)
+                scope = _dev_prefix(device)
+            self.db.execute(self.db.upsert_sql("settings", ("scope", "key", "value"),
+                                               ("scope", "key")),
+                            (scope, key, json.dumps(value, ensure_ascii=False)))
+            targets = [device] if device else [r[0] for r in self.db.all("SELECT id FROM devices")]
+            try:
+                base = self._stored_settings(HALL)
+                if device is None:
+                    settings_mod.validate(base)
+                for d in targets:
+                    self.settings_for(d)
+            except ValueError as e:
+                raise CollectorError(f"{key} = {json.dumps(value, ensure_ascii=False)}: {e}") \
+                    from None
+            v = self.settings_version() % 65535 + 1
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'settings_version'", (str(v),))
+        return v
+
+    def settings_table(self) -> list[tuple[str, str, Any]]:
+        return [(scope, k, json.loads(v)) for scope, k, v in self.db.all(
+            "SELECT scope, key, value FROM settings ORDER BY scope, key")]
+
+    # ---- provisioning ---------------------------------------------------------
+    def provisioning(self, device: str, sync_url: str | None = None) -> dict[str, dict]:
+        """The files a device starts with: device.json, settings.json, roster.json."""
+        key = self.db.value("SELECT key FROM devices WHERE id = ?", (device,))
+        if key is None:
+            raise CollectorError(f"no device {device}")
+        settings = self.settings_for(device)
+        if sync_url:
+            settings["sync_url"] = sync_url
+        return {
+            "device.json": {"id": device, "key": key},
+            "settings.json": settings,
+            "roster.json": self.roster_for(settings["window"]),
+        }
+
+    # ---- ingest ------------------------------------------------------------------
+    def ingest(self, body: bytes) -> bytes:
+        """Store one sync frame and return the signed answer. FrameError if refused
+        (nothing stored)."""
+        req = F.parse_request(body, self.device_key)
+        now = self.now()
+        with self.db.transaction():
+            ack = self._store(req, now)
+            window = self.device_window(req.device)
+            s = self.settings_for(req.device)
+            settings = None
+            if s["version"] != req.settings_version:
+                settings = json.dumps(s, ensure_ascii=False, separators=(",", ":")).encode()
+            roster = None
+            rv = int(self.db.value("SELECT version FROM rosters WHERE win = ?", (window,), 0))
+            if rv and rv != req.roster_version:
+                roster = json.dumps(self.roster_for(window), ensure_ascii=False,
+                                    separators=(",", ":")).encode()
+        key = self.device_key(req.device)
+        assert key is not None
+        return F.answer(key, req.mac, ack, max(now, 0), settings, roster)
+
+    def _store(self, req: F.Request, now: int) -> int:
+        db = self.db
+        dev = req.device
+        db.execute("UPDATE devices SET last_seen = ?, frames = frames + 1, boot = ?, "
+                   "settings_version = ?, roster_version = ? WHERE id = ?",
+                   (now, req.boot, req.settings_version, req.roster_version, dev))
+        if req.count == 0:
+            return max(req.first - 1, 0)
+        recs = [R.unpack(req.records, i * R.SIZE) for i in range(req.count)]
+        lo, hi = recs[0][0], recs[-1][0]
+        have = {r[0] for r in db.all(
+            "SELECT seq FROM records WHERE device = ? AND seq BETWEEN ? AND ?", (dev, lo, hi))}
+        if len(have) == len(recs):
+            return hi  # a replay: everything is stored already
+        window = self.device_window(dev)
+        slots = self.slot_staff(window)
+        boot = int(db.value("SELECT boot FROM records WHERE device = ? AND seq < ? "
+                            "ORDER BY seq DESC LIMIT 1", (dev, lo), 0))
+        offsets = {b: d for b, d in db.all(
+            "SELECT boot, delta FROM clock_offsets WHERE device = ?", (dev,))}
+        new_offsets: dict[int, int] = {}
+        rows: list[tuple] = []
+        events: list[tuple] = []
+        reasons: list[tuple] = []
+        chunks: list[tuple[int, bytes]] = []  # (seq, chunk) of the next rating's ticket
+        for i, r in enumerate(recs):
+            seq, kind, val, arg, slot, t = r
+            if kind == R.BOOT:
+                boot = R.data24(r)
+            elif kind == R.CLOCK_SET:
+                offsets[boot] = new_offsets[boot] = t - R.data24(r)
+            if kind == R.TICKET:
+                chunks.append((seq, R.ticket_chunk(req.records, i * R.SIZE)))
+            if seq in have:
+                if kind in (R.RATING, R.NO_RATING):
+                    chunks = []
+                continue
+            rows.append((dev, seq, kind, val, arg, slot, t, boot, now))
+            uptime = None
+            when: int | None = t
+            if t & R.REL and kind not in (R.REASON, R.TICKET):
+                uptime = t & ~R.REL
+                d = offsets.get(boot)
+                when = None if d is None else d + uptime
+            base = (dev, seq)
+            staff_no = slots.get(slot) if slot else None
+            if kind in (R.RATING, R.NO_RATING):
+                ticket = self._ticket(dev, chunks, lo if i == len(chunks) else None)
+                chunks = []
+                events.append(base + ("rating" if kind == R.RATING else "no_rating", window,
+                                      slot, staff_no, val if kind == R.RATING else 0, arg,
+                                      None, ticket, None, None, None, None, None, boot,
+                                      uptime, when))
+            elif kind == R.REASON:
+                reasons.append((val, dev, t))
+            elif kind == R.STATUS:
+                events.append(base + ("status", window, slot, staff_no, None, None, None, None,
+                                      val >> 4 & 15, val & 15, arg & 0x7F,
+                                      1 if arg & R.FLAGGED else 0, None, boot, uptime, when))
+            elif kind in (R.STRAY, R.DROPPED):
+                events.append(base + (R.KIND_NAMES[kind], window, slot, staff_no, None, None,
+                                      None, None, None, None, None, None, R.data16(r), boot,
+                                      uptime, when))
+            elif kind == R.OVERFLOW:
+                events.append(base + ("overflow", window, 0, None, val, None, None, None, None,
+                                      None, None, None, arg | slot << 8, boot, uptime, when))
+            elif kind == R.FLAG:
+                events.append(base + ("flag", window, slot, staff_no, val, None, None, None,
+                                      None, None, None, None, None, boot, uptime, when))
+        db.executemany("INSERT INTO records (device, seq, kind, val, arg, staff, time, boot, "
+                       "received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                       "ON CONFLICT (device, seq) DO NOTHING", rows)
+        db.executemany("INSERT INTO events (device, seq, kind, win, slot, staff_no, level, mode, "
+                       "reason, ticket, from_state, to_state, why, flagged, count, boot, "
+                       "uptime, t) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                       "ON CONFLICT (device, seq) DO NOTHING", events)
+        db.executemany("UPDATE events SET reason = ? WHERE device = ? AND seq = ? "
+                       "AND kind = 'rating'", reasons)
+        for b, d in new_offsets.items():
+            db.execute(db.upsert_sql("clock_offsets", ("device", "boot", "delta"),
+                                     ("device", "boot")), (dev, b, d))
+            # records of that boot stored before its clock was known get real times now
+            db.execute("UPDATE events SET t = ? + uptime WHERE device = ? AND boot = ? "
+                       "AND t IS NULL AND uptime IS NOT NULL", (d, dev, b))
+        db.execute("UPDATE devices SET last_seq = ? WHERE id = ? AND last_seq < ?",
+                   (hi, dev, hi))
+        return hi
+
+    def _ticket(self, dev: str, chunks: list[tuple[int, bytes]], lo: int | None) -> str | None:
+        """The ticket of a rating from the TICKET records right before it. lo: the
+        frame's first seq when the chunks run from the frame's start, so earlier
+        chunks may have come in the previous frame."""
+        parts = [c for _s, c in chunks]
+        if lo is not None:
+            back = R.TICKET_MAX // R.TICKET_CHUNK - len(parts)
+            prev = self.db.all("SELECT seq, kind, val, arg, staff, time FROM records "
+                               "WHERE device = ? AND seq BETWEEN ? AND ? ORDER BY seq DESC",
+                               (dev, lo - back, lo - 1)) if back > 0 else []
+            expect = lo - 1
+            for s, kind, val, arg, staff, t in prev:
+                if s != expect or kind != R.TICKET:
+                    break
+                parts.insert(0, R.ticket_chunk(R.pack(s, kind, val, arg, staff, t)))
+                expect -= 1
+        if not parts:
+            return None
+        try:
+            return R.ticket_text(parts)
+        except UnicodeError:
+            return None

@@ -1,0 +1,241 @@
+"""Reports from the stored events: ratings per level, 满意率, 差评率, 参评率, the
+satisfaction index, 差评 with reasons and tickets, pause and 请稍候 time per staff,
+stray presses; by window, staff, day or hour (in the hall's time zone)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from firmware import record as R
+from firmware.clock import days_from_civil, iso
+from host_tools.db import Database
+
+INDEX_POINTS = {1: 100.0, 2: 66.7, 3: 33.3, 4: 0.0}  # design.md section 6
+BY = ("window", "staff", "day", "hour")
+
+
+def day_range(day: str, tz_min: int) -> tuple[int, int]:
+    """'YYYY-MM-DD' in the hall's zone -> [start, end) in seconds since 2000 UTC."""
+    try:
+        y, m, d = (int(x) for x in day.split("-"))
+        start = days_from_civil(y, m, d) * 86400 - tz_min * 60
+    except ValueError:
+        raise ValueError(f"bad day {day!r}: use YYYY-MM-DD") from None
+    return start, start + 86400
+
+
+def local_day(t: int, tz_min: int) -> str:
+    return iso(t, tz_min)[:10]
+
+
+def _staff_names(db: Database) -> dict[str, str]:
+    return {no: name for no, name in db.all("SELECT staff_no, name FROM staff")}
+
+
+def _events(db: Database, kinds: tuple[str, ...], span: tuple[int, int] | None) -> list[tuple]:
+    ph = ", ".join("?" for _ in kinds)
+    # slots never change staff, so records stored before the roster still resolve
+    sql = (f"SELECT e.device, e.seq, e.kind, e.win, e.slot, COALESCE(e.staff_no, ws.staff_no), "
+           f"e.level, e.mode, e.reason, e.ticket, e.from_state, e.to_state, e.why, e.flagged, "
+           f"e.count, e.t FROM events e LEFT JOIN window_slots ws ON ws.win = e.win "
+           f"AND ws.slot = e.slot WHERE e.kind IN ({ph})")
+    params: list[Any] = list(kinds)
+    if span:
+        sql += " AND e.t >= ? AND e.t < ?"
+        params += list(span)
+    return db.all(sql + " ORDER BY e.device, e.seq", params)
+
+
+def _key(by: str, win: str, staff_no: str | None, t: int | None, tz_min: int) -> str:
+    if by == "window":
+        return win
+    if by == "staff":
+        return staff_no or "-"
+    if t is None:
+        return "unknown"
+    s = iso(t, tz_min)
+    return s[:10] if by == "day" else s[11:13] + ":00"
+
+
+def _new_row() -> dict[str, Any]:
+    return {"ratings": 0, "levels": {1: 0, 2: 0, 3: 0, 4: 0}, "no_rating": 0,
+            "invite_ratings": 0, "stray": 0, "dropped": 0, "pause_s": 0, "wait_s": 0,
+            "bad": []}
+
+
+def finish(row: dict[str, Any]) -> dict[str, Any]:
+    """Add the rates (None where there is nothing to divide by)."""
+    n = row["ratings"]
+    lv = row["levels"]
+    inv = row["invite_ratings"] + row["no_rating"]
+    row["invitations"] = inv
+    row["satisfied_rate"] = (lv[1] + lv[2] + lv[3]) / n if n else None  # 满意率
+    row["bad_rate"] = lv[4] / n if n else None  # 差评率
+    row["participation_rate"] = row["invite_ratings"] / inv if inv else None  # 参评率
+    row["index"] = (sum(INDEX_POINTS[k] * c for k, c in lv.items()) / n) if n else None
+    return row
+
+
+def summary(db: Database, tz_min: int, day: str | None = None, by: str = "window",
+            now: int | None = None) -> list[dict[str, Any]]:
+    """One row per window, staff, day or hour."""
+    if by not in BY:
+        raise ValueError(f"--by must be one of {', '.join(BY)}")
+    span = day_range(day, tz_min) if day else None
+    names = _staff_names(db)
+    rows: dict[str, dict[str, Any]] = defaultdict(_new_row)
+    for (dev, seq, kind, win, _slot, staff_no, level, mode, reason, ticket, _f, _to, _why,
+         _fl, count, t) in _events(db, ("rating", "no_rating", "stray", "dropped"), span):
+        row = rows[_key(by, win, staff_no, t, tz_min)]
+        if kind == "rating":
+            row["ratings"] += 1
+            if level in row["levels"]:
+                row["levels"][level] += 1
+            if mode == 0:
+                row["invite_ratings"] += 1
+            if level == 4:
+                row["bad"].append({
+                    "time": iso(t, tz_min) if t is not None else None, "window": win,
+                    "device": dev, "seq": seq, "staff_no": staff_no,
+                    "staff_name": names.get(staff_no or ""), "ticket": ticket,
+                    "reason": reason, "reason_text": _reason(reason)})
+        elif kind == "no_rating":
+            row["no_rating"] += 1
+        else:
+            row[kind] += count or 0
+    for key, (pause, wait) in status_time(db, tz_min, span, by, now).items():
+        rows[key]["pause_s"] += pause
+        rows[key]["wait_s"] += wait
+    out = []
+    for key in sorted(rows):
+        r = finish(rows[key])
+        r[by] = key
+        if by == "staff":
+            r["staff_name"] = names.get(key)
+        out.append(r)
+    return out
+
+
+def _reason(reason: int | None) -> str | None:
+    return R.REASON_NAMES[reason] if reason and 0 < reason < 5 else None
+
+
+def status_time(db: Database, tz_min: int, span: tuple[int, int] | None, by: str,
+                now: int | None) -> dict[str, tuple[int, int]]:
+    """Seconds paused and in 请稍候, from each status change to the next one of the
+    same device (the last one runs until now), clipped to the span."""
+    out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    rows = db.all("SELECT e.device, e.seq, e.win, COALESCE(e.staff_no, ws.staff_no), "
+                  "e.to_state, e.t FROM events e LEFT JOIN window_slots ws ON ws.win = e.win "
+                  "AND ws.slot = e.slot WHERE e.kind = 'status' AND e.t IS NOT NULL "
+                  "ORDER BY e.device, e.seq")
+    for i, (dev, _seq, win, staff_no, to_state, t) in enumerate(rows):
+        if to_state not in (R.PAUSED, R.WAIT):
+            continue
+        if i + 1 < len(rows) and rows[i + 1][0] == dev:
+            end = rows[i + 1][5]
+        elif now is not None:
+            end = max(now, t)
+        else:
+            continue
+        a, b = t, end
+        if span:
+            a, b = max(a, span[0]), min(b, span[1])
+        if b <= a:
+            continue
+        key = _key(by, win, staff_no, a, tz_min)
+        out[key][0 if to_state == R.PAUSED else 1] += b - a
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def ratings(db: Database, tz_min: int, day: str | None = None) -> list[dict[str, Any]]:
+    """Every rating, oldest first; those whose time is still unknown come last."""
+    span = day_range(day, tz_min) if day else None
+    names = _staff_names(db)
+    out = []
+    for (dev, seq, _k, win, _slot, staff_no, level, mode, reason, ticket, _f, _to, _why, _fl,
+         _c, t) in _events(db, ("rating",), span):
+        out.append({
+            "time": iso(t, tz_min) if t is not None else "", "t": t, "window": win,
+            "device": dev, "seq": seq, "staff_no": staff_no or "",
+            "staff_name": names.get(staff_no or "", ""), "ticket": ticket or "",
+            "level": level, "level_name": R.LEVEL_NAMES[level] if 0 < level < 5 else "",
+            "reason": _reason(reason) or "", "mode": "free" if mode == 1 else "invite"})
+    out.sort(key=lambda r: (r["t"] is None, r["t"] or 0, r["device"], r["seq"]))
+    return out
+
+
+def window_status(db: Database, tz_min: int) -> dict[str, dict[str, Any]]:
+    """Each window's latest status change (what its sign shows now, as far as synced)."""
+    names = _staff_names(db)
+    out: dict[str, dict[str, Any]] = {}
+    rows = db.all("SELECT e.device, e.win, COALESCE(e.staff_no, ws.staff_no), e.to_state, e.t, "
+                  "e.seq FROM events e LEFT JOIN window_slots ws ON ws.win = e.win "
+                  "AND ws.slot = e.slot JOIN (SELECT device, MAX(seq) AS m FROM events WHERE kind = 'status' "
+                  "GROUP BY device) l ON l.device = e.device AND l.m = e.seq")
+    for dev, win, staff_no, to_state, t, seq in rows:
+        cur = out.get(win)
+        if cur is None or (t or 0) >= (cur["t"] or 0):
+            out[win] = {"device": dev, "state": R.STATE_NAMES[to_state]
+                        if to_state < len(R.STATE_NAMES) else str(to_state),
+                        "staff_no": staff_no, "staff_name": names.get(staff_no or ""),
+                        "since": iso(t, tz_min) if t is not None else None, "t": t}
+    for dev, win, last_seen in db.all("SELECT id, win, last_seen FROM devices"):
+        out.setdefault(win, {"device": dev, "state": None, "staff_no": None,
+                             "staff_name": None, "since": None, "t": None})
+        out[win]["last_seen"] = iso(last_seen, tz_min) if last_seen is not None else None
+    return out
+
+
+def heat(db: Database, tz_min: int, day: str) -> dict[str, list[int]]:
+    """Ratings per window and hour of the day (0-23)."""
+    span = day_range(day, tz_min)
+    out: dict[str, list[int]] = defaultdict(lambda: [0] * 24)
+    for win, t in db.all("SELECT win, t FROM events WHERE kind = 'rating' AND t >= ? AND t < ?",
+                         span):
+        out[win][(t + tz_min * 60) % 86400 // 3600] += 1
+    return dict(out)
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.1f}%"
+
+
+def num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+def hms(s: int) -> str:
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def table(rows: list[dict[str, Any]], by: str) -> str:
+    """The report as a plain text table (CJK characters count two columns)."""
+    head = [by, "ratings", "1", "2", "3", "4", "满意率", "差评率", "参评率", "index",
+            "no_rating", "stray", "pause", "wait"]
+    body = []
+    for r in rows:
+        label = r[by] if by != "staff" else f"{r[by]} {r.get('staff_name') or ''}".strip()
+        lv = r["levels"]
+        body.append([label, str(r["ratings"]), str(lv[1]), str(lv[2]), str(lv[3]), str(lv[4]),
+                     pct(r["satisfied_rate"]), pct(r["bad_rate"]),
+                     pct(r["participation_rate"]), num(r["index"]), str(r["no_rating"]),
+                     str(r["stray"]), hms(r["pause_s"]), hms(r["wait_s"])])
+    widths = [max(_w(x) for x in col) for col in zip(head, *body)]
+    lines = []
+    for cells in [head, *body]:
+        lines.append("  ".join(c + " " * (w - _w(c)) for c, w in zip(cells, widths)).rstrip())
+    bad = [b for r in rows for b in r["bad"]]
+    if bad:
+        lines.append("")
+        lines.append("差评 (不满意):")
+        for b in bad:
+            lines.append(f"  {b['time'] or '(time unknown)'}  {b['window']}  "
+                         f"{b['staff_no'] or '-'} {b['staff_name'] or ''}  "
+                         f"ticket {b['ticket'] or '-'}  reason {b['reason_text'] or '-'}")
+    return "\n".join(lines)
+
+
+def _w(s: str) -> int:
+    return sum(2 if ord(c) > 0x2E80 else 1 for c in s)
