@@ -20,10 +20,10 @@
 #      2000 UTC, 0 unknown), settings length u16, roster length u16
 #  48  settings JSON, roster JSON, then HMAC-SHA256 over all of it, 32 bytes
 import struct
-
 from hashlib import sha256
 
-from firmware.record import SIZE as REC, const, valid
+from firmware.record import SIZE as REC
+from firmware.record import const, valid
 
 MAGIC = b"PJ"
 MAGIC_ANSWER = b"PA"

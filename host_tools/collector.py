@@ -74,7 +74,7 @@ class Collector:
                            "settings_version, roster_version FROM devices ORDER BY id")
         cols = ("id", "window", "created", "last_seen", "last_seq", "frames", "boot",
                 "settings_version", "roster_version")
-        return [dict(zip(cols, r)) for r in rows]
+        return [dict(zip(cols, r, strict=False)) for r in rows]
 
     def device_key(self, device: str) -> bytes | None:
         k = self._keys.get(device)

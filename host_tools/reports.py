@@ -174,7 +174,7 @@ def window_status(db: Database, tz_min: int) -> dict[str, dict[str, Any]]:
                   "e.seq FROM events e LEFT JOIN window_slots ws ON ws.win = e.win "
                   "AND ws.slot = e.slot JOIN (SELECT device, MAX(seq) AS m FROM events WHERE kind = 'status' "
                   "GROUP BY device) l ON l.device = e.device AND l.m = e.seq")
-    for dev, win, staff_no, to_state, t, seq in rows:
+    for dev, win, staff_no, to_state, t, _seq in rows:
         cur = out.get(win)
         if cur is None or (t or 0) >= (cur["t"] or 0):
             out[win] = {"device": dev, "state": R.STATE_NAMES[to_state]
@@ -222,10 +222,10 @@ def table(rows: list[dict[str, Any]], by: str) -> str:
                      pct(r["satisfied_rate"]), pct(r["bad_rate"]),
                      pct(r["participation_rate"]), num(r["index"]), str(r["no_rating"]),
                      str(r["stray"]), hms(r["pause_s"]), hms(r["wait_s"])])
-    widths = [max(_w(x) for x in col) for col in zip(head, *body)]
+    widths = [max(_w(x) for x in col) for col in zip(head, *body, strict=False)]
     lines = []
     for cells in [head, *body]:
-        lines.append("  ".join(c + " " * (w - _w(c)) for c, w in zip(cells, widths)).rstrip())
+        lines.append("  ".join(c + " " * (w - _w(c)) for c, w in zip(cells, widths, strict=False)).rstrip())
     bad = [b for r in rows for b in r["bad"]]
     if bad:
         lines.append("")
