@@ -48,8 +48,8 @@ class App:
             self.core.alerts.append("roster_corrupt")
             print("roster:", rerr)
         self.core.on_screen = self._on_screen
-        self.wake = asyncio.ThreadSafeFlag()  # the core's deadlines may have moved
-        self.keys = Keys(board.keys, tb.ticks_ms, long_keys=(K_STATUS,))
+        self.wake = tb.flag()  # the core's deadlines may have moved
+        self.keys = Keys(board.keys, tb.ticks_ms, tb.flag(), long_keys=(K_STATUS,))
         self.badge = BadgeWatch(board.reader) if board.reader else None
         self.last_key = None  # what the last citizen key did (for the virtual device)
         self.link = None  # the Wi-Fi sync supervisor, when the board has a network
