@@ -42,10 +42,10 @@ class App:
         self.sign = board.sign
         self.core = Core(self.clock, self.log, self.settings, self.roster, self.ui)
         if serr:
-            self.core.alerts.append("settings_corrupt")
+            self.core.add_alert("settings_corrupt")
             print("settings:", serr)
         if rerr:
-            self.core.alerts.append("roster_corrupt")
+            self.core.add_alert("roster_corrupt")
             print("roster:", rerr)
         self.core.on_screen = self._on_screen
         self.wake = tb.flag()  # the core's deadlines may have moved
@@ -109,7 +109,7 @@ class App:
             "mode": c.settings["mode"],
             "notice": f["notice"],
             "alert": f["alert"],
-            "alerts": list(c.alerts),
+            "alerts": c.all_alerts(),
             "clock": None if w is None else iso(w, self.clock.tz_min),
             "boot": self.log.boot,
             "log_full": self.log.full,

@@ -23,7 +23,7 @@ class Core:
         self.clock = clock
         self.log = log
         self.ui = ui  # .leds(pattern), .beep(); optional
-        self.alerts = []  # technician alerts shown on the sign
+        self.alerts = []  # technician alerts from outside (settings, sync); see all_alerts()
         self.on_screen = None  # callback(screen) when what is shown changes
         self.state = 0
         self.slot = 0  # staff on duty (roster slot), 0 nobody
@@ -239,7 +239,6 @@ class Core:
             self.wait_end = now + self.settings["wait_max_s"] * 1000 if new == R.WAIT else None
             if new not in _ALLOWED:
                 self._end_session(R.NO_RATING, 1)
-        self._refresh_alerts()
         self._show()
 
     def _end_session(self, kind, arg):
@@ -281,13 +280,19 @@ class Core:
         self.tally_hour = None
 
     # ---- what is shown ---------------------------------------------------
-    def _refresh_alerts(self):
-        a = [x for x in self.alerts if x not in ("log_full", "clock_unknown")]
+    def add_alert(self, name):
+        if name not in self.alerts:
+            self.alerts.append(name)
+            self._show()
+
+    def all_alerts(self):
+        """Technician alerts, most urgent first: the log's and the clock's, then the rest."""
+        a = []
         if self.log.full:
             a.append("log_full")
         if not self.clock.known:
             a.append("clock_unknown")
-        self.alerts = a
+        return a + self.alerts
 
     def staff_entry(self):
         return self.roster.entry(self.slot)
@@ -295,17 +300,16 @@ class Core:
     def current_screen(self):
         name = self.phase or R.STATE_NAMES[self.state]
         e = self.staff_entry()
+        alerts = self.all_alerts()
         return (name, {
             "window": self.settings["window"],
             "staff_no": e[1] if e else None,
             "staff_name": e[2] if e else None,
             "notice": "unknown_badge" if self.unknown else None,
-            "alert": self.alerts[0] if self.alerts else None,
+            "alert": alerts[0] if alerts else None,
         })
 
     def _show(self):
-        if self.log.full and "log_full" not in self.alerts:
-            self._refresh_alerts()
         s = self.current_screen()
         if s != self.screen:
             self.screen = s
