@@ -39,7 +39,8 @@ class Core:
         self.wait_end = None  # mono ms when a 请稍候 becomes overlong
         self.sched_at = None
         self.last_free = None  # mono ms of the last counted press in free mode
-        self.tally_hour = None
+        self.tally_hour = None  # record time of the hour being tallied
+        self.tally_end = None  # mono ms when that hour ends
         self.stray = 0
         self.dropped = 0
         self.screen = None
@@ -174,7 +175,7 @@ class Core:
     def next_deadline(self):
         d = None
         for t in (self.phase_end, self.invite_end, self.wait_end, self.sched_at,
-                  self._tally_deadline()):
+                  self.tally_end):
             if t is not None and (d is None or t < d):
                 d = t
         return d
@@ -207,8 +208,7 @@ class Core:
             self.log.append(R.FLAG, R.FLAG_WAIT_LONG, 0, self.slot, self.clock.rec_time())
         if self.sched_at is not None and now >= self.sched_at:
             self._update(R.WHY_SCHEDULE)
-        td = self._tally_deadline()
-        if td is not None and now >= td:
+        if self.tally_end is not None and now >= self.tally_end:
             self._flush_tallies()
 
     # ---- state ----------------------------------------------------------
@@ -257,16 +257,10 @@ class Core:
         h = self.clock.hour_start()
         if self.tally_hour is not None and h != self.tally_hour:
             self._flush_tallies()
-        self.tally_hour = h
-
-    def _tally_deadline(self):
-        if not (self.stray or self.dropped):
-            return None
-        w = self.clock.wall()
-        now = self.clock.mono_ms()
-        if w is None:
-            return now + (3600 - self.clock.uptime_s() % 3600) * 1000
-        return now + (3600 - w % 3600) * 1000
+        if self.tally_hour is None:
+            self.tally_hour = h
+            s = self.clock.rec_time() & ~R.REL
+            self.tally_end = self.clock.mono_ms() + (3600 - s % 3600) * 1000
 
     def _flush_tallies(self):
         h = self.tally_hour
@@ -278,6 +272,7 @@ class Core:
                             self.slot, h)
             self.dropped = 0
         self.tally_hour = None
+        self.tally_end = None
 
     # ---- what is shown ---------------------------------------------------
     def add_alert(self, name):
