@@ -27,6 +27,7 @@ class Core:
         self.on_screen = None  # callback(screen) when what is shown changes
         self.state = 0
         self.slot = 0  # staff on duty (roster slot), 0 nobody
+        self.status_slot = 0  # staff of the last status record
         self.uid = None  # badge in the slot
         self.unknown = False  # a badge is in the slot but not on the roster
         self.toggle = R.SERVING  # staff's choice: SERVING, WAIT or PAUSED
@@ -229,13 +230,14 @@ class Core:
         local = self.clock.local()
         self.sched_at = None if local is None else now + self.schedule.next_change(local) * 1000
         new = self._derive()
-        if new != self.state:
+        if new != self.state or self.slot != self.status_slot:
             self._flush_tallies()
             arg = why
             if new == R.PAUSED and not self.slot and self.open_now():
                 arg |= R.FLAGGED  # nobody at the window in working hours
             self.log.append(R.STATUS, new | self.state << 4, arg, self.slot, self.clock.rec_time())
             self.state = new
+            self.status_slot = self.slot
             self.wait_end = now + self.settings["wait_max_s"] * 1000 if new == R.WAIT else None
             if new not in _ALLOWED:
                 self._end_session(R.NO_RATING, 1)
