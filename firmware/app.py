@@ -2,9 +2,9 @@
 # Every task is created here (one place); each waits through the timebase.
 import asyncio
 
+from firmware import record as R
 from firmware import roster as roster_mod
 from firmware import settings as settings_mod
-from firmware import record as R
 from firmware import storage, texts
 from firmware.badge import POLL_MS, BadgeWatch
 from firmware.clock import Clock, iso
@@ -42,14 +42,14 @@ class App:
         self.sign = board.sign
         self.core = Core(self.clock, self.log, self.settings, self.roster, self.ui)
         if serr:
-            self.core.alerts.append("settings_corrupt")
+            self.core.add_alert("settings_corrupt")
             print("settings:", serr)
         if rerr:
-            self.core.alerts.append("roster_corrupt")
+            self.core.add_alert("roster_corrupt")
             print("roster:", rerr)
         self.core.on_screen = self._on_screen
-        self.wake = asyncio.ThreadSafeFlag()  # the core's deadlines may have moved
-        self.keys = Keys(board.keys, tb.ticks_ms, long_keys=(K_STATUS,))
+        self.wake = tb.flag()  # the core's deadlines may have moved
+        self.keys = Keys(board.keys, tb.ticks_ms, tb.flag(), long_keys=(K_STATUS,))
         self.badge = BadgeWatch(board.reader) if board.reader else None
         self.last_key = None  # what the last citizen key did (for the virtual device)
         self.link = None  # the Wi-Fi sync supervisor, when the board has a network
@@ -109,7 +109,7 @@ class App:
             "mode": c.settings["mode"],
             "notice": f["notice"],
             "alert": f["alert"],
-            "alerts": list(c.alerts),
+            "alerts": c.all_alerts(),
             "clock": None if w is None else iso(w, self.clock.tz_min),
             "boot": self.log.boot,
             "log_full": self.log.full,

@@ -3,6 +3,26 @@
 from firmware import record as R
 from firmware.clock import iso
 
+KIND_NAMES = {
+    R.BOOT: "boot",
+    R.CLOCK_SET: "clock_set",
+    R.STATUS: "status",
+    R.RATING: "rating",
+    R.NO_RATING: "no_rating",
+    R.REASON: "reason",
+    R.TICKET: "ticket",
+    R.STRAY: "stray",
+    R.DROPPED: "dropped",
+    R.FLAG: "flag",
+    R.OVERFLOW: "overflow",
+    R.CONFIG: "config",
+    R.UNKNOWN_BADGE: "unknown_badge",
+}
+WHY_NAMES = ("boot", "key", "badge", "timeout", "schedule", "clock", "settings")
+FLAG_NAMES = ("", "wait_overlong")
+LEVEL_NAMES = ("", "非常满意", "满意", "基本满意", "不满意")
+REASON_NAMES = ("", "等候时间长", "服务态度不好", "业务不熟悉/解释不清", "其他")
+
 
 def scan(records):
     """First pass: reasons by rating seq, and each boot's wall-clock offset."""
@@ -30,7 +50,7 @@ def decode(records, reasons, offsets, staff, tz_min=480):
             chunks.append(R.ticket_chunk(R.pack(*r[:6])))
         if kind == R.BOOT:
             boot = R.data24(r)
-        d = {"seq": seq, "kind": R.KIND_NAMES.get(kind, "kind%d" % kind)}
+        d = {"seq": seq, "kind": KIND_NAMES.get(kind, "kind%d" % kind)}
         if kind in (R.REASON, R.TICKET, R.STRAY, R.DROPPED, R.OVERFLOW):
             pass
         elif t & R.REL:
@@ -47,11 +67,11 @@ def decode(records, reasons, offsets, staff, tz_min=480):
             d["staff_name"] = e[2] if e else None
         if kind == R.RATING:
             d["level"] = val
-            d["level_name"] = R.LEVEL_NAMES[val] if 0 < val < 5 else None
+            d["level_name"] = LEVEL_NAMES[val] if 0 < val < 5 else None
             d["mode"] = "free" if arg == 1 else "invite"
             rs = reasons.get(seq)
             d["reason"] = rs
-            d["reason_text"] = R.REASON_NAMES[rs] if rs and 0 < rs < 5 else None
+            d["reason_text"] = REASON_NAMES[rs] if rs and 0 < rs < 5 else None
         if kind in (R.RATING, R.NO_RATING):
             d["ticket"] = R.ticket_text(chunks) if chunks else None
             chunks = []
@@ -60,12 +80,12 @@ def decode(records, reasons, offsets, staff, tz_min=480):
         elif kind == R.STATUS:
             d["from"] = R.STATE_NAMES[val >> 4 & 7] if (val >> 4) < 6 else None
             d["to"] = R.STATE_NAMES[val & 15] if (val & 15) < 6 else None
-            d["why"] = R.WHY_NAMES[arg & 0x7F] if (arg & 0x7F) < len(R.WHY_NAMES) else None
+            d["why"] = WHY_NAMES[arg & 0x7F] if (arg & 0x7F) < len(WHY_NAMES) else None
             d["flagged"] = bool(arg & R.FLAGGED)
         elif kind == R.REASON:
             d["rating_seq"] = t
             d["reason"] = val
-            d["reason_text"] = R.REASON_NAMES[val] if 0 < val < 5 else None
+            d["reason_text"] = REASON_NAMES[val] if 0 < val < 5 else None
         elif kind == R.TICKET:
             d["chunk"] = R.ticket_chunk(R.pack(*r[:6])).rstrip(b"\x00").decode()
         elif kind in (R.STRAY, R.DROPPED):
@@ -76,7 +96,7 @@ def decode(records, reasons, offsets, staff, tz_min=480):
             d["level"] = val
             d["count"] = arg | slot << 8
         elif kind == R.FLAG:
-            d["flag"] = R.FLAG_NAMES[val] if val < len(R.FLAG_NAMES) else val
+            d["flag"] = FLAG_NAMES[val] if val < len(FLAG_NAMES) else val
         elif kind in (R.BOOT, R.CLOCK_SET, R.UNKNOWN_BADGE):
             d["value"] = R.data24(r)
         elif kind == R.CONFIG:

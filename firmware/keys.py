@@ -2,7 +2,6 @@
 # allocates nothing); a task debounces them and turns them into events.
 # A key given as a callable (returns the level) is polled instead.
 import array
-import asyncio
 from time import ticks_diff
 
 from firmware.record import const
@@ -16,14 +15,14 @@ _POLL_MS = const(10)
 
 
 class Keys:
-    def __init__(self, pins, ticks_ms, debounce_ms=30, long_ms=1500, long_keys=()):
+    def __init__(self, pins, ticks_ms, flag, debounce_ms=30, long_ms=1500, long_keys=()):
         self.pins = pins
         self.ticks_ms = ticks_ms
         self.debounce_ms = debounce_ms
         self.long_ms = long_ms
         self.long_keys = long_keys
         n = len(pins)
-        self.flag = asyncio.ThreadSafeFlag()
+        self.flag = flag  # set by the IRQ handler (a ThreadSafeFlag on the board)
         self.dropped = 0  # edges lost to a full ring
         self._rk = bytearray(_CAP)
         self._rl = bytearray(_CAP)

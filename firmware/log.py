@@ -64,10 +64,12 @@ class Log:
         return "%s/s%08x" % (self.dir, first)
 
     def _last_seq_in_segments(self):
+        bad = self.corrupt  # counted when the log is read, not at this scan
         for first in reversed(self._segs):
             last = 0
             for r in self._seg_records(first):
                 last = r[0]
+            self.corrupt = bad
             if last:
                 return last
             storage.remove(self._seg_path(first))  # empty: created, power cut before data
@@ -177,9 +179,12 @@ class Log:
                 storage.save_json(self._opath, self.over)
 
     def _free_acked(self):
-        # a segment is wholly acked when the next one starts at or below acked+1
-        while len(self._segs) > 1 and self._segs[1] <= self.acked + 1:
-            storage.remove(self._seg_path(self._segs.pop(0)))
+        # a segment is wholly acked when the next one starts at or below acked+1;
+        # the last one when everything before the journal is acked
+        segs = self._segs
+        while segs and (self._segs[1] <= self.acked + 1 if len(segs) > 1
+                        else self.acked >= self.seq - self._jn):
+            storage.remove(self._seg_path(segs.pop(0)))
 
     def _overflow(self, kind, val, time):
         o = self.over
@@ -201,7 +206,7 @@ class Log:
         self._save_state()
         if self.full:
             self._free_acked()
-            if self.free_blocks() >= RESERVE_BLOCKS * 2:
+            if self.free_blocks() >= RESERVE_BLOCKS + 4:
                 self._drain_overflow()
 
     def _drain_overflow(self):

@@ -43,21 +43,6 @@ OVERFLOW = const(11)  # time = hour start; val = level (0 no_rating); data16 in 
 CONFIG = const(12)  # val = 1 settings, 2 roster; arg|staff<<8 = version
 UNKNOWN_BADGE = const(13)  # data24 = low 24 bits of the UID
 
-KIND_NAMES = {
-    BOOT: "boot",
-    CLOCK_SET: "clock_set",
-    STATUS: "status",
-    RATING: "rating",
-    NO_RATING: "no_rating",
-    REASON: "reason",
-    TICKET: "ticket",
-    STRAY: "stray",
-    DROPPED: "dropped",
-    FLAG: "flag",
-    OVERFLOW: "overflow",
-    CONFIG: "config",
-    UNKNOWN_BADGE: "unknown_badge",
-}
 
 # window states (status records, screens)
 SERVING = const(1)
@@ -75,15 +60,11 @@ WHY_TIMEOUT = const(3)
 WHY_SCHEDULE = const(4)
 WHY_CLOCK = const(5)
 WHY_SETTINGS = const(6)
-WHY_NAMES = ("boot", "key", "badge", "timeout", "schedule", "clock", "settings")
 FLAGGED = const(0x80)  # status arg bit: a pause with no badge in working hours
 
 # FLAG record values
 FLAG_WAIT_LONG = const(1)
-FLAG_NAMES = ("", "wait_overlong")
 
-LEVEL_NAMES = ("", "非常满意", "满意", "基本满意", "不满意")
-REASON_NAMES = ("", "等候时间长", "服务态度不好", "业务不熟悉/解释不清", "其他")
 TICKET_CHUNK = const(7)
 TICKET_MAX = const(28)
 

@@ -33,3 +33,7 @@ class RealTime:
 
     async def sleep_ms(self, ms):
         await asyncio.sleep_ms(ms)
+
+    def flag(self):
+        """A flag an interrupt handler may set."""
+        return asyncio.ThreadSafeFlag()

@@ -1,7 +1,5 @@
 # Key LEDs and buzzer. The same feedback for every key: nothing staff can see
 # or hear tells which key a citizen pressed.
-import asyncio
-
 from firmware.core import LEDS_BLINK, LEDS_OFF, LEDS_ON
 from firmware.record import const
 
@@ -18,7 +16,7 @@ class Feedback:
         self.pattern = LEDS_OFF
         self.beeps = 0
         self._beep_end = None
-        self._flag = asyncio.ThreadSafeFlag()
+        self._flag = timebase.flag()
         self._set_all(0)
         if buzzer:
             buzzer.duty_u16(0)

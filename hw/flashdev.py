@@ -25,7 +25,7 @@ class FileBlockDev:
                     f.write(ff)
         self.blocks = blocks
         self.f = open(path, "r+b")
-        self._ff = b"\xff" * BLOCK
+        self._ff = b"\xff" * 256
         self.progs = 0
         self.erases = 0
 
@@ -49,7 +49,8 @@ class FileBlockDev:
         if op == 6:
             self.erases += 1
             self.f.seek(arg * BLOCK)
-            self.f.write(self._ff)
+            for _ in range(BLOCK // 256):
+                self.f.write(self._ff)
             return 0
         return 0
 

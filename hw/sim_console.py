@@ -4,7 +4,6 @@
 import json
 import sys
 
-from firmware import decode
 from firmware import record as R
 from firmware.app import K_INVITE, K_STATUS
 from firmware.clock import iso, parse_iso
@@ -191,6 +190,8 @@ class Console:
 
     async def cmd_log(self, args):
         self._nargs(args, 0, 0, "log")
+        from firmware import decode
+
         lg = self.app.log
         reasons, offsets = decode.scan(lg.records())
         for d in decode.decode(lg.records(), reasons, offsets, self.app.roster.entry,

@@ -5,6 +5,25 @@ import asyncio
 _SETTLE = 8  # event-loop turns that let a woken task and what it wakes run
 
 
+class Flag:
+    """ThreadSafeFlag's API on an Event: on the unix port a ThreadSafeFlag is
+    polled like a stream, with a 1 ms sleep per loop turn; virtual time has no
+    real interrupts, so it needs none of that."""
+
+    def __init__(self):
+        self._e = asyncio.Event()
+
+    def set(self):
+        self._e.set()
+
+    def clear(self):
+        self._e.clear()
+
+    async def wait(self):
+        await self._e.wait()
+        self._e.clear()
+
+
 class VirtualTime:
     def __init__(self, start_ms=0):
         self.ms = start_ms
@@ -25,8 +44,10 @@ class VirtualTime:
         self._waiters.pop(flag, None)
 
     async def sleep_ms(self, ms):
-        flag = asyncio.ThreadSafeFlag()
-        await self.wait(flag, self.ms + ms)
+        await self.wait(Flag(), self.ms + ms)
+
+    def flag(self):
+        return Flag()
 
     async def settle(self):
         for _ in range(_SETTLE):

@@ -73,3 +73,84 @@ def shm_dir(tmp_path_factory):
     d.mkdir()
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+EXAMPLES = ROOT / "examples"
+MONDAY_9 = "2026-11-23T09:00:00+08:00"
+
+
+class SimRun:
+    """Answers of a virtual-device script, command by command."""
+
+    def __init__(self, commands: list[str], answers: list[list[str]]):
+        self.commands = commands
+        self.answers = answers
+
+    def of(self, i: int) -> list[str]:
+        return self.answers[i]
+
+    def json_of(self, i: int) -> dict:
+        import json
+
+        return json.loads(self.answers[i][0])
+
+    def statuses(self) -> list[dict]:
+        import json
+
+        return [json.loads(a[0]) for c, a in zip(self.commands, self.answers, strict=True) if c == "status"]
+
+    def log(self, i: int = -1) -> list[dict]:
+        """The records printed by the i-th `log` command (default the last)."""
+        import json
+
+        logs = [a for c, a in zip(self.commands, self.answers, strict=True) if c == "log"]
+        return [json.loads(x) for x in logs[i]]
+
+    def ratings(self) -> list[dict]:
+        return [r for r in self.log() if r["kind"] == "rating"]
+
+    def kinds(self, kind: str) -> list[dict]:
+        return [r for r in self.log() if r["kind"] == kind]
+
+    def text(self) -> str:
+        return "\n".join(f"> {c}\n" + "\n".join(a) for c, a in zip(self.commands, self.answers, strict=True))
+
+
+@pytest.fixture
+def sim(tmp_path):
+    """Run a script on the virtual device (the real firmware on the MicroPython unix port)."""
+    import argparse
+    import io
+
+    from host_tools.sim import Sim
+
+    made = []
+
+    def run(script: str, *, window: str = "B01", roster: str | None = None,
+            start: str | None = MONDAY_9, sets: tuple[str, ...] = (),
+            flash: str | None = None) -> SimRun:
+        args = argparse.Namespace(
+            script=True, start=start, db=str(tmp_path / "pingjia.db"), device="sim-test",
+            window=window, roster=roster or str(EXAMPLES / "staff.csv"), set=list(sets),
+            flash=flash, collector=None, micropython=None, serial=False)
+        out = io.StringIO()
+        s = Sim(args, out)
+        made.append(s)
+        cmds, answers = [], []
+        for line in script.strip().splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            out.seek(0)
+            out.truncate()
+            go = s.run_line(line)
+            cmds.append(line.split()[0].lower())
+            answers.append(out.getvalue().splitlines())
+            if not go:
+                break
+        s.close()
+        return SimRun(cmds, answers)
+
+    yield run
+    for s in made:
+        s.close()

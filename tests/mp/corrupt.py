@@ -1,0 +1,51 @@
+# A corrupted flash block: the record's CRC catches it, the rest of the log survives.
+import os
+import sys
+
+import vfs
+
+from firmware import log as L
+from firmware import record as R
+from hw.flashdev import LFS_OPTS, FileBlockDev
+
+IMG = sys.argv[1]
+try:
+    os.remove(IMG)
+except OSError:
+    pass
+bd = FileBlockDev(IMG, 48)
+vfs.VfsLfs2.mkfs(bd, **LFS_OPTS)
+vfs.mount(vfs.VfsLfs2(bd, **LFS_OPTS), "/f")
+lg = L.Log("/f")
+for i in range(300):
+    lg.append(R.RATING, 1 + i % 4, 0, 1, 1000 + i)
+target = R.pack(150, R.RATING, 1 + 149 % 4, 0, 1, 1000 + 149)
+vfs.umount("/f")
+bd.close()
+
+# flip one bit of record 150 where it sits in the image (bit rot in a data block)
+buf = bytearray(4096)
+found = 0
+with open(IMG, "r+b") as f:
+    for blk in range(48):
+        f.seek(blk * 4096)
+        f.readinto(buf)
+        i = buf.find(target) if hasattr(buf, "find") else bytes(buf).find(target)
+        while i >= 0:
+            f.seek(blk * 4096 + i + 9)
+            f.write(bytes((buf[i + 9] ^ 0x10,)))
+            found += 1
+            i = bytes(buf).find(target, i + 1)
+assert found >= 1, "record 150 not found in the image"
+
+bd = FileBlockDev(IMG, 48)
+vfs.mount(vfs.VfsLfs2(bd, **LFS_OPTS), "/f")
+lg = L.Log("/f")
+seqs = [r[0] for r in lg.records()]
+assert 150 not in seqs, "a corrupt record was read as good"
+assert seqs == [s for s in range(1, 301) if s != 150], "records around the bad one were lost"
+assert lg.corrupt == 1, lg.corrupt
+assert lg.seq == 300
+assert lg.append(R.BOOT) == 301
+print("corrupt", lg.corrupt, "kept", len(seqs))
+print("PASS")

@@ -1,0 +1,31 @@
+"""The record log on real littlefs, on the real MicroPython binary (heap 128 KB):
+power cuts at every write, a corrupted block, a full log."""
+
+import pytest
+
+
+def _passed(p):
+    assert p.stdout.strip().splitlines()[-1] == "PASS", p.stdout + p.stderr
+    return p.stdout
+
+
+def test_power_cut_at_every_write(mp, shm_dir):
+    out = _passed(mp("powercut.py", str(shm_dir / "cut.img"), "60", "1"))
+    writes = int(out.split("writes ")[1].split()[0])
+    cuts = int(out.split("cuts ")[1].split()[0])
+    assert writes > 100 and cuts == writes  # every single write was cut once
+
+
+def test_corrupted_block_is_caught_and_the_rest_survives(mp, shm_dir):
+    out = _passed(mp("corrupt.py", str(shm_dir / "bad.img")))
+    assert "corrupt 1 kept 299" in out
+
+
+def test_full_log_keeps_counts_and_alerts(mp, shm_dir):
+    out = _passed(mp("fulllog.py", str(shm_dir / "full.img")))
+    assert "counted 49" in out
+
+
+@pytest.mark.parametrize("script", ["irq.py", "keys.py"])
+def test_keys(mp, script):
+    _passed(mp(script))
