@@ -43,10 +43,11 @@ _ID_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 
 
 class FrameError(ValueError):
-    """A frame that cannot be taken; reason is a short code, str() says why."""
+    """A frame that cannot be taken: reason is a short code (see REASONS), str()
+    adds a short detail. Terse: every string is a qstr in the device's RAM."""
 
     def __init__(self, reason, detail=""):
-        super().__init__(reason + (": " + detail if detail else ""))
+        super().__init__(reason + (" " + detail if detail else ""))
         self.reason = reason
 
 
@@ -89,10 +90,10 @@ def check_id(dev_id):
     """Device id as bytes; FrameError if it cannot go in a frame."""
     b = dev_id.encode() if isinstance(dev_id, str) else bytes(dev_id)
     if not 1 <= len(b) <= ID_MAX:
-        raise FrameError("bad_id", "device id must be 1 to %d characters" % ID_MAX)
+        raise FrameError("bad_id", "1-%d chars" % ID_MAX)
     for c in b:
         if c not in _ID_CHARS:
-            raise FrameError("bad_id", "device id may hold only letters, digits, '.', '_', '-'")
+            raise FrameError("bad_id", "A-Z a-z 0-9 . _ - only")
     return b
 
 
@@ -151,21 +152,20 @@ class Request:
 def peek_id(body):
     """The device id a request claims (not yet authenticated)."""
     if len(body) < 4:
-        raise FrameError("truncated", "%d bytes, shorter than any header" % len(body))
+        raise FrameError("truncated", "%d bytes" % len(body))
     if bytes(body[0:2]) != MAGIC:
-        raise FrameError("bad_magic", "not a pingjia sync frame")
+        raise FrameError("bad_magic")
     if body[2] != VERSION:
-        raise FrameError("bad_version", "frame version %d, this side speaks %d"
-                         % (body[2], VERSION))
+        raise FrameError("bad_version", "%d" % body[2])
     n = body[3]
     if not 1 <= n <= ID_MAX:
-        raise FrameError("bad_id", "device id length %d" % n)
+        raise FrameError("bad_id", "length %d" % n)
     if len(body) < header_size(n) + MAC_LEN:
-        raise FrameError("truncated", "%d bytes, shorter than the header" % len(body))
+        raise FrameError("truncated", "%d bytes" % len(body))
     raw = bytes(body[4 : 4 + n])
     for c in raw:
         if c not in _ID_CHARS:
-            raise FrameError("bad_id", "device id holds a byte that is not allowed")
+            raise FrameError("bad_id")
     return raw.decode()
 
 
@@ -174,34 +174,34 @@ def parse_request(body, key_for):
     Raises FrameError: bad_magic, bad_version, bad_id, truncated, oversized,
     unknown_device, bad_mac, bad_record."""
     if len(body) > frame_size(ID_MAX, MAX_RECORDS):
-        raise FrameError("oversized", "%d bytes, more than any frame" % len(body))
+        raise FrameError("oversized", "%d bytes" % len(body))
     dev_id = peek_id(body)
     n = len(dev_id)
     boot, first, count, sver, rver, nonce = struct.unpack_from(_HDR_TAIL, body, 4 + n)
     if count > MAX_RECORDS:
-        raise FrameError("oversized", "%d records, at most %d a frame" % (count, MAX_RECORDS))
+        raise FrameError("oversized", "%d records" % count)
     want = frame_size(n, count)
     if len(body) < want:
-        raise FrameError("truncated", "%d bytes, the header says %d" % (len(body), want))
+        raise FrameError("truncated", "%d of %d bytes" % (len(body), want))
     if len(body) > want:
-        raise FrameError("oversized", "%d bytes, the header says %d" % (len(body), want))
+        raise FrameError("oversized", "%d of %d bytes" % (len(body), want))
     key = key_for(dev_id)
     if key is None:
-        raise FrameError("unknown_device", "device %s is not registered" % dev_id)
+        raise FrameError("unknown_device", dev_id)
     end = want - MAC_LEN
     mv = memoryview(body)
     mac = bytes(mv[end:want])
     if not same(Hmac(key).digest(mv[:end]), mac):
-        raise FrameError("bad_mac", "the frame is not signed with device %s's key" % dev_id)
+        raise FrameError("bad_mac", dev_id)
     hs = header_size(n)
     last = first - 1
     for i in range(count):
         off = hs + i * REC
         if not valid(body, off):
-            raise FrameError("bad_record", "record %d fails its CRC" % i)
+            raise FrameError("bad_record", "CRC %d" % i)
         seq = struct.unpack_from("<I", body, off)[0]
         if (i == 0 and seq != first) or seq <= last:
-            raise FrameError("bad_record", "record %d: seq %d out of order" % (i, seq))
+            raise FrameError("bad_record", "seq %d" % i)
         last = seq
     return Request(dev_id, boot, first, count, sver, rver, nonce, bytes(mv[hs:end]), mac)
 
@@ -225,23 +225,23 @@ def parse_answer(body, hm, req_mac):
     """(ack, time, settings bytes or None, roster bytes or None) from an answer
     to the request whose MAC is req_mac. FrameError otherwise."""
     if len(body) < ANSWER_FIXED + MAC_LEN:
-        raise FrameError("truncated", "answer of %d bytes" % len(body))
+        raise FrameError("truncated", "%d bytes" % len(body))
     if len(body) > ANSWER_MAX:
-        raise FrameError("oversized", "answer of %d bytes" % len(body))
+        raise FrameError("oversized", "%d bytes" % len(body))
     if bytes(body[0:2]) != MAGIC_ANSWER:
-        raise FrameError("bad_magic", "not a pingjia answer")
+        raise FrameError("bad_magic")
     if body[2] != VERSION:
-        raise FrameError("bad_version", "answer version %d" % body[2])
+        raise FrameError("bad_version", "%d" % body[2])
     ack, time, sl, rl = struct.unpack_from(_ANS, body, 36)
     end = ANSWER_FIXED + sl + rl
     if len(body) != end + MAC_LEN:
         raise FrameError("truncated" if len(body) < end + MAC_LEN else "oversized",
-                         "answer of %d bytes, its header says %d" % (len(body), end + MAC_LEN))
+                         "%d of %d bytes" % (len(body), end + MAC_LEN))
     mv = memoryview(body)
     if not same(mv[4 : 4 + MAC_LEN], req_mac):
-        raise FrameError("replayed", "the answer is not for this request")
+        raise FrameError("replayed")
     if not same(hm.digest(mv[:end]), mv[end:]):
-        raise FrameError("bad_mac", "the answer is not signed with this device's key")
+        raise FrameError("bad_mac")
     flags = body[3]
     s = bytes(mv[ANSWER_FIXED : ANSWER_FIXED + sl]) if flags & F_SETTINGS else None
     r = bytes(mv[ANSWER_FIXED + sl : end]) if flags & F_ROSTER else None

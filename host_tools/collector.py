@@ -339,7 +339,7 @@ class Collector:
                                       val >> 4 & 15, val & 15, arg & 0x7F,
                                       1 if arg & R.FLAGGED else 0, None, boot, uptime, when))
             elif kind in (R.STRAY, R.DROPPED):
-                events.append(base + (R.KIND_NAMES[kind], window, slot, staff_no, None, None,
+                events.append(base + ("stray" if kind == R.STRAY else "dropped", window, slot, staff_no, None, None,
                                       None, None, None, None, None, None, R.data16(r), boot,
                                       uptime, when))
             elif kind == R.OVERFLOW:

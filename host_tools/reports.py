@@ -9,6 +9,7 @@ from typing import Any
 
 from firmware import record as R
 from firmware.clock import days_from_civil, iso
+from firmware.decode import LEVEL_NAMES, REASON_NAMES
 from host_tools.db import Database
 
 INDEX_POINTS = {1: 100.0, 2: 66.7, 3: 33.3, 4: 0.0}  # design.md section 6
@@ -118,7 +119,7 @@ def summary(db: Database, tz_min: int, day: str | None = None, by: str = "window
 
 
 def _reason(reason: int | None) -> str | None:
-    return R.REASON_NAMES[reason] if reason and 0 < reason < 5 else None
+    return REASON_NAMES[reason] if reason and 0 < reason < 5 else None
 
 
 def status_time(db: Database, tz_min: int, span: tuple[int, int] | None, by: str,
@@ -160,7 +161,7 @@ def ratings(db: Database, tz_min: int, day: str | None = None) -> list[dict[str,
             "time": iso(t, tz_min) if t is not None else "", "t": t, "window": win,
             "device": dev, "seq": seq, "staff_no": staff_no or "",
             "staff_name": names.get(staff_no or "", ""), "ticket": ticket or "",
-            "level": level, "level_name": R.LEVEL_NAMES[level] if 0 < level < 5 else "",
+            "level": level, "level_name": LEVEL_NAMES[level] if 0 < level < 5 else "",
             "reason": _reason(reason) or "", "mode": "free" if mode == 1 else "invite"})
     out.sort(key=lambda r: (r["t"] is None, r["t"] or 0, r["device"], r["seq"]))
     return out

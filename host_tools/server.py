@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -54,6 +54,8 @@ def create_app(collector: Collector) -> Starlette:
         except BodyTooLarge:
             return PlainTextResponse(f"refused: oversized: more than {MAX_BODY} bytes",
                                      status_code=413)
+        except ClientDisconnect:  # the network cut the frame: nothing to store
+            return PlainTextResponse("refused: truncated: the connection closed", 400)
         try:
             answer = await run_in_threadpool(c.ingest, body)
         except F.FrameError as e:

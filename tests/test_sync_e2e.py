@@ -1,0 +1,38 @@
+"""End to end: virtual devices (the real firmware with its sync link on the
+MicroPython unix port) sync over real sockets with a collector on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_sync_helpers import T0, Clock, Device, collector, provision
+
+from host_tools import reports
+
+
+@pytest.fixture
+def srv(tmp_path):
+    s = collector(tmp_path, Clock())
+    yield s
+    s.stop()
+
+
+def test_ratings_reach_the_collector(srv, shm_dir):
+    files = provision(srv)
+    dev = Device(shm_dir / "a.img", files, wall=T0)
+    try:
+        assert dev.one("badge 0A1B2C3D").startswith("ok")
+        dev.rate(2, "20261123-0001")
+        dev.rate(4, "20261123-0002")
+        assert dev.one("key 1").startswith("ok")  # the reason
+        out = dev.sync()
+        assert out.startswith("ok: sent"), out
+        st = dev.link()
+        assert st["unsynced"] == 0 and st["acked"] == st["seq"]
+    finally:
+        dev.quit()
+    rows = reports.ratings(srv.collector.db, 480)
+    assert [(r["level"], r["staff_no"], r["ticket"], r["reason"]) for r in rows] == [
+        (2, "SB0101", "20261123-0001", ""), (4, "SB0101", "20261123-0002", "等候时间长")]
+    assert rows[0]["time"].startswith("2026-11-23T09:00")
