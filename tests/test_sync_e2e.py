@@ -3,8 +3,6 @@ MicroPython unix port) sync over real sockets with a collector on 127.0.0.1."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from test_sync_helpers import T0, Clock, Device, collector, provision
 
