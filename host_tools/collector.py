@@ -50,8 +50,9 @@ class Collector:
         """Register a device; returns its key (hex) to provision."""
         try:
             F.check_id(device)
-        except F.FrameError as e:
-            raise CollectorError(f"device id {device!r}: {str(e).split(': ', 1)[-1]}") from None
+        except F.FrameError:
+            raise CollectorError(f"device id {device!r}: 1 to {F.ID_MAX} characters of "
+                                 "A-Z a-z 0-9 . _ - (it goes in every frame)") from None
         if not window or len(window) > 16:
             raise CollectorError("window must be 1 to 16 characters")
         if key is None:
@@ -145,6 +146,8 @@ class Collector:
         if nxt > 255:
             raise CollectorError(f"window {window}: more than 254 roster slots")
         v = self.db.value("SELECT version FROM rosters WHERE win = ?", (window,))
+        if v is None and nxt == 1:
+            return 0  # no staff has ever served here: nothing to push
         if v is None:
             v = 1
             self.db.execute("INSERT INTO rosters (win, version) VALUES (?, ?)", (window, v))

@@ -29,6 +29,24 @@ MAX_BODY = F.frame_size(F.ID_MAX, F.MAX_RECORDS)
 _STATUS = {"unknown_device": 403, "bad_mac": 401, "oversized": 413}
 
 
+REASONS = {
+    "bad_magic": "not a pingjia sync frame",
+    "bad_version": "frame version not spoken here",
+    "bad_id": "malformed device id",
+    "truncated": "the frame is shorter than its header says",
+    "oversized": "the frame is longer than its header says or than any frame",
+    "unknown_device": "no such device (pingjia device add ID --window W)",
+    "bad_mac": "the signature does not match the device's key (forged, corrupted or a wrong key)",
+    "bad_record": "a record fails its CRC or its seq is out of order",
+}
+
+
+def explain(e: F.FrameError) -> str:
+    detail = str(e)[len(e.reason):].strip()
+    return f"refused: {e.reason}: {REASONS.get(e.reason, e.reason)}" + (
+        f" ({detail})" if detail else "")
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -59,7 +77,7 @@ def create_app(collector: Collector) -> Starlette:
         try:
             answer = await run_in_threadpool(c.ingest, body)
         except F.FrameError as e:
-            return PlainTextResponse(f"refused: {e}", status_code=_STATUS.get(e.reason, 400))
+            return PlainTextResponse(explain(e), status_code=_STATUS.get(e.reason, 400))
         return Response(answer, media_type="application/octet-stream")
 
     def _day(request: Request) -> str:
