@@ -1,0 +1,173 @@
+"""The collector over HTTP on 127.0.0.1: the sync endpoint refuses bad frames with
+a clear 4xx and keeps serving; the JSON API, dashboard and CLI."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_collector_ingest import Dev
+from test_sync_helpers import ROSTER, T0, Clock
+
+from firmware import frame as F
+from firmware import record as R
+from host_tools.collector import Collector
+from host_tools.server import ServerThread
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    c = Collector(str(tmp_path_factory.mktemp("srv") / "s.db"), Clock(T0 + 3600))
+    c.import_roster(ROSTER)
+    s = ServerThread(c)
+    yield s
+    s.stop()
+
+
+def post(port: int, body: bytes, path: str = "/api/v1/sync") -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("POST", path, body, {"Content-Type": "application/octet-stream"})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def stored(c: Collector) -> list:
+    return [c.db.all(f"SELECT * FROM {t} ORDER BY 1, 2") for t in ("records", "events")]
+
+
+def test_sync_over_http_and_refusals(server):
+    c = server.collector
+    d = Dev(c, "http-1")
+    d.add(R.BOOT, 1, time=T0)
+    d.rating(2, T0 + 10, ticket="T-1")
+    body = d.frame()
+    status, ans = post(server.port, body)
+    assert status == 200
+    assert F.parse_answer(ans, F.Hmac(d.key), body[-32:])[0] == d.seq
+    before = stored(c)
+    cases = [
+        (body[:-5], 400, "truncated"),
+        (body + b"zz", 413, "oversized"),
+        (b"hello", 400, "bad_magic"),
+        (F.request(b"z" * 16, "http-1", 1, 1, b"".join(d.log)), 401, "bad_mac"),
+        (F.request(d.key, "ghost", 1, 1, b""), 403, "unknown_device"),
+        (b"PJ\x01" + bytes(F.frame_size(F.ID_MAX, F.MAX_RECORDS)), 413, "oversized"),
+    ]
+    for b, code, why in cases:
+        s, text = post(server.port, b)
+        assert (s, why) == (code, why) and text.decode().startswith(f"refused: {why}"), text
+    assert stored(c) == before
+    assert post(server.port, body)[0] == 200  # a replay is answered, stores nothing
+    assert stored(c) == before
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=300),
+                 st.tuples(st.integers(0, 120), st.integers(0, 255), st.integers(0, 3))))
+def test_fuzz_endpoint(server, case):
+    c = server.collector
+    if "fuzz-1" not in {x["id"] for x in c.devices()}:
+        d = Dev(c, "fuzz-1")
+        d.rating(1, T0)
+        post(server.port, d.frame())
+        test_fuzz_endpoint.good = d.frame()  # type: ignore[attr-defined]
+    good = test_fuzz_endpoint.good  # type: ignore[attr-defined]
+    if isinstance(case, tuple):
+        pos, val, cut = case
+        b = bytearray(good)
+        b[pos % len(b)] = val
+        body = bytes(b[: len(b) - cut])
+    else:
+        body = case
+    before = stored(c)
+    status, text = post(server.port, body)
+    if body == good[: len(body)] and len(body) == len(good):
+        assert status == 200
+    else:
+        assert 400 <= status < 500 and text.startswith(b"refused: "), (status, text)
+    assert stored(c) == before
+    assert get(server.port, "/api/v1/devices")[0] == 200  # still serving
+
+
+def test_api_and_dashboard(server):
+    c = server.collector
+    d = Dev(c, "dash-1", window="B02")
+    d.add(R.STATUS, R.SERVING | R.PAUSED << 4, R.WHY_BADGE, 1, T0)
+    d.rating(4, T0 + 100, ticket="Q-9")
+    d.add(R.REASON, 1, 0, 1, d.seq)
+    assert post(server.port, d.frame())[0] == 200
+    s, page = get(server.port, "/?day=2026-11-23")
+    html = page.decode()
+    assert s == 200 and "窗口 B02" in html and "服务中" in html and "等候时间长" in html
+    assert "Q-9" in html and "满意率" in html
+    s, body = get(server.port, "/api/v1/report?day=2026-11-23&by=window")
+    rows = {r["window"]: r for r in json.loads(body)["rows"]}
+    assert s == 200 and rows["B02"]["ratings"] == 1 and rows["B02"]["bad_rate"] == 1.0
+    s, body = get(server.port, "/api/v1/ratings?day=2026-11-23")
+    assert s == 200 and any(r["ticket"] == "Q-9" for r in json.loads(body))
+    assert get(server.port, "/api/v1/report?by=colour")[0] == 400
+    assert get(server.port, "/api/v1/dashboard?day=2026-11-23")[0] == 200
+    assert get(server.port, "/api/v1/sync")[0] == 405
+
+
+def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "host_tools.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=60,
+                          env={"PYTHONPATH": str(ROSTER.parents[1]) + ":" + str(
+                              __import__("pathlib").Path(__file__).resolve().parents[1])})
+
+
+def test_cli(tmp_path):
+    db = str(tmp_path / "cli.db")
+    r = cli("device", "add", "cli-1", "--window", "B01", "--db", db)
+    assert r.returncode == 0 and len(r.stdout.strip()) == 32
+    key = bytes.fromhex(r.stdout.strip())
+    assert cli("device", "add", "cli-1", "--window", "B01", "--db", db).returncode == 2
+    assert "cli-1" in cli("device", "list", "--db", db).stdout
+    assert cli("roster", "import", str(ROSTER), "--db", db).returncode == 0
+    bad = tmp_path / "bad.csv"
+    bad.write_text("badge_uid,staff_no\n", encoding="utf-8")
+    r = cli("roster", "import", str(bad), "--db", db)
+    assert r.returncode == 2 and "missing column" in r.stderr
+    assert cli("settings", "set", "invite_s", "30", "--db", db).returncode == 0
+    r = cli("settings", "set", "invite_s", "3", "--db", db)
+    assert r.returncode == 2 and "invite_s" in r.stderr
+    assert cli("settings", "set", "mode", "free", "--device", "cli-1", "--db", db).returncode == 0
+    c = Collector(db, Clock(T0))
+    recs = R.pack(1, R.RATING, 1, 0, 1, T0 + 60) + R.pack(2, R.RATING, 4, 0, 2, T0 + 120)
+    c.ingest(F.request(key, "cli-1", 1, 1, recs))
+    c.db.close()
+    r = cli("export", "--format", "csv", "--db", db)
+    assert r.returncode == 0
+    assert r.stdout.splitlines() == [
+        "time,window,device,staff_no,staff_name,ticket,level,level_name,reason",
+        "2026-11-23T09:01:00+08:00,B01,cli-1,SB0101,张伟,,1,非常满意,",
+        "2026-11-23T09:02:00+08:00,B01,cli-1,SB0102,刘洋,,4,不满意,"]
+    assert json.loads(cli("export", "--format", "json", "--db", db).stdout)[1]["level"] == 4
+    r = cli("report", "--day", "2026-11-23", "--by", "staff", "--db", db)
+    assert r.returncode == 0 and "SB0102 刘洋" in r.stdout
+    r = cli("report", "--day", "2026-11-23", "--db", db)
+    assert r.returncode == 0 and "50.0%" in r.stdout  # 满意率 and 差评率 of B01
+    assert cli("report", "--by", "colour", "--db", db).returncode == 2
+    assert cli("report", "--day", "23/11", "--db", db).returncode == 2
+    assert cli("export", "--format", "xml", "--db", db).returncode == 2
+    assert cli("device", "--db", db).returncode == 2
