@@ -110,8 +110,9 @@ class Link:
             sent = frames = 0
             clock = cfg = ""
             err = None
-            # bounded: every frame acks at least one record or the loop ends
-            limit = log.unsynced() // self.batch + 2
+            # bounded: every frame acks at least one record or the loop ends; one more
+            # frame carries what the answer itself logged (clock set, new config)
+            limit = log.unsynced() // self.batch + 3
             try:
                 while frames < limit:
                     n, set_clock, what = await self._exchange()
@@ -120,7 +121,7 @@ class Link:
                     if set_clock:
                         clock = ", clock set"
                     cfg += what
-                    if n < self.batch or log.seq <= log.acked:
+                    if n == 0 or log.seq <= log.acked:
                         break
             except Exception as e:  # any failure: count it, back off, keep the records
                 err = e

@@ -132,6 +132,9 @@ class Proxy:
         self.mode = "pass"
         self.cut_after = 40
         self.conns = 0
+        self.requests: list[bytes] = []  # every request as it came (HTTP head and body)
+        self.answers: list[bytes] = []  # every answer from the collector
+        self.on_stall = None
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -160,10 +163,13 @@ class Proxy:
             if mode == "refuse":
                 return
             req = _read_request(c)
+            self.requests.append(req)
             s = socket.create_connection(self.target, timeout=20)
             try:
-                if mode == "cut_request":
+                if mode in ("cut_request", "stall"):
                     s.sendall(req[: self.cut_after])
+                    if mode == "stall" and self.on_stall:
+                        self.on_stall()  # e.g. kill the collector mid-request
                     return
                 s.sendall(req)
                 answer = b""
@@ -172,7 +178,12 @@ class Proxy:
                     if not b:
                         break
                     answer += b
-                if mode != "drop_answer":
+                self.answers.append(answer)
+                if mode == "truncate_answer":
+                    c.sendall(answer[: len(answer) * 2 // 3])
+                elif mode == "replay_answer":
+                    c.sendall(self.answers[0])
+                elif mode != "drop_answer":
                     c.sendall(answer)
             finally:
                 s.close()
