@@ -51,7 +51,7 @@ class Link:
         self.auto = auto  # sync on its own (after bursts, on the timer); else only sync_now()
         self.batch = batch
         self.kick = asyncio.ThreadSafeFlag()
-        self.lock = asyncio.Lock()
+        self.busy = False  # one sync at a time (a flag: asyncio.Lock costs heap)
         dev = app.device
         self.error = None  # why this device cannot sync at all (not provisioned)
         try:
@@ -105,41 +105,53 @@ class Link:
         """Sync everything now; returns a one-line summary."""
         if self.error:
             return "error: " + self.error
-        async with self.lock:
-            log = self.app.log
-            sent = frames = 0
-            clock = cfg = ""
-            err = None
-            # bounded: every frame acks at least one record or the loop ends; one more
-            # frame carries what the answer itself logged (clock set, new config)
-            limit = log.unsynced() // self.batch + 3
-            try:
-                while frames < limit:
-                    n, set_clock, what = await self._exchange()
-                    frames += 1
-                    sent += n
-                    if set_clock:
-                        clock = ", clock set"
-                    cfg += what
-                    if n == 0 or log.seq <= log.acked:
-                        break
-            except Exception as e:  # any failure: count it, back off, keep the records
-                err = e
-            now = self.tb.mono_ms()
-            if err is None:
-                self.ok += 1
-                self.backoff_ms = 0
-                self.retry_at = 0
-                self.last_error = None
-                self.next_at = now + self.app.settings["sync_s"] * 1000
-                return "ok: sent %d records in %d frame%s, acked up to seq %d%s%s" % (
-                    sent, frames, "" if frames == 1 else "s", log.acked, clock, cfg)
-            self.fails += 1
-            self.backoff_ms = min(max(self.backoff_ms * 2, BACKOFF_MIN_MS), BACKOFF_MAX_MS)
-            self.retry_at = now + self.backoff_ms
-            self.last_error = "%s: %s" % (type(err).__name__, err)
-            return "error: sync failed after %d records (%s); acked up to seq %d, retry in %d s" % (
-                sent, self.last_error, log.acked, self.backoff_ms // 1000)
+        for _ in range(TIMEOUT_MS * 3 // 10):  # bounded: a sync in flight ends by its timeouts
+            if not self.busy:
+                break
+            await asyncio.sleep_ms(10)
+        if self.busy:
+            return "error: a sync is still running"
+        self.busy = True
+        try:
+            return await self._sync_all()
+        finally:
+            self.busy = False
+
+    async def _sync_all(self):
+        log = self.app.log
+        sent = frames = 0
+        clock = cfg = ""
+        err = None
+        # bounded: every frame acks at least one record or the loop ends; one more
+        # frame carries what the answer itself logged (clock set, new config)
+        limit = log.unsynced() // self.batch + 3
+        try:
+            while frames < limit:
+                n, set_clock, what = await self._exchange()
+                frames += 1
+                sent += n
+                if set_clock:
+                    clock = ", clock set"
+                cfg += what
+                if n == 0 or log.seq <= log.acked:
+                    break
+        except Exception as e:  # any failure: count it, back off, keep the records
+            err = e
+        now = self.tb.mono_ms()
+        if err is None:
+            self.ok += 1
+            self.backoff_ms = 0
+            self.retry_at = 0
+            self.last_error = None
+            self.next_at = now + self.app.settings["sync_s"] * 1000
+            return "ok: sent %d records in %d frame%s, acked up to seq %d%s%s" % (
+                sent, frames, "" if frames == 1 else "s", log.acked, clock, cfg)
+        self.fails += 1
+        self.backoff_ms = min(max(self.backoff_ms * 2, BACKOFF_MIN_MS), BACKOFF_MAX_MS)
+        self.retry_at = now + self.backoff_ms
+        self.last_error = "%s: %s" % (type(err).__name__, err)
+        return "error: sync failed after %d records (%s); acked up to seq %d, retry in %d s" % (
+            sent, self.last_error, log.acked, self.backoff_ms // 1000)
 
     async def _exchange(self):
         """One frame out, one answer back and applied: (records sent, clock set, config)."""
@@ -235,8 +247,10 @@ class Link:
         for _ in range(WIFI_MS // 100):  # bounded wait for the access point
             if w.isconnected():
                 return
+            if 200 <= w.status() < 300:  # ESP32: no AP, wrong password, assoc failed
+                break
             await asyncio.sleep_ms(100)
-        raise SyncError("wifi not connected")
+        raise SyncError("wifi not connected (status %d)" % w.status())
 
     async def _post(self, host, port, path, body):
         """HTTP/1.1 POST with Connection: close; returns the answer body."""

@@ -1,11 +1,12 @@
 # A stand-in for network.WLAN on the unix port: the same API the link uses
-# (active, connect, isconnected, disconnect, status, ifconfig). Sockets are
+# (active, connect, isconnected, disconnect, status). Sockets are
 # the host's real ones to 127.0.0.1; a test can take the "access point" away.
 from micropython import const
 
 STAT_IDLE = const(0)
 STAT_CONNECTING = const(1)
 STAT_GOT_IP = const(1010)
+STAT_NO_AP_FOUND = const(201)
 STA_IF = const(0)
 
 
@@ -14,7 +15,6 @@ class SimWLAN:
         self.reachable = reachable  # the access point is in range
         self._active = False
         self._connected = False
-        self.connects = 0
 
     def active(self, on=None):
         if on is None:
@@ -25,7 +25,6 @@ class SimWLAN:
         return self._active
 
     def connect(self, ssid=None, key=None):
-        self.connects += 1
         self._active = True
         self._connected = self.reachable
 
@@ -36,7 +35,6 @@ class SimWLAN:
         return self._connected and self.reachable
 
     def status(self, param=None):
-        return STAT_GOT_IP if self.isconnected() else STAT_IDLE
-
-    def ifconfig(self, *args):
-        return ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")
+        if self.isconnected():
+            return STAT_GOT_IP
+        return STAT_NO_AP_FOUND if self._active and not self.reachable else STAT_IDLE

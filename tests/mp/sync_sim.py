@@ -49,7 +49,7 @@ class SyncConsole(Console):
             await self.tb.advance(1000)
             for _ in range(3000):  # bounded: a sync in flight has its own timeouts
                 await asyncio.sleep_ms(1)
-                if not link.lock.locked():
+                if not link.busy:
                     break
         link.auto = False
         self.out("ok: ran %s s; ok %d fails %d frames %d" % (args[0], link.ok, link.fails,
