@@ -1,0 +1,171 @@
+# The virtual device's e-ink sign: the real driver, layout, fonts and EinkSign
+# on the panel model, on the shared SimSPI bus with the board's pins. Also the
+# previews (`pingjia sign preview`) and a terminal rendering of the panel.
+import asyncio
+import os
+
+from firmware.eink import EinkSign
+from firmware.layout import Layout, load_fonts
+from hw import board as B
+from hw.panel_model import PanelModel
+from hw.simpins import SimPin
+from hw.ssd168x import PANELS
+
+FONT_SIZES = {"4.2": (16, 24, 32, 48), "2.9": (16, 24, 32)}
+
+
+def font_dir():
+    """lib/ of the source tree: $PINGJIA_FONTS, else found from this file
+    (build/mpy/hw/sim_sign.mpy or hw/sim_sign.py)."""
+    d = os.getenv("PINGJIA_FONTS")
+    if d:
+        return d
+    here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+    for up in ("/..", "/../../.."):
+        cand = here + up + "/lib"
+        try:
+            os.stat(cand + "/pj16.pjf")
+            return cand
+        except OSError:
+            pass
+    return "lib"
+
+
+def make_panel(spi, timebase, size="4.2", cs=None, dc=None, rst=None, strict=True):
+    """The panel model on the bus and the real driver talking to it: (driver, model)."""
+    cs = cs or SimPin(B.EINK_CS, SimPin.OUT, value=1)
+    dc = dc or SimPin(B.EINK_DC, SimPin.OUT, value=1)
+    rst = rst or SimPin(B.EINK_RST, SimPin.OUT, value=1)
+    model = PanelModel(size, timebase, cs, dc, rst, B.EINK_BUSY, strict)
+    spi.attach(cs, model)
+    driver = PANELS[size](spi, cs, dc, rst, model.busy_pin, timebase)
+    return driver, model
+
+
+def make_sign(spi, timebase, size="4.2", fonts=None, image_path=None, on_update=None,
+              cs=None, dc=None, rst=None):
+    """An EinkSign on the panel model. image_path: a PBM of the panel, rewritten
+    after every refresh (any image viewer shows it). sign.model is the chip."""
+    driver, model = make_panel(spi, timebase, size, cs, dc, rst)
+    layout = Layout(driver, load_fonts(fonts or font_dir(), FONT_SIZES[size]))
+
+    def updated(sign):
+        if image_path:
+            write_pbm(model, image_path)
+        if on_update:
+            on_update(sign)
+
+    sign = EinkSign(driver, layout, updated)
+    sign.model = model
+    return sign
+
+
+def write_pbm(model, path):
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(b"P4\n%d %d\n" % (model.width, model.height))
+        f.write(model.image())
+    os.rename(tmp, path)
+
+
+def blocks(model, cols=None):
+    """The panel as text: one character per cell of 2 half blocks; a half is
+    black when a quarter of its pixels are."""
+    w, h = model.width, model.height
+    cols = cols or w // 4
+    cw = w // cols
+    ch = cw * 2  # a terminal cell is about twice as tall as wide
+    hh = ch // 2
+    need = max(1, cw * hh // 4)
+    px = model.pixel
+    plane = model.shown()
+    if plane is None:
+        return ""
+    rows = []
+    for cy in range(0, h - ch + 1, ch):
+        line = []
+        for cx in range(0, cols * cw, cw):
+            top = bot = 0
+            for y in range(hh):
+                for x in range(cw):
+                    top += px(cx + x, cy + y, plane)
+                    bot += px(cx + x, cy + hh + y, plane)
+            line.append(" ▀▄█"[(top >= need) | (bot >= need) << 1])
+        rows.append("".join(line).rstrip())
+    return "\n".join(rows)
+
+
+# screens for the previews: (file name, screen)
+def _f(window="B01", no=None, name=None, notice=None, alert=None):
+    return {"window": window, "staff_no": no, "staff_name": name, "notice": notice,
+            "alert": alert}
+
+
+SAMPLES = (
+    ("closed", ("closed", _f())),
+    ("serving", ("serving", _f(no="SB0101", name="张伟"))),
+    ("wait", ("wait", _f(no="SB0101", name="张伟"))),
+    ("paused", ("paused", _f())),
+    ("paused_unknown_badge", ("paused", _f(notice="unknown_badge"))),
+    ("overtime", ("overtime", _f(no="SB0102", name="刘洋"))),
+    ("invite", ("invite", _f(no="SB0101", name="张伟"))),
+    ("reason", ("reason", _f(no="SB0101", name="张伟"))),
+    ("thanks", ("thanks", _f(no="SB0101", name="张伟"))),
+    ("serving_alert", ("serving", _f(no="SB0207", name="欧阳晓燕", alert="sync_failing"))),
+    ("closed_alert", ("closed", _f(alert="log_full"))),
+)
+
+
+async def until_done(tb, coro, step_ms=20, limit_ms=120_000):
+    """Run coro while moving virtual time forward; returns its result."""
+    t = asyncio.create_task(coro)
+    spent = 0
+    while not t.done() and spent < limit_ms:
+        await tb.advance(step_ms)
+        spent += step_ms
+    if not t.done():
+        t.cancel()
+        raise RuntimeError("did not finish in %d virtual ms" % limit_ms)
+    return await t
+
+
+def preview(out_dir, size="4.2", fonts=None, names=None):
+    """Draw each sample screen with the firmware, refresh it through the model,
+    and write out_dir/<name>.pbm from the model's image."""
+    from hw.simpins import SimSPI
+    from hw.vtime import VirtualTime
+
+    tb = VirtualTime()
+    spi = SimSPI(B.SPI_ID)
+    driver, model = make_panel(spi, tb, size)
+    layout = Layout(driver, load_fonts(fonts or font_dir(), FONT_SIZES[size]))
+    done = []
+
+    async def main():
+        for name, screen in SAMPLES:
+            if names and name not in names:
+                continue
+            layout.draw(screen)
+            await until_done(tb, driver.show(full=True))
+            write_pbm(model, "%s/%s.pbm" % (out_dir, name))
+            done.append(name)
+
+    asyncio.run(main())
+    if model.faults:
+        raise RuntimeError("panel faults: %r" % model.faults)
+    return done
+
+
+def _main(argv):
+    # micropython -m hw.sim_sign OUT_DIR SIZE [FONT_DIR]
+    out = argv[1]
+    size = argv[2] if len(argv) > 2 else "4.2"
+    fonts = argv[3] if len(argv) > 3 else None
+    for n in preview(out, size, fonts):
+        print(n)
+
+
+if __name__ == "__main__":
+    import sys
+
+    _main(sys.argv)
