@@ -117,5 +117,8 @@ class EinkSign:
             self.partial += 1
             self._partials += 1
         if self.on_update:
-            self.on_update(self)
+            try:
+                self.on_update(self)
+            except Exception as e:  # a viewer's hook must not stop the sign
+                self.last_error = e
         return True

@@ -4,8 +4,14 @@
 # small FIFO cache: the font itself never sits in RAM.
 from array import array
 
-import framebuf
-from micropython import const
+try:
+    import framebuf
+    from micropython import const
+except ImportError:  # CPython (host tools, tests): bitmaps as bytes only
+    framebuf = None
+
+    def const(x):
+        return x
 
 _HEADER = const(16)
 _BLOCK = const(64)  # index entries per coarse step (one 128-byte read)
@@ -46,8 +52,10 @@ class Font:
         mv = memoryview(self._cache)
         w = self.stride * 8
         self._fbs_mv = [mv[i * bm:(i + 1) * bm] for i in range(slots)]
-        self._fbs = [framebuf.FrameBuffer(m, w, self.height, framebuf.MONO_HLSB)
-                     for m in self._fbs_mv]
+        self._fbs = None
+        if framebuf:
+            self._fbs = [framebuf.FrameBuffer(m, w, self.height, framebuf.MONO_HLSB)
+                         for m in self._fbs_mv]
         self._next = 0
         self.hits = 0
         self.misses = 0
@@ -123,3 +131,10 @@ class Font:
     def bitmap(self, i):
         """(FrameBuffer, width) of cache slot i; ink pixels are 1."""
         return self._fbs[i], self._widths[i]
+
+    def glyph(self, cp):
+        """(width, MONO_HLSB bytes) of code point cp, or None when missing."""
+        i = self.slot(cp)
+        if i < 0:
+            return None
+        return self._widths[i], bytes(self._fbs_mv[i])

@@ -17,9 +17,15 @@ _SLOTS = {16: 16, 24: 12, 32: 12, 48: 8}
 
 
 def load_fonts(folder, sizes=(16, 24, 32, 48)):
+    import gc
+
     from firmware.font import Font
 
-    return {s: Font("%s/%s" % (folder, FONT_FILES[s]), _SLOTS[s]) for s in sizes}
+    fonts = {}
+    for s in sorted(sizes, reverse=True):  # the biggest caches while the heap is whole
+        gc.collect()
+        fonts[s] = Font("%s/%s" % (folder, FONT_FILES[s]), _SLOTS[s])
+    return fonts
 
 
 class Pen:

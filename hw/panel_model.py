@@ -96,6 +96,16 @@ class PanelModel:
         self._written = 0
         self.commands = []
 
+    def power_cycle(self):
+        """Power off and on: registers to defaults, RAM content lost, image white."""
+        self._power_on()
+        self.red_valid = False
+        self._shown_hash = None
+        self._bw_dirty = True
+        self.stuck = False
+        self._busy_until = 0
+        self._in_reset = False
+
     def busy_level(self):
         if self.stuck:
             return 1
@@ -319,29 +329,41 @@ class PanelModel:
             g, s = x, self.sources - 1 - y
         return 0 if plane[g * self.xbytes + (s >> 3)] & (0x80 >> (s & 7)) else 1
 
-    def image(self):
-        """The image shown, as rows of bytes (MSB first, 1 = black), landscape."""
+    def rows(self):
+        """The image shown, row by row (MSB first, 1 = black), landscape: yields
+        one reused bytearray per row (no 15 KB copy on a 128 KB heap)."""
         w, h = self.width, self.height
         rb = (w + 7) // 8
-        out = bytearray(rb * h)
+        row = bytearray(rb)
         plane = self.shown()
-        if plane is None:
-            return out
-        if self.size == "4.2":
-            for i in range(len(out)):
-                out[i] = plane[i] ^ 0xFF
-            return out
         for y in range(h):
-            base = y * rb
-            for x in range(w):
-                if self.pixel(x, y, plane):
-                    out[base + (x >> 3)] |= 0x80 >> (x & 7)
-        return out
+            if plane is None:
+                for i in range(rb):
+                    row[i] = 0
+            elif self.size == "4.2":
+                base = y * rb
+                for i in range(rb):
+                    row[i] = plane[base + i] ^ 0xFF
+            else:
+                for i in range(rb):
+                    row[i] = 0
+                for x in range(w):
+                    if self.pixel(x, y, plane):
+                        row[x >> 3] |= 0x80 >> (x & 7)
+            yield row
 
-    def pbm(self):
-        """The image shown as a binary PBM (P4): any viewer reads it."""
-        return b"P4\n%d %d\n" % (self.width, self.height) + self.image()
+    def image(self):
+        """The image shown as bytes (rows of MSB-first bits, 1 = black)."""
+        out = bytearray()
+        for r in self.rows():
+            out += r
+        return bytes(out)
 
+    def write_pbm(self, f):
+        """Write the image shown to stream f as a binary PBM (P4)."""
+        f.write(b"P4\n%d %d\n" % (self.width, self.height))
+        for r in self.rows():
+            f.write(r)
 
 def _hash(buf):
     return hashlib.sha256(buf).digest()

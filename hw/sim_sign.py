@@ -63,8 +63,7 @@ def make_sign(spi, timebase, size="4.2", fonts=None, image_path=None, on_update=
 def write_pbm(model, path):
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
-        f.write(b"P4\n%d %d\n" % (model.width, model.height))
-        f.write(model.image())
+        model.write_pbm(f)
     os.rename(tmp, path)
 
 
@@ -117,16 +116,26 @@ SAMPLES = (
 
 
 async def until_done(tb, coro, step_ms=20, limit_ms=120_000):
-    """Run coro while moving virtual time forward; returns its result."""
-    t = asyncio.create_task(coro)
+    """Run coro while virtual time moves on; its result, or its exception."""
+    res = [None, None]
+
+    async def wrap():
+        try:
+            res[0] = await coro
+        except Exception as e:  # handed to the caller below
+            res[1] = e
+
+    t = asyncio.create_task(wrap())
     spent = 0
     while not t.done() and spent < limit_ms:
         await tb.advance(step_ms)
         spent += step_ms
     if not t.done():
         t.cancel()
-        raise RuntimeError("did not finish in %d virtual ms" % limit_ms)
-    return await t
+        raise RuntimeError("not done in %d virtual ms" % limit_ms)
+    if res[1] is not None:
+        raise res[1]
+    return res[0]
 
 
 def preview(out_dir, size="4.2", fonts=None, names=None):
