@@ -3,8 +3,6 @@
 # framebuffer (nano-gui style); show() sends it and waits on BUSY through the
 # timebase, so the keypad task keeps running during a refresh. RAM bit 1 is
 # white, 0 black: draw with WHITE/BLACK and the buffer goes out as it is.
-import asyncio
-
 import framebuf
 from micropython import const
 
@@ -15,7 +13,6 @@ _POLL_MS = const(15)  # BUSY poll period: keeps the keypad task responsive
 _RESET_MS = const(10)
 _RESET_TIMEOUT_MS = const(1000)  # SW/HW reset: BUSY falls within a few ms
 _REFRESH_TIMEOUT_MS = const(10000)  # full refresh ~3 s (slower when cold)
-_CHUNK = const(2048)  # RAM bytes sent between yields to the event loop
 
 # commands (SSD1680/SSD1683 datasheets)
 _DRIVER_OUTPUT = const(0x01)
@@ -66,7 +63,6 @@ class _SSD168x(framebuf.FrameBuffer):
         self.width = self.WIDTH
         self.height = self.HEIGHT
         self.buf = bytearray(self.WIDTH * self.HEIGHT // 8)
-        self._mv = memoryview(self.buf)
         self._cmd = bytearray(1)
         super().__init__(self.buf, self.WIDTH, self.HEIGHT, self.FORMAT)
         cs.init(cs.OUT, value=1)
@@ -91,16 +87,15 @@ class _SSD168x(framebuf.FrameBuffer):
             self.cs(1)
 
     async def _ram(self, c):
-        """Send the framebuffer into RAM plane c, yielding between chunks."""
+        """Send the framebuffer into RAM plane c. One write: 15 KB take ~30 ms at
+        4 MHz, short against the refresh; key presses meanwhile wait in their
+        IRQ flags. (Yielding between chunks would let virtual time run ahead
+        of a transfer that takes none.)"""
         self._command(c)
-        mv = self._mv
-        n = len(mv)
         self.dc(1)
-        for i in range(0, n, _CHUNK):
-            self.cs(0)
-            self.spi.write(mv[i:i + _CHUNK])
-            self.cs(1)
-            await asyncio.sleep_ms(0)  # a yield, not a wait: no time passes
+        self.cs(0)
+        self.spi.write(self.buf)
+        self.cs(1)
 
     async def _wait_busy(self, timeout_ms):
         tb = self.tb

@@ -158,10 +158,12 @@ async def main():
     marks = await (basics() if scenario == "basics" else office())
     t.cancel()
     gc.collect()
-    print(json.dumps({"log": log, "stats": stats, "marks": marks, "counts": sign.counts(),
-                      "model": {"full": model.full_refreshes, "partial": model.partial_refreshes,
-                                "faults": model.faults},
-                      "mem_free": gc.mem_free(), "ms": tb.mono_ms()}))
+    # streamed: a 4.2" heap has no room for the whole text at once
+    json.dump({"log": log, "stats": stats, "marks": marks, "counts": sign.counts(),
+               "model": {"full": model.full_refreshes, "partial": model.partial_refreshes,
+                         "faults": model.faults},
+               "mem_free": gc.mem_free(), "ms": tb.mono_ms()}, sys.stdout)
+    print()
 
 
 U.run(main())
