@@ -8,10 +8,10 @@ import sys
 import time
 
 import vfs
-from hw.flashdev import LFS_OPTS, FileBlockDev
 
 from firmware import log as L
 from firmware import record as R
+from hw.flashdev import LFS_OPTS, FileBlockDev
 
 DIR = sys.argv[1]
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 2000

@@ -6,10 +6,9 @@ import os
 import sys
 import time
 
-from hw.sim import SimBoard
-
 from firmware import storage
 from firmware.app import App
+from hw.sim import SimBoard
 
 IMG = sys.argv[1]
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 200
