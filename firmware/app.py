@@ -2,9 +2,9 @@
 # Every task is created here (one place); each waits through the timebase.
 import asyncio
 
+from firmware import record as R
 from firmware import roster as roster_mod
 from firmware import settings as settings_mod
-from firmware import record as R
 from firmware import storage, texts
 from firmware.badge import POLL_MS, BadgeWatch
 from firmware.clock import Clock, iso

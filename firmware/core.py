@@ -27,6 +27,7 @@ class Core:
         self.on_screen = None  # callback(screen) when what is shown changes
         self.state = 0
         self.slot = 0  # staff on duty (roster slot), 0 nobody
+        self.status_slot = 0  # staff of the last status record
         self.uid = None  # badge in the slot
         self.unknown = False  # a badge is in the slot but not on the roster
         self.toggle = R.SERVING  # staff's choice: SERVING, WAIT or PAUSED
@@ -39,7 +40,8 @@ class Core:
         self.wait_end = None  # mono ms when a 请稍候 becomes overlong
         self.sched_at = None
         self.last_free = None  # mono ms of the last counted press in free mode
-        self.tally_hour = None
+        self.tally_hour = None  # record time of the hour being tallied
+        self.tally_end = None  # mono ms when that hour ends
         self.stray = 0
         self.dropped = 0
         self.screen = None
@@ -174,7 +176,7 @@ class Core:
     def next_deadline(self):
         d = None
         for t in (self.phase_end, self.invite_end, self.wait_end, self.sched_at,
-                  self._tally_deadline()):
+                  self.tally_end):
             if t is not None and (d is None or t < d):
                 d = t
         return d
@@ -207,8 +209,7 @@ class Core:
             self.log.append(R.FLAG, R.FLAG_WAIT_LONG, 0, self.slot, self.clock.rec_time())
         if self.sched_at is not None and now >= self.sched_at:
             self._update(R.WHY_SCHEDULE)
-        td = self._tally_deadline()
-        if td is not None and now >= td:
+        if self.tally_end is not None and now >= self.tally_end:
             self._flush_tallies()
 
     # ---- state ----------------------------------------------------------
@@ -229,13 +230,14 @@ class Core:
         local = self.clock.local()
         self.sched_at = None if local is None else now + self.schedule.next_change(local) * 1000
         new = self._derive()
-        if new != self.state:
+        if new != self.state or self.slot != self.status_slot:
             self._flush_tallies()
             arg = why
             if new == R.PAUSED and not self.slot and self.open_now():
                 arg |= R.FLAGGED  # nobody at the window in working hours
             self.log.append(R.STATUS, new | self.state << 4, arg, self.slot, self.clock.rec_time())
             self.state = new
+            self.status_slot = self.slot
             self.wait_end = now + self.settings["wait_max_s"] * 1000 if new == R.WAIT else None
             if new not in _ALLOWED:
                 self._end_session(R.NO_RATING, 1)
@@ -257,16 +259,10 @@ class Core:
         h = self.clock.hour_start()
         if self.tally_hour is not None and h != self.tally_hour:
             self._flush_tallies()
-        self.tally_hour = h
-
-    def _tally_deadline(self):
-        if not (self.stray or self.dropped):
-            return None
-        w = self.clock.wall()
-        now = self.clock.mono_ms()
-        if w is None:
-            return now + (3600 - self.clock.uptime_s() % 3600) * 1000
-        return now + (3600 - w % 3600) * 1000
+        if self.tally_hour is None:
+            self.tally_hour = h
+            s = self.clock.rec_time() & ~R.REL
+            self.tally_end = self.clock.mono_ms() + (3600 - s % 3600) * 1000
 
     def _flush_tallies(self):
         h = self.tally_hour
@@ -278,6 +274,7 @@ class Core:
                             self.slot, h)
             self.dropped = 0
         self.tally_hour = None
+        self.tally_end = None
 
     # ---- what is shown ---------------------------------------------------
     def add_alert(self, name):

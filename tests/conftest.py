@@ -97,13 +97,13 @@ class SimRun:
     def statuses(self) -> list[dict]:
         import json
 
-        return [json.loads(a[0]) for c, a in zip(self.commands, self.answers) if c == "status"]
+        return [json.loads(a[0]) for c, a in zip(self.commands, self.answers, strict=True) if c == "status"]
 
     def log(self, i: int = -1) -> list[dict]:
         """The records printed by the i-th `log` command (default the last)."""
         import json
 
-        logs = [a for c, a in zip(self.commands, self.answers) if c == "log"]
+        logs = [a for c, a in zip(self.commands, self.answers, strict=True) if c == "log"]
         return [json.loads(x) for x in logs[i]]
 
     def ratings(self) -> list[dict]:
@@ -113,7 +113,7 @@ class SimRun:
         return [r for r in self.log() if r["kind"] == kind]
 
     def text(self) -> str:
-        return "\n".join(f"> {c}\n" + "\n".join(a) for c, a in zip(self.commands, self.answers))
+        return "\n".join(f"> {c}\n" + "\n".join(a) for c, a in zip(self.commands, self.answers, strict=True))
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@ import os
 import sys
 
 import vfs
-from hw.flashdev import LFS_OPTS, FileBlockDev
 
 from firmware import log as L
 from firmware import record as R
+from hw.flashdev import LFS_OPTS, FileBlockDev
 
 IMG = sys.argv[1]
 try:

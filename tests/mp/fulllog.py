@@ -6,10 +6,10 @@ import sys
 
 import vfs
 from daywork import Ms, boot
-from hw.flashdev import LFS_OPTS, FileBlockDev
 
 from firmware import log as L
 from firmware import record as R
+from hw.flashdev import LFS_OPTS, FileBlockDev
 
 IMG = sys.argv[1]
 try:

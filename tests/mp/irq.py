@@ -2,9 +2,9 @@
 import asyncio
 
 import micropython
-from hw.simpins import SimPin
 
 from firmware.keys import LONG, PRESS, RELEASE, Keys
+from hw.simpins import SimPin
 
 t = [1000]
 pins = [SimPin(i) for i in range(6)]

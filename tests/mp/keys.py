@@ -2,9 +2,8 @@
 # long presses, and a full edge ring.
 import asyncio
 
-from hw.simpins import SimPin
-
 from firmware.keys import LONG, PRESS, RELEASE, Keys
+from hw.simpins import SimPin
 
 now = [0]
 pins = [SimPin(i) for i in range(6)]

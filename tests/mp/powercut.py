@@ -8,10 +8,10 @@ import sys
 import vfs
 from cutdev import CutBlockDev
 from daywork import Ms, boot, day
-from hw.flashdev import LFS_OPTS, FileBlockDev
 
 from firmware import log as L
 from firmware import record as R
+from hw.flashdev import LFS_OPTS, FileBlockDev
 
 IMG = sys.argv[1]
 TEMPLATE = IMG + ".tpl"

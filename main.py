@@ -1,0 +1,16 @@
+# The device entry point: the real board, the firmware's app, its tasks.
+import asyncio
+
+from firmware.app import App
+from hw.board import Board
+
+
+def run():
+    app = App(Board())
+    try:
+        asyncio.run(app.run())
+    finally:
+        asyncio.new_event_loop()  # a clean loop if the REPL restarts us
+
+
+run()
