@@ -194,7 +194,7 @@ class Layout:
 
     def _rows(self, items, y, bottom):
         """Numbered choices, one a row (the reasons: some are long)."""
-        fb, pen, w = self.fb, self.pen, self.w
+        fb, pen = self.fb, self.pen
         px = 24 if self.big else 16
         n = len(items)
         rh = (bottom - y) // n

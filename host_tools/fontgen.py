@@ -96,7 +96,7 @@ def build(stem: str, size: int, face: int, kind: str, out: Path, font_path: str 
     stride = (max(max(a, g.width) for a, g in glyphs) + 7) // 8
     head = MAGIC + struct.pack("<HBB8x", len(cps), size, stride)
     body = bytearray(head)
-    body += struct.pack("<%dH" % len(cps), *cps)
+    body += struct.pack(f"<{len(cps)}H", *cps)
     for adv, img in glyphs:
         canvas = Image.new("1", (stride * 8, size), 0)
         canvas.paste(img.crop((0, 0, min(img.width, stride * 8), size)), (0, 0))

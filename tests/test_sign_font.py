@@ -64,7 +64,7 @@ def test_format_header_and_sorted_index():
     assert data[:4] == b"PJF1"
     count, height, stride = struct.unpack_from("<HBB", data, 4)
     assert (height, stride) == (16, 2)
-    cps = struct.unpack_from("<%dH" % count, data, 16)
+    cps = struct.unpack_from(f"<{count}H", data, 16)
     assert list(cps) == sorted(set(cps))
     assert len(data) == 16 + 2 * count + count * (1 + stride * height)
 

@@ -48,3 +48,13 @@ def test_fontgen_command(tmp_path):
     assert main(["fontgen", "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "pj16.pjf", "pj24.pjf", "pj32.pjf", "pj48.pjf"]
+
+
+@pytest.mark.parametrize("size,budget_kb", (("4.2", 40), ("2.9", 24)))
+def test_sign_heap_is_bounded_and_does_not_grow(mp, size, budget_kb):
+    """Driver, fonts, layout and EinkSign on the device's 128 KB heap (no chip model)."""
+    p = mp("sign_bench.py", size, str(LIB))
+    f = dict(line.split(" ", 1) for line in p.stdout.splitlines())
+    assert float(f["sign_bytes"]) <= budget_kb * 1024
+    assert int(f["glyph_cache_bytes"]) <= 6 * 1024
+    assert int(f["growth_bytes"]) <= 0  # drawing every screen again keeps nothing

@@ -7,6 +7,7 @@ import json
 import sys
 
 import sign_util as U
+
 from hw.ssd168x import PanelBusyError
 
 size = sys.argv[1]

@@ -8,6 +8,7 @@ import json
 import sys
 
 import sign_util as U
+
 from firmware.eink import EinkSign
 
 size, fonts, scenario = sys.argv[1], sys.argv[2], sys.argv[3]

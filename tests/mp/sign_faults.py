@@ -6,6 +6,7 @@ import json
 import sys
 
 import sign_util as U
+
 from hw.panel_model import PanelFault
 from hw.ssd168x import PANELS
 

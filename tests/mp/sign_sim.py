@@ -8,6 +8,7 @@ import json
 import sys
 
 import sign_util as U
+
 from hw.sim_sign import blocks, make_sign
 from hw.simpins import SimPin, SimSPI
 from hw.vtime import VirtualTime
