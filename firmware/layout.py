@@ -138,12 +138,15 @@ class Layout:
         name = f["staff_name"]
         no = "%s %s" % (texts.SIGN["staff_no"], f.get("staff_no") or "")
         if self.big:
-            px = pen.fit(name, (32, 16), self.w - 40)
+            # the name font tripled: names must read from three metres
+            px = pen.fit(name, (48, 32, 16), self.w - 24)
             pen.center(name, y, px)
-            pen.center(no, y + 40, 24)
+            pen.center(no, y + px + 6, 32)
         else:
             # one line: the name doubled (name font) and the number at 24 px
-            npx = 32 if pen.width(name, 32) + pen.width(no, 24) + 16 <= self.w - 8 else 16
+            npx = 32
+            if pen.width(name, 32) + pen.width(no, 24) + 16 > self.w - 8 or f.get("alert"):
+                npx = 16  # a long name, or the alert banner needs the room
             tw = pen.width(name, npx) + 16 + pen.width(no, 24)
             x = pen.text(name, (self.w - tw) // 2, y, npx) + 16
             pen.text(no, x, y + (npx - 24) // 2, 24)
@@ -175,30 +178,40 @@ class Layout:
     def _keys(self, items, y, bottom):
         """Key labels with the key number in a black square: a 2x2 grid."""
         fb, pen, w = self.fb, self.pen, self.w
-        px = 24 if self.big else 16
         gap = 10 if self.big else 4
         cw = (w - 3 * gap) // 2
         ch = (bottom - y - gap) // 2
+        # one size for all four labels: the largest at which the longest fits
+        sizes = (32, 24, 16) if self.big else (16,)
+        px = sizes[-1]
+        for p in sizes:
+            if max(pen.width(t.split(" ", 1)[1], p) for t in items) + p + 22 <= cw:
+                px = p
+                break
+        sq = min(px + 8, ch - 4)
         for i, label in enumerate(items):
             num, text = label.split(" ", 1)
             cx = gap + (i % 2) * (cw + gap)
             cy = y + (i // 2) * (ch + gap)
             fb.rect(cx, cy, cw, ch, INK)
-            sq = ch - 8 if self.big else ch - 4
-            sq = min(sq, px + 8)
             sy = cy + (ch - sq) // 2
             fb.fill_rect(cx + 4, sy, sq, sq, INK)
             pen.center(num, sy + (sq - px) // 2, px, PAPER, cx + 4, sq)
-            tpx = pen.fit(text, (px, 16), cw - sq - 14)
-            pen.text(text, cx + sq + 10, cy + (ch - tpx) // 2, tpx)
+            pen.text(text, cx + sq + 10, cy + (ch - px) // 2, px)
 
     def _rows(self, items, y, bottom):
         """Numbered choices, one a row (the reasons: some are long)."""
         fb, pen = self.fb, self.pen
-        px = 24 if self.big else 16
         n = len(items)
         rh = (bottom - y) // n
-        x0 = 40 if self.big else 16
+        x0 = 14 if self.big else 16
+        sizes = (32, 24) if self.big else (16,)
+        px = sizes[-1]
+        for p in sizes:
+            if max(pen.width(t.split(" ", 1)[1], p) for t in items) + x0 + p + 18 <= self.w \
+                    and p + 8 <= rh:
+                px = p
+                break
         for i, label in enumerate(items):
             num, text = label.split(" ", 1)
             ry = y + i * rh + (rh - px - 6) // 2
@@ -253,7 +266,7 @@ class Layout:
         # the block's height, centred between the header and the bottom
         hgt = tpx + 2 * frame
         if staff:
-            hgt += gap + (32 + 8 + 24 if big else 32)
+            hgt += gap + (48 + 6 + 32 if big else 32)
         elif notice:
             hgt += gap + (32 if big else 16) + 4
         elif hint:

@@ -110,7 +110,7 @@ def _regen() -> None:
     import shutil
     import tempfile
 
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this tree, not an installed one
     from conftest import run_mp  # noqa: E402
 
     from host_tools.build import compile_all
