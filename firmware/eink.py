@@ -96,11 +96,11 @@ class EinkSign:
         screen = self.screen
         now = tb.mono_ms()
         full = self._want_full(now)
-        self.layout.draw(screen)
-        self.render_ms = tb.mono_ms() - now
         try:
+            self.layout.draw(screen)
+            self.render_ms = tb.mono_ms() - now
             await self.driver.show(full)
-        except Exception as e:  # a stuck panel must not stop the device
+        except Exception as e:  # a stuck panel (or no RAM) must not stop the device
             self.errors += 1
             self.last_error = e
             self.shown = None  # unknown: the next update is a full one

@@ -114,6 +114,21 @@ class Layout:
         self.big = self.h >= 200  # 4.2" 400x300, else 2.9" 296x128
         self.pen = Pen(fb, fonts)
         self.pen.fb_w = self.w
+        self._sizes = {}  # label sizes chosen once (the texts are fixed)
+
+    def _choose(self, items, sizes, room, square):
+        """The largest size at which every "N text" item fits: text plus its
+        numbered square (square: times the size) within room pixels."""
+        pen = self.pen
+        for p in sizes:
+            ok = True
+            for t in items:
+                if pen.width(t.split(" ", 1)[1], p) + square * p > room:
+                    ok = False
+                    break
+            if ok:
+                return p
+        return sizes[-1]
 
     # --- parts
     def _header(self, f):
@@ -182,12 +197,10 @@ class Layout:
         cw = (w - 3 * gap) // 2
         ch = (bottom - y - gap) // 2
         # one size for all four labels: the largest at which the longest fits
-        sizes = (32, 24, 16) if self.big else (16,)
-        px = sizes[-1]
-        for p in sizes:
-            if max(pen.width(t.split(" ", 1)[1], p) for t in items) + p + 22 <= cw:
-                px = p
-                break
+        px = self._sizes.get("keys")
+        if px is None:
+            px = self._choose(items, (32, 24, 16) if self.big else (16,), cw - 22, 1)
+            self._sizes["keys"] = px
         sq = min(px + 8, ch - 4)
         for i, label in enumerate(items):
             num, text = label.split(" ", 1)
@@ -205,13 +218,11 @@ class Layout:
         n = len(items)
         rh = (bottom - y) // n
         x0 = 14 if self.big else 16
-        sizes = (32, 24) if self.big else (16,)
-        px = sizes[-1]
-        for p in sizes:
-            if max(pen.width(t.split(" ", 1)[1], p) for t in items) + x0 + p + 18 <= self.w \
-                    and p + 8 <= rh:
-                px = p
-                break
+        px = self._sizes.get("rows")
+        if px is None:
+            sizes = (32, 24) if self.big and rh >= 40 else (24, 16) if self.big else (16,)
+            px = self._choose(items, sizes, self.w - x0 - 18, 1)
+            self._sizes["rows"] = px
         for i, label in enumerate(items):
             num, text = label.split(" ", 1)
             ry = y + i * rh + (rh - px - 6) // 2
