@@ -42,6 +42,19 @@ def figures(text: str) -> dict[str, float]:
     return out
 
 
+def bench_heap(size: str, rows: str) -> None:
+    f = figures(mp("sign_bench.py", size, str(LIB), *([rows] if rows else [])))
+    mode = f"bands of {rows} rows" if rows else "full frame"
+    print(f"{size}\" sign heap, {mode:16s} {f['sign_bytes'] / 1024:.1f} KB (framebuffer "
+          f"{f['driver_bytes'] / 1024:.1f} KB incl. driver, fonts+layout "
+          f"{f['fonts_layout_bytes'] / 1024:.1f} KB, glyph cache "
+          f"{f['glyph_cache_bytes'] / 1024:.1f} KB); growth after drawing every screen "
+          f"again {f['growth_bytes']:.0f} B")
+    print(f"{size}\" render per screen, {mode:9s} mean {f['render_us_mean'] / 1000:.1f} ms, "
+          f"max {f['render_us_max'] / 1000:.1f} ms (glyph cache hits "
+          f"{f['glyph_hit_ratio'] * 100:.0f}%)")
+
+
 def main() -> int:
     compile_all()
     print("== sign (MicroPython unix port, heap 128 KB)")
@@ -57,15 +70,8 @@ def main() -> int:
         print(f"{size}\" panel busy per day   {busy:.0f} s (naive full refresh per change "
               f"{naive:.0f} s: {naive / busy:.1f}x less flashing); asleep after every update: "
               f"{day['stats']['asleep']}")
-        f = figures(mp("sign_bench.py", size, str(LIB)))
-        print(f"{size}\" sign heap             {f['sign_bytes'] / 1024:.1f} KB (framebuffer "
-              f"{f['driver_bytes'] / 1024:.1f} KB incl. driver, fonts+layout "
-              f"{f['fonts_layout_bytes'] / 1024:.1f} KB, glyph cache "
-              f"{f['glyph_cache_bytes'] / 1024:.1f} KB); kept after drawing every screen "
-              f"{f['first_round_bytes']:.0f} B, then growth {f['growth_bytes']:.0f} B")
-        print(f"{size}\" render per screen     mean {f['render_us_mean'] / 1000:.1f} ms, "
-              f"max {f['render_us_max'] / 1000:.1f} ms (glyph cache hits "
-              f"{f['glyph_hit_ratio'] * 100:.0f}%)")
+        for rows in ("", "64") if size == "4.2" else ("",):
+            bench_heap(size, rows)
     total = sum((LIB / f"{stem}.pjf").stat().st_size for stem, *_ in fontgen.SIZES)
     gb = len(fontgen.gb2312_chars())
     naive = sum(gb * (1 + ((px + 7) // 8) * px) for _s, px, *_ in fontgen.SIZES)

@@ -18,6 +18,8 @@ RETRY_MAX_MS = const(960_000)
 
 
 class EinkSign:
+    """driver: an SSD168x driver; layout: a Layout drawing on driver.canvas."""
+
     def __init__(self, driver, layout, on_update=None, min_gap_ms=MIN_GAP_MS,
                  settle_ms=SETTLE_MS):
         self.driver = driver
@@ -38,7 +40,8 @@ class EinkSign:
         self.daily = 0  # full refreshes made only because a day had passed
         self.errors = 0  # updates lost to a panel fault
         self.last_error = None
-        self.render_ms = 0  # drawing time of the last update
+        self._drawing = None
+        self._draw = self._draw_now  # bound once: show() calls it per band
 
     # --- the sign interface
     def show(self, screen):
@@ -53,6 +56,9 @@ class EinkSign:
     def counts(self):
         return {"requests": self.requests, "updates": self.updates, "full": self.full,
                 "partial": self.partial, "daily": self.daily, "errors": self.errors}
+
+    def _draw_now(self):
+        self.layout.draw(self._drawing)
 
     # --- the refresh task
     def _want_full(self, now):
@@ -96,10 +102,9 @@ class EinkSign:
         screen = self.screen
         now = tb.mono_ms()
         full = self._want_full(now)
+        self._drawing = screen
         try:
-            self.layout.draw(screen)
-            self.render_ms = tb.mono_ms() - now
-            await self.driver.show(full)
+            await self.driver.show(full, self._draw)
         except Exception as e:  # a stuck panel (or no RAM) must not stop the device
             self.errors += 1
             self.last_error = e

@@ -59,6 +59,9 @@ class Pen:
     def text(self, s, x, y, px, color=INK):
         """Draw s with its top-left at (x, y); returns the x after it."""
         fb = self.fb
+        vis = getattr(fb, "visible", None)
+        if vis is not None and not vis(y, px):
+            return x + self.width(s, px)  # paged: the line is outside this band
         f = self.fonts[px]
         pal = self._pal[color]
         for ch in s:
@@ -105,7 +108,8 @@ class Pen:
 
 
 class Layout:
-    """Screens for one panel size. fb: the driver (a FrameBuffer) with width/height."""
+    """Screens for one panel size. fb: where to draw, with width and height: the
+    driver's canvas (the driver itself, or its band in paged mode)."""
 
     def __init__(self, fb, fonts):
         self.fb = fb

@@ -12,6 +12,8 @@ from hw.simpins import SimPin
 from hw.ssd168x import PANELS
 
 FONT_SIZES = {"4.2": (16, 24, 32, 48), "2.9": (16, 24, 32)}
+# framebuffer rows: the 4.2" draws in bands of 64 rows (3.2 KB, not 15 KB)
+PAGE_ROWS = {"4.2": 64, "2.9": None}
 
 
 def font_dir():
@@ -31,23 +33,37 @@ def font_dir():
     return "lib"
 
 
-def make_panel(spi, timebase, size="4.2", cs=None, dc=None, rst=None, strict=True):
+def make_panel(spi, timebase, size="4.2", cs=None, dc=None, rst=None, strict=True,
+               rows=None):
     """The panel model on the bus and the real driver talking to it: (driver, model)."""
     cs = cs or SimPin(B.EINK_CS, SimPin.OUT, value=1)
     dc = dc or SimPin(B.EINK_DC, SimPin.OUT, value=1)
     rst = rst or SimPin(B.EINK_RST, SimPin.OUT, value=1)
     model = PanelModel(size, timebase, cs, dc, rst, B.EINK_BUSY, strict)
     spi.attach(cs, model)
-    driver = PANELS[size](spi, cs, dc, rst, model.busy_pin, timebase)
+    driver = PANELS[size](spi, cs, dc, rst, model.busy_pin, timebase, rows=rows)
     return driver, model
 
 
 def make_sign(spi, timebase, size="4.2", fonts=None, image_path=None, on_update=None,
-              cs=None, dc=None, rst=None):
+              cs=None, dc=None, rst=None, model=True, rows=-1):
     """An EinkSign on the panel model. image_path: a PBM of the panel, rewritten
-    after every refresh (any image viewer shows it). sign.model is the chip."""
-    driver, model = make_panel(spi, timebase, size, cs, dc, rst)
-    layout = Layout(driver, load_fonts(fonts or font_dir(), FONT_SIZES[size]))
+    after every refresh (any image viewer shows it). sign.model is the chip.
+    model=False: no chip on the bus (its bytes go nowhere, BUSY never high):
+    the sign's own RAM only, as on the board, for heap budgets."""
+    if rows == -1:
+        rows = PAGE_ROWS[size]
+    if model:
+        driver, model = make_panel(spi, timebase, size, cs, dc, rst, rows=rows)
+    else:
+        cs = cs or SimPin(B.EINK_CS, SimPin.OUT, value=1)
+        dc = dc or SimPin(B.EINK_DC, SimPin.OUT, value=1)
+        rst = rst or SimPin(B.EINK_RST, SimPin.OUT, value=1)
+        driver = PANELS[size](spi, cs, dc, rst, SimPin(B.EINK_BUSY, value=0), timebase,
+                              rows=rows)
+        model = None
+        image_path = None
+    layout = Layout(driver.canvas, load_fonts(fonts or font_dir(), FONT_SIZES[size]))
 
     def updated(sign):
         if image_path:
@@ -146,16 +162,15 @@ def preview(out_dir, size="4.2", fonts=None, names=None):
 
     tb = VirtualTime()
     spi = SimSPI(B.SPI_ID)
-    driver, model = make_panel(spi, tb, size)
-    layout = Layout(driver, load_fonts(fonts or font_dir(), FONT_SIZES[size]))
+    driver, model = make_panel(spi, tb, size, rows=PAGE_ROWS[size])
+    layout = Layout(driver.canvas, load_fonts(fonts or font_dir(), FONT_SIZES[size]))
     done = []
 
     async def main():
         for name, screen in SAMPLES:
             if names and name not in names:
                 continue
-            layout.draw(screen)
-            await until_done(tb, driver.show(full=True))
+            await until_done(tb, driver.show(True, lambda: layout.draw(screen)))
             write_pbm(model, "%s/%s.pbm" % (out_dir, name))
             done.append(name)
 

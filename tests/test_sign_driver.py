@@ -28,9 +28,11 @@ def _json(p) -> dict:
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_every_screen_decodes_to_its_reference(mp, tmp_path, size):
-    info = _json(mp("sign_screens.py", size, str(LIB), str(tmp_path)))
+@pytest.mark.parametrize("size,rows", (("4.2", None), ("4.2", 64), ("2.9", None), ("2.9", 32)))
+def test_every_screen_decodes_to_its_reference(mp, tmp_path, size, rows):
+    """Full frame, and paged (bands of rows): the same image on the panel."""
+    args = (size, str(LIB), str(tmp_path)) + ((str(rows),) if rows else ())
+    info = _json(mp("sign_screens.py", *args))
     assert info["faults"] == []
     # the first update is a full refresh, every later one partial; the driver
     # and the chip agree on what happened

@@ -50,10 +50,11 @@ def test_fontgen_command(tmp_path):
         "pj16.pjf", "pj24.pjf", "pj32.pjf", "pj48.pjf"]
 
 
-@pytest.mark.parametrize("size,budget_kb", (("4.2", 40), ("2.9", 24)))
-def test_sign_heap_is_bounded_and_does_not_grow(mp, size, budget_kb):
+@pytest.mark.parametrize("size,rows,budget_kb", (("4.2", "", 40), ("4.2", "64", 24),
+                                                ("2.9", "", 24)))
+def test_sign_heap_is_bounded_and_does_not_grow(mp, size, rows, budget_kb):
     """Driver, fonts, layout and EinkSign on the device's 128 KB heap (no chip model)."""
-    p = mp("sign_bench.py", size, str(LIB))
+    p = mp("sign_bench.py", size, str(LIB), *([rows] if rows else []))
     f = dict(line.split(" ", 1) for line in p.stdout.splitlines())
     assert float(f["sign_bytes"]) <= budget_kb * 1024
     assert int(f["glyph_cache_bytes"]) <= 6 * 1024

@@ -12,7 +12,7 @@ import sign_util as U
 from firmware.eink import EinkSign
 
 size, fonts, scenario = sys.argv[1], sys.argv[2], sys.argv[3]
-tb, drv, model = U.panel(size)
+tb, drv, model = U.panel(size, rows=64 if size == "4.2" else None)  # as the sim wires it
 lay = U.layout(drv, fonts, size)
 log = []  # [start, end, full, screen name] (the basics scenario)
 stats = {"updates": 0, "min_gap": None, "asleep": True, "drawn": {}}
@@ -20,9 +20,9 @@ _show = drv.show
 _end = [None]
 
 
-async def logged_show(full=False):
+async def logged_show(full=False, draw=None):
     start = tb.mono_ms()
-    await _show(full)
+    await _show(full, draw)
     if _end[0] is not None:
         g = start - _end[0]
         if stats["min_gap"] is None or g < stats["min_gap"]:

@@ -91,9 +91,9 @@ async def partial_with_stale_old_image(tb, drv, model):
     drv.fill(1)
     await U.until_done(tb, drv.show(full=True))
 
-    async def skip_red(c):  # a driver that forgets to keep RAM 0x26 current
+    async def skip_red(c, n=None):  # a driver that forgets to keep RAM 0x26 current
         if c != 0x26:
-            await real_ram(c)
+            await real_ram(c, n)
 
     drv._ram = skip_red
     drv.fill(0)

@@ -1,4 +1,4 @@
-# micropython sign_screens.py SIZE FONT_DIR OUT_DIR
+# micropython sign_screens.py SIZE FONT_DIR OUT_DIR [ROWS]
 # Draws every reference screen with the firmware's layout and fonts, refreshes
 # the panel model through the real driver (full refresh first, then partial
 # ones), and writes what the panel shows as OUT_DIR/<name>.pbm. Prints one JSON
@@ -10,7 +10,8 @@ import sys
 import sign_util as U
 
 size, fonts, out = sys.argv[1], sys.argv[2], sys.argv[3]
-tb, drv, model = U.panel(size)
+rows = int(sys.argv[4]) if len(sys.argv) > 4 else None  # paged: bands of ROWS rows
+tb, drv, model = U.panel(size, rows=rows)
 lay = U.layout(drv, fonts, size)
 gc.collect()
 low = gc.mem_free()
@@ -20,8 +21,7 @@ async def main():
     global low
     first = True
     for name, screen in U.SCREENS:
-        lay.draw(screen)
-        await U.until_done(tb, drv.show(full=first))
+        await U.until_done(tb, drv.show(first, lambda: lay.draw(screen)))
         first = False
         if not model.deep:
             raise AssertionError("panel not asleep after the update")

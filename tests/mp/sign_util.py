@@ -12,7 +12,7 @@ CS, DC, RST, BUSY = 5, 17, 16, 4  # hw/board.py's wiring
 FONT_SIZES = {"4.2": (16, 24, 32, 48), "2.9": (16, 24, 32)}
 
 
-def panel(size="4.2", strict=True, tb=None, spi=None):
+def panel(size="4.2", strict=True, tb=None, spi=None, rows=None):
     tb = tb or VirtualTime()
     spi = spi or SimSPI(2)
     cs = SimPin(CS, SimPin.OUT, value=1)
@@ -20,14 +20,14 @@ def panel(size="4.2", strict=True, tb=None, spi=None):
     rst = SimPin(RST, SimPin.OUT, value=1)
     model = PanelModel(size, tb, cs, dc, rst, BUSY, strict)
     spi.attach(cs, model)
-    drv = PANELS[size](spi, cs, dc, rst, model.busy_pin, tb)
+    drv = PANELS[size](spi, cs, dc, rst, model.busy_pin, tb, rows=rows)
     return tb, drv, model
 
 
 def layout(drv, fonts_dir, size):
     from firmware.layout import Layout, load_fonts
 
-    return Layout(drv, load_fonts(fonts_dir, FONT_SIZES[size]))
+    return Layout(drv.canvas, load_fonts(fonts_dir, FONT_SIZES[size]))
 
 
 async def until_done(tb, coro, step_ms=20, limit_ms=120_000):
