@@ -7,7 +7,6 @@ import os
 from firmware.eink import EinkSign
 from firmware.layout import Layout, load_fonts
 from hw import board as B
-from hw.panel_model import PanelModel
 from hw.simpins import SimPin
 from hw.ssd168x import PANELS
 
@@ -36,6 +35,8 @@ def font_dir():
 def make_panel(spi, timebase, size="4.2", cs=None, dc=None, rst=None, strict=True,
                rows=None):
     """The panel model on the bus and the real driver talking to it: (driver, model)."""
+    from hw.panel_model import PanelModel
+
     cs = cs or SimPin(B.EINK_CS, SimPin.OUT, value=1)
     dc = dc or SimPin(B.EINK_DC, SimPin.OUT, value=1)
     rst = rst or SimPin(B.EINK_RST, SimPin.OUT, value=1)
