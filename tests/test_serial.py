@@ -51,3 +51,44 @@ def test_mpremote_reads_the_flash_and_a_soft_reset_reboots(tmp_path):
         if sim.poll() is None:
             sim.kill()
             sim.wait()
+
+
+def test_deploy_puts_the_firmware_on_the_virtual_device():
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "host_tools.cli", "sim", "--serial", "--script",
+         "--start", MONDAY_9],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT)
+    try:
+        port = sim.stdout.readline().split(" ", 1)[1].strip()
+        p = subprocess.run([sys.executable, "-m", "host_tools.cli", "deploy", port,
+                            "--no-aioble"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "deployed" in p.stdout
+        sim.stdin.write("status\nquit\n")
+        sim.stdin.flush()
+        rest, _ = sim.communicate(timeout=60)
+        assert "booted again" in rest  # deploy ends with a reset
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+            sim.wait()
+
+
+def test_flash_checks_the_image_and_builds_esptool_commands(tmp_path):
+    bad = tmp_path / "x.bin"
+    bad.write_bytes(b"\x00" * 64)
+    p = subprocess.run([sys.executable, "-m", "host_tools.cli", "flash", "/dev/ttyUSB0",
+                        "--firmware", str(bad)], capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 2 and "not an ESP32 firmware image" in p.stderr
+    good = tmp_path / "mp.bin"
+    good.write_bytes(b"\xe9" + b"\x00" * 63)
+    p = subprocess.run([sys.executable, "-m", "host_tools.cli", "flash", "/dev/ttyUSB0",
+                        "--firmware", str(good), "--dry-run"], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert p.returncode == 0
+    lines = p.stdout.splitlines()
+    assert "erase-flash" in lines[0] and "write-flash -z 0x1000" in lines[1]
+    v = subprocess.run([sys.executable, "-m", "esptool", "version"], capture_output=True,
+                       text=True)
+    assert v.returncode == 0  # the real esptool is installed
