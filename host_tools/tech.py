@@ -69,7 +69,7 @@ def device_files() -> list[tuple[Path, str]]:
 
 def _mkdirs_code(paths: list[str]) -> str:
     dirs = sorted({str(Path(p).parent) for p in paths if "/" in p}, key=len)
-    return ("import os\nfor d in %r:\n try:\n  os.mkdir(d)\n except OSError:\n  pass" % dirs)
+    return f"import os\nfor d in {dirs!r}:\n try:\n  os.mkdir(d)\n except OSError:\n  pass"
 
 
 def deploy(port: str, aioble: bool = True) -> list[str]:
@@ -80,8 +80,8 @@ def deploy(port: str, aioble: bool = True) -> list[str]:
         args += ["fs", "cp", str(local), f":{dest}", "+"]
     mpremote(port, *args[:-1])
     # check what landed: names and sizes
-    sizes = mpremote(port, "exec", "import os\nfor p in %r:\n print(p, os.stat(p)[6])"
-                     % [d for _, d in files])
+    names = [d for _, d in files]
+    sizes = mpremote(port, "exec", f"import os\nfor p in {names!r}:\n print(p, os.stat(p)[6])")
     got = dict(line.rsplit(" ", 1) for line in sizes.splitlines() if " " in line)
     bad = [d for local, d in files if got.get(d) != str(local.stat().st_size)]
     if bad:
