@@ -96,7 +96,8 @@ class Pen:
         if w is None:
             w = self.fb_w - x0
         tw = self.width(s, px)
-        self.text(s, x0 + (w - tw) // 2, y, px, color)
+        # too long even at the smallest size: keep its start, clip the end
+        self.text(s, x0 + max(0, (w - tw) // 2), y, px, color)
         return tw
 
     def fit(self, s, sizes, maxw):
@@ -163,12 +164,16 @@ class Layout:
             pen.center(no, y + px + 6, 32)
         else:
             # one line: the name doubled (name font) and the number at 24 px
-            npx = 32
-            if pen.width(name, 32) + pen.width(no, 24) + 16 > self.w - 8 or f.get("alert"):
+            room = self.w - 8
+            npx, nopx = 32, 24
+            if f.get("alert") or pen.width(name, 32) + pen.width(no, 24) + 16 > room:
                 npx = 16  # a long name, or the alert banner needs the room
-            tw = pen.width(name, npx) + 16 + pen.width(no, 24)
-            x = pen.text(name, (self.w - tw) // 2, y, npx) + 16
-            pen.text(no, x, y + (npx - 24) // 2, 24)
+            if pen.width(name, npx) + pen.width(no, nopx) + 16 > room:
+                nopx = 16
+            gap = 16 if pen.width(name, npx) + pen.width(no, nopx) + 16 <= room else 6
+            tw = pen.width(name, npx) + gap + pen.width(no, nopx)
+            x = pen.text(name, max(2, (self.w - tw) // 2), y, npx) + gap
+            pen.text(no, x, y + (npx - nopx) // 2, nopx)
 
     def _banner(self, f):
         """Technician alert along the bottom, white on black; returns its top."""

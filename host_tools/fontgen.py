@@ -32,8 +32,9 @@ ASCII = "".join(chr(c) for c in range(0x20, 0x7F))
 # fixed texts not in firmware/texts.py that layouts draw
 EXTRA = "服务窗口号工：，。、/·（）"
 # characters outside GB2312 that are common in given names (GBK / Unicode);
-# a name with any other such character shows a box in its place
-NAME_EXTRA = "彧犇堃喆玥珺昇赟頔甯琍瑄雯晧珏琰璟玙瑢婧姮昱淏浛煊炅焜燚垚鑫淼沄泓汭祎禕芃苡茜萱蕙喆嘉懿"
+# a name with any other such character shows a box in its place. U+00B7: the
+# middle dot of transcribed names (GB2312's A1A4 decodes to U+30FB instead)
+NAME_EXTRA = "\u00b7彧犇堃喆玥珺昇赟頔甯琍瑄雯晧珏琰璟玙瑢婧姮昱淏浛煊炅焜燚垚鑫淼沄泓汭祎禕芃苡茜萱蕙喆嘉懿"
 
 # (file stem, pixel size, face index in the .ttc, charset): the name size
 # carries all of GB2312; the large sizes only the fixed texts.

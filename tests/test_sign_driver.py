@@ -21,7 +21,8 @@ REF = ROOT / "tests" / "data" / "sign"
 SIZES = ("4.2", "2.9")
 DIMS = {"4.2": (400, 300), "2.9": (296, 128)}
 SCREENS = ("closed", "serving", "wait", "paused", "paused_unknown_badge", "overtime",
-           "invite", "reason", "thanks", "serving_alert", "closed_alert", "missing_glyph")
+           "invite", "reason", "thanks", "serving_alert", "closed_alert", "missing_glyph",
+           "long_names")
 
 
 def _json(p) -> dict:

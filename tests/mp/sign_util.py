@@ -76,6 +76,8 @@ SCREENS = (
     ("serving_alert", ("serving", fields(no="SB0207", name="欧阳晓燕", alert="sync_failing"))),
     ("closed_alert", ("closed", fields(alert="log_full"))),
     ("missing_glyph", ("serving", fields(window="B😀", no="X1", name="张\U0001F600伟"))),
+    ("long_names", ("serving", fields(window="社会保障卡综合服务窗口12", no="SB20260001",
+                                      name="阿卜杜热合曼·买买提"))),
 )
 
 
