@@ -127,3 +127,12 @@ class EinkSign:
             except Exception as e:  # a viewer's hook must not stop the sign
                 self.last_error = e
         return True
+
+
+def build(driver, font_dir="/lib", on_update=None):
+    """The sign for a driver (hw/ssd168x.py): fonts from font_dir (lib/*.pjf),
+    laid out for the panel's size, drawing on the driver's canvas."""
+    from firmware.layout import Layout, font_sizes, load_fonts
+
+    fonts = load_fonts(font_dir, font_sizes(driver.height))
+    return EinkSign(driver, Layout(driver.canvas, fonts), on_update)

@@ -16,6 +16,11 @@ FONT_FILES = {16: "pj16.pjf", 24: "pj24.pjf", 32: "pj32.pjf", 48: "pj48.pjf"}
 _SLOTS = {16: 16, 24: 12, 32: 12, 48: 8}
 
 
+def font_sizes(height):
+    """The glyph sizes a panel of this height draws with."""
+    return (16, 24, 32, 48) if height >= 200 else (16, 24, 32)
+
+
 def load_fonts(folder, sizes=(16, 24, 32, 48)):
     import gc
 

@@ -4,13 +4,12 @@
 import asyncio
 import os
 
-from firmware.eink import EinkSign
-from firmware.layout import Layout, load_fonts
+from firmware.eink import build
+from firmware.layout import Layout, font_sizes, load_fonts
 from hw import board as B
 from hw.simpins import SimPin
 from hw.ssd168x import PANELS
 
-FONT_SIZES = {"4.2": (16, 24, 32, 48), "2.9": (16, 24, 32)}
 # framebuffer rows: the 4.2" draws in bands of 64 rows (3.2 KB, not 15 KB)
 PAGE_ROWS = {"4.2": 64, "2.9": None}
 
@@ -64,7 +63,6 @@ def make_sign(spi, timebase, size="4.2", fonts=None, image_path=None, on_update=
                               rows=rows)
         model = None
         image_path = None
-    layout = Layout(driver.canvas, load_fonts(fonts or font_dir(), FONT_SIZES[size]))
 
     def updated(sign):
         if image_path:
@@ -72,7 +70,7 @@ def make_sign(spi, timebase, size="4.2", fonts=None, image_path=None, on_update=
         if on_update:
             on_update(sign)
 
-    sign = EinkSign(driver, layout, updated)
+    sign = build(driver, fonts or font_dir(), updated)
     sign.model = model
     return sign
 
@@ -164,7 +162,7 @@ def preview(out_dir, size="4.2", fonts=None, names=None):
     tb = VirtualTime()
     spi = SimSPI(B.SPI_ID)
     driver, model = make_panel(spi, tb, size, rows=PAGE_ROWS[size])
-    layout = Layout(driver.canvas, load_fonts(fonts or font_dir(), FONT_SIZES[size]))
+    layout = Layout(driver.canvas, load_fonts(fonts or font_dir(), font_sizes(driver.height)))
     done = []
 
     async def main():
