@@ -18,7 +18,7 @@ from firmware.record import const
 
 JREC = const(30)  # records per journal before it is rolled into a segment
 _JMAX = const(36)  # journal capacity (a batch may overshoot JREC); 504 bytes stay inline
-SEG_RECS = const(1024)  # records per segment file
+SEG_RECS = const(4080)  # records per segment: 57120 B, 14 whole 4 KB blocks with littlefs pointers
 RESERVE_BLOCKS = const(8)  # kept free for settings, roster and the overflow file
 _CHUNK = const(32)  # records read at a time
 

@@ -1,7 +1,7 @@
 # Settings pushed by the collector (or provisioned): defaults, validation,
 # and the opening-hours schedule.
 from firmware import storage
-from firmware.clock import days_from_civil
+from firmware.clock import civil, days_from_civil
 
 DEFAULTS = {
     "version": 0,
@@ -54,8 +54,14 @@ def _minute(hm):
 
 
 def _day(text):
-    y, m, d = (int(x) for x in text.split("-"))
-    return days_from_civil(y, m, d)
+    try:
+        y, m, d = (int(x) for x in text.split("-"))
+    except ValueError:
+        raise ValueError("bad date (YYYY-MM-DD): %s" % text)
+    n = days_from_civil(y, m, d)
+    if civil(n) != (y, m, d):
+        raise ValueError("no such date: %s" % text)
+    return n
 
 
 def validate(obj):

@@ -50,3 +50,16 @@ def lines(screen):
 
 def text(screen):
     return " | ".join(lines(screen))
+
+# Small print on the e-ink sign (firmware/layout.py)
+SIGN = {
+    "staff_no": "工号",
+    "paused_hint": "请到其他窗口办理业务",
+    "closed_hint": "欢迎在工作时间前来办理",
+    "wait_hint": "工作人员马上回来",
+    "overtime_hint": "工作时间外，本窗口继续为您服务",
+    "invite_hint": "请按键评价",
+    "reason_hint": "请按键选择",
+    "thanks_hint": "祝您生活愉快",
+    "alert": "技术提示",
+}

@@ -48,12 +48,18 @@ def micropython_bin(override: str | None = None) -> str:
 
 
 class DeviceProcess:
-    """One boot of the virtual device."""
+    """One boot of the virtual device. With serial=PATH its REPL is on a pty
+    linked at PATH (through socat, as a board on USB) and the line protocol
+    goes through two FIFOs."""
 
     def __init__(self, mp: str, flash: Path, wall_s: int | None, badge: str | None,
-                 provision: Path | None, blocks: int = 384, heap: str = HEAP):
-        cmd = [mp, "-X", f"heapsize={heap}", "-m", "hw.sim_main", "--flash", str(flash),
-               "--blocks", str(blocks)]
+                 provision: Path | None, blocks: int = 384, heap: str = HEAP,
+                 serial: Path | None = None, workdir: Path | None = None):
+        self.serial = serial
+        # an empty working directory: '' leads sys.path, and no source must shadow the build
+        cwd = str(workdir or BUILD)
+        cmd = [mp, "-X", f"heapsize={heap}"] + (["-i"] if serial else []) + [
+            "-m", "hw.sim_main", "--flash", str(flash), "--blocks", str(blocks)]
         if wall_s is not None:
             cmd += ["--time", str(wall_s)]
         if badge:
@@ -63,32 +69,57 @@ class DeviceProcess:
         env = dict(os.environ)
         extra = env.get("MICROPYPATH")
         env["MICROPYPATH"] = f"{BUILD}:.frozen" + (f":{extra}" if extra else "")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, encoding="utf-8",
-                                     bufsize=1, cwd=str(BUILD), env=env)
         self.mono_ms = 0
+        if serial is None:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                                         bufsize=1, cwd=cwd, env=env)
+            self.tx, self.rx = self.proc.stdin, self.proc.stdout
+        else:
+            ctl_in, ctl_out = serial.parent / "ctl.in", serial.parent / "ctl.out"
+            for f in (ctl_in, ctl_out):
+                if not f.exists():
+                    os.mkfifo(f)
+            cmd += ["--ctl", str(serial.parent)]
+            if not shutil.which("socat"):
+                raise DeviceError("--serial needs socat (Debian package socat; `make sim` "
+                                  "installs it)")
+            # onlcr=0: the unix port already sends CR LF, as mpremote expects of a board
+            self.proc = subprocess.Popen(
+                ["socat", f"PTY,link={serial},raw,echo=0",
+                 "EXEC:" + " ".join(cmd) + ",pty,setsid,ctty,stderr,echo=0,onlcr=0"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                text=True, cwd=cwd, env=env)
+            self.tx = open(ctl_in, "w", encoding="utf-8")  # noqa: SIM115 (kept for the boot)
+            self.rx = open(ctl_out, encoding="utf-8")  # noqa: SIM115
         self.command("")  # wait until it has booted and answers
 
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
     def command(self, line: str) -> list[str]:
-        p = self.proc
-        assert p.stdin and p.stdout
         try:
-            p.stdin.write(line + "\n")
-            p.stdin.flush()
-        except (BrokenPipeError, OSError):
+            self.tx.write(line + "\n")
+            self.tx.flush()
+        except (BrokenPipeError, OSError, ValueError):
             raise DeviceError(self._crash()) from None
         out = []
         while True:
-            s = p.stdout.readline()
+            s = self.rx.readline()
             if not s:
                 raise DeviceError(self._crash())
             s = s.rstrip("\n")
+            if s.startswith(EOT + " crash"):
+                raise DeviceError("the device's app crashed: " + s[7:])
             if s.startswith(EOT):
                 self.mono_ms = int(s[1:].strip() or 0)
                 return out
             out.append(s)
 
     def _crash(self) -> str:
+        if self.serial is not None and self.proc.poll() is None:
+            return ("the app is stopped: a serial session interrupted it and the device waits "
+                    "at its REPL (soft reset it, or power off|on)")
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -101,9 +132,12 @@ class DeviceProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
-        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+        for f in (self.tx, self.rx, self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if f:
-                f.close()
+                try:
+                    f.close()
+                except OSError:
+                    pass
 
 
 class Sim:
@@ -120,8 +154,14 @@ class Sim:
         self.boot_wall: float = self.wall
         self.badge: str | None = None
         self.dev: DeviceProcess | None = None
+        self.serial = self.tmp / "serial" if args.serial else None
+        self.run_dir = self.tmp / "run"
+        self.run_dir.mkdir()
         self.provision = self._provision_files()
         self.power_on(first=True)
+        if self.serial:
+            out.write(f"serial: {self.serial}\n")
+            out.flush()
 
     def _provision_files(self) -> Path:
         d = self.tmp / "provision"
@@ -151,7 +191,8 @@ class Sim:
         wall = int(self.wall) if first else None
         prov = self.provision if first and not (self.args.flash and self.flash.exists()) else None
         self.boot_wall = self.wall
-        self.dev = DeviceProcess(self.mp, self.flash, wall, self.badge, prov)
+        self.dev = DeviceProcess(self.mp, self.flash, wall, self.badge, prov,
+                                 serial=self.serial, workdir=self.run_dir)
 
     def power_off(self) -> None:
         if self.dev:
@@ -182,6 +223,15 @@ class Sim:
                 return False
             if self.dev is None:
                 return self._while_off(cmd, parts[1:])
+            if not self.dev.alive():
+                # a soft reset from the serial REPL ends the unix process; the board would
+                # reboot with its clock (the RTC survives a soft reset), so does this one
+                self._tick()
+                self.dev.cut_power()
+                self.boot_wall = self.wall
+                self.dev = DeviceProcess(self.mp, self.flash, int(self.wall), self.badge, None,
+                                         serial=self.serial, workdir=self.run_dir)
+                self.say("ok: the device was soft reset and has booted again")
             if cmd == "badge" and len(parts) == 2:
                 before = self.badge
                 self.badge = None if parts[1].lower() == "out" else parts[1]

@@ -208,8 +208,9 @@ class Console:
         self.out("ok: bye")
         return False
 
-    async def run(self, inp=None):
+    async def run(self, inp=None, out=None):
         inp = inp or sys.stdin
+        out = out or sys.stdout
         self.app.start()
         await self.tb.settle()
         while True:
@@ -222,7 +223,9 @@ class Console:
                 self.out("error: %s" % e)
                 go = True
             self.out("\x04 %d" % self.tb.mono_ms())
-            if hasattr(sys.stdout, "flush"):
-                sys.stdout.flush()
+            try:
+                out.flush()
+            except (AttributeError, OSError):
+                pass  # unbuffered, or a FIFO (flush is fsync there)
             if not go:
                 break

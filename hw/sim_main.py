@@ -1,8 +1,10 @@
 # Entry point of the virtual device on the unix port:
 #   micropython hw/sim_main.py --flash IMG [--time S2000] [--badge UID]
-#                              [--provision DIR] [--blocks N]
+#                              [--provision DIR] [--blocks N] [--ctl DIR]
 # Runs the real firmware (firmware/) on SimBoard and answers the line
-# protocol on stdin/stdout (hw/sim_console.py).
+# protocol (hw/sim_console.py) on stdin/stdout, or with --ctl on the FIFOs
+# DIR/ctl.in and DIR/ctl.out,
+# leaving stdin/stdout to the REPL (`pingjia sim --serial` puts it on a pty).
 import asyncio
 import os
 import sys
@@ -15,7 +17,7 @@ from hw.sim_console import Console
 
 def _args(argv):
     opts = {"--flash": None, "--time": None, "--badge": None, "--provision": None,
-            "--blocks": "384"}
+            "--blocks": "384", "--ctl": None}
     i = 0
     while i < len(argv):
         if argv[i] not in opts or i + 1 >= len(argv):
@@ -42,7 +44,23 @@ def main():
         provision(o["--provision"])
     if o["--badge"]:
         board.rfid.insert(bytes.fromhex(o["--badge"]))
+    os.chdir(ROOT)  # the REPL sees the flash as a board's "/" (mpremote paths are relative)
     app = App(board)
+    if o["--ctl"]:
+        inp = open(o["--ctl"] + "/ctl.in", "r")
+        out = open(o["--ctl"] + "/ctl.out", "w")
+        con = Console(app, board, out=lambda s: out.write(s + "\n"))
+        try:
+            asyncio.run(con.run(inp, out))
+        except KeyboardInterrupt:
+            # Ctrl-C on the serial line, as on a board: the app stops, the REPL is free
+            print("app stopped; the REPL is yours (soft reset: Ctrl-D)")
+        except Exception as e:
+            out.write("\x04 crash %r\n" % e)  # the launcher must not wait on a dead app
+            raise
+        finally:
+            out.close()
+        return
     asyncio.run(Console(app, board).run())
 
 

@@ -1,0 +1,50 @@
+# Key press to durable record on the unix port: the pin edge, the IRQ ring,
+# the key task, the rating session and the flash commit, timed in-process,
+# against the bare flash commit (the floor) in the same run.
+import asyncio
+import os
+import sys
+import time
+
+from firmware import storage
+from firmware.app import App
+from hw.sim import SimBoard
+
+IMG = sys.argv[1]
+N = int(sys.argv[2]) if len(sys.argv) > 2 else 200
+try:
+    os.remove(IMG)
+except OSError:
+    pass
+
+
+async def main():
+    board = SimBoard(IMG, 848710800)
+    storage.replace("/flash/roster.json", b'{"version": 1, "staff": [["0A1B2C3D", "SB0101", "x"]]}')
+    app = App(board)
+    app.start()
+    tb = board.timebase
+    board.rfid.insert(bytes.fromhex("0A1B2C3D"))
+    await tb.advance(1000)
+    total = 0
+    for i in range(N):
+        app.queue_invite(None)
+        await tb.settle()
+        seq = app.log.seq
+        t0 = time.ticks_us()
+        board.keys[i % 3].value(0)
+        while app.log.seq == seq:
+            await asyncio.sleep_ms(0)
+        total += time.ticks_diff(time.ticks_us(), t0)
+        board.keys[i % 3].value(1)
+        await tb.advance(20000)
+    # the floor: the same commit with nothing in front of it
+    t0 = time.ticks_us()
+    for i in range(N):
+        app.log.append_rating(None, 4, 1, 0, 1, 1000)
+    floor = time.ticks_diff(time.ticks_us(), t0)
+    print("key_to_durable_us %.1f" % (total / N))
+    print("bare_commit_us %.1f" % (floor / N))
+
+
+asyncio.run(main())

@@ -1,0 +1,87 @@
+"""`make bench`: every benchmark, figures and ratios to a baseline run in the same process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from host_tools.build import BUILD, compile_all  # noqa: E402
+
+MP = str(Path(sys.executable).parent / "micropython")
+
+
+def mp(script: str, *args: str, heap: str = "128k") -> dict[str, float]:
+    env = dict(os.environ, MICROPYPATH=f"{BUILD}:{ROOT / 'tests' / 'mp'}:.frozen")
+    p = subprocess.run([MP, "-X", f"heapsize={heap}", str(ROOT / "bench" / script), *args],
+                       capture_output=True, text=True, cwd=BUILD, env=env, timeout=1800)
+    if p.returncode:
+        raise SystemExit(f"{script} failed:\n{p.stdout}\n{p.stderr}")
+    out = {}
+    for line in p.stdout.splitlines():
+        k, _, v = line.partition(" ")
+        try:
+            out[k] = float(v)
+        except ValueError:
+            pass
+    return out
+
+
+def heap_day() -> dict[str, float]:
+    env = dict(os.environ, MICROPYPATH=f"{BUILD}:{ROOT / 'tests' / 'mp'}:.frozen")
+    with tempfile.TemporaryDirectory() as d:
+        p = subprocess.run([MP, "-X", "heapsize=128k", str(ROOT / "tests/mp/heapday.py"),
+                            f"{d}/day.img", "500"], capture_output=True, text=True, cwd=BUILD,
+                           env=env, timeout=1800)
+    if p.returncode:
+        raise SystemExit(f"heapday failed:\n{p.stdout}\n{p.stderr}")
+    words = p.stdout.split()
+    return {"boot": float(words[words.index("boot_alloc") + 1]),
+            "end": float(words[words.index("end_alloc") + 1])}
+
+
+def device() -> None:
+    compile_all()
+    with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as d:
+        f = mp("mp_flash.py", d, "2000")
+        lat = mp("mp_latency.py", f"{d}/lat.img", "200")
+    h = heap_day()
+    print("== device (MicroPython unix port, heap 128 KB)")
+    print(f"record size                 {f['record_bytes']:.0f} B (budget <= 16)")
+    print(f"flash per rating (1.5 MB)   {f['flash_bytes_per_rating']:.2f} B, "
+          f"capacity {f['capacity_ratings']:.0f} ratings (budget >= 100000)")
+    print(f"flash programs per rating   {f['log_progs_per_rating']:.3f} "
+          f"(naive append+flush {f['naive_progs_per_rating']:.3f}: "
+          f"{f['naive_progs_per_rating'] / f['log_progs_per_rating']:.1f}x fewer; aim <= 2)")
+    print(f"flash erases per rating     {f['log_erases_per_rating']:.3f} "
+          f"(naive {f['naive_erases_per_rating']:.3f}: "
+          f"{f['naive_erases_per_rating'] / max(f['log_erases_per_rating'], 1e-9):.1f}x fewer)")
+    print(f"commit time per rating      {f['log_us_per_rating']:.0f} us "
+          f"(naive {f['naive_us_per_rating']:.0f} us)")
+    print(f"key press to durable record {lat['key_to_durable_us']:.0f} us "
+          f"(bare commit {lat['bare_commit_us']:.0f} us: "
+          f"{lat['key_to_durable_us'] / lat['bare_commit_us']:.2f}x)")
+    print(f"heap in use after gc        boot {h['boot'] / 1024:.1f} KB, after 500 ratings "
+          f"{h['end'] / 1024:.1f} KB (growth {h['end'] - h['boot']:.0f} B)")
+
+
+def main() -> int:
+    device()
+    for extra in ("bench_sign.py", "bench_sync.py"):
+        p = ROOT / "bench" / extra
+        if p.exists():
+            print(f"== {extra}")
+            sys.stdout.flush()
+            r = subprocess.run([sys.executable, str(p)], cwd=ROOT)
+            if r.returncode:
+                return r.returncode
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

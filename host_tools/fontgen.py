@@ -1,0 +1,130 @@
+"""`pingjia fontgen`: rasterise a CJK font into the sign's 1-bit glyph files (lib/*.pjf).
+
+File format "PJF1" (little endian), read by firmware/font.py with seek/readinto:
+
+    0   4  magic b"PJF1"
+    4   2  count: number of glyphs
+    6   1  height: rows per glyph (the line height)
+    7   1  stride: bytes per row (the widest glyph fits in stride*8 pixels)
+    8   8  reserved (0)
+    16     index: count x u16 code points, ascending
+    ...    records: count x (1 + stride*height) bytes: advance width, then the
+           bitmap MONO_HLSB (row major, MSB = leftmost pixel, 1 = ink)
+
+A record has a fixed size, so glyph i sits at 16 + 2*count + i*(1 + stride*height).
+"""
+
+from __future__ import annotations
+
+import argparse
+import struct
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+ROOT = Path(__file__).resolve().parents[1]
+LIB = ROOT / "lib"
+FONT = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
+MAGIC = b"PJF1"
+HEADER = 16
+
+ASCII = "".join(chr(c) for c in range(0x20, 0x7F))
+# fixed texts not in firmware/texts.py that layouts draw
+EXTRA = "服务窗口号工：，。、/·（）"
+# characters outside GB2312 that are common in given names (GBK / Unicode);
+# a name with any other such character shows a box in its place. U+00B7: the
+# middle dot of transcribed names (GB2312's A1A4 decodes to U+30FB instead)
+NAME_EXTRA = "\u00b7彧犇堃喆玥珺昇赟頔甯琍瑄雯晧珏琰璟玙瑢婧姮昱淏浛煊炅焜燚垚鑫淼沄泓汭祎禕芃苡茜萱蕙喆嘉懿"
+
+# (file stem, pixel size, face index in the .ttc, charset): the name size
+# carries all of GB2312; the large sizes only the fixed texts.
+SIZES = (
+    ("pj16", 16, 2, "gb2312"),  # Zen Hei Sharp: hand-tuned 16 px bitmaps
+    ("pj24", 24, 0, "fixed"),
+    ("pj32", 32, 0, "fixed"),
+    ("pj48", 48, 0, "fixed"),
+)
+
+
+def gb2312_chars() -> str:
+    out = []
+    for b1 in range(0xA1, 0xF8):
+        for b2 in range(0xA1, 0xFF):
+            try:
+                out.append(bytes((b1, b2)).decode("gb2312"))
+            except UnicodeDecodeError:
+                pass
+    return "".join(out)
+
+
+def fixed_chars() -> str:
+    """Every character of the sign's fixed texts (firmware/texts.py)."""
+    from firmware import texts
+
+    s = EXTRA
+    for v in vars(texts).values():
+        if isinstance(v, str):
+            s += v
+        elif isinstance(v, dict):
+            s += "".join(str(x) for x in v.values())
+        elif isinstance(v, tuple):
+            s += "".join(str(x) for x in v)
+    return "".join(c for c in s if ord(c) > 0x7E and ord(c) <= 0xFFFF)
+
+
+def charset(kind: str) -> list[int]:
+    chars = set(ASCII) | set(gb2312_chars() + NAME_EXTRA if kind == "gb2312" else fixed_chars())
+    return sorted(ord(c) for c in chars if ord(c) <= 0xFFFF)
+
+
+def render(font: ImageFont.FreeTypeFont, size: int, cp: int, dy: int) -> tuple[int, Image.Image]:
+    ch = chr(cp)
+    wide = cp > 0x7E
+    adv = size if wide else max(1, round(font.getlength(ch)))
+    img = Image.new("1", (max(adv, size), size), 0)
+    d = ImageDraw.Draw(img)
+    d.fontmode = "1"  # FreeType mono rendering: crisp strokes, no threshold blur
+    d.text((0, dy), ch, font=font, fill=1)
+    return adv, img
+
+
+def build(stem: str, size: int, face: int, kind: str, out: Path, font_path: str = FONT) -> Path:
+    font = ImageFont.truetype(font_path, size, index=face)
+    top, bottom = font.getbbox("国")[1], font.getbbox("国")[3]
+    dy = -top + (size - (bottom - top)) // 2  # centre the ideograph box in the cell
+    cps = charset(kind)
+    glyphs = [render(font, size, cp, dy) for cp in cps]
+    stride = (max(max(a, g.width) for a, g in glyphs) + 7) // 8
+    head = MAGIC + struct.pack("<HBB8x", len(cps), size, stride)
+    body = bytearray(head)
+    body += struct.pack(f"<{len(cps)}H", *cps)
+    for adv, img in glyphs:
+        canvas = Image.new("1", (stride * 8, size), 0)
+        canvas.paste(img.crop((0, 0, min(img.width, stride * 8), size)), (0, 0))
+        body.append(min(adv, stride * 8))
+        body += canvas.tobytes()  # mode "1" rows are MSB-first, padded to bytes
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{stem}.pjf"
+    path.write_bytes(bytes(body))
+    return path
+
+
+def build_all(out: Path = LIB, font_path: str = FONT) -> list[Path]:
+    return [build(stem, size, face, kind, out, font_path) for stem, size, face, kind in SIZES]
+
+
+def run(args: argparse.Namespace) -> int:
+    total = 0
+    for p in build_all(Path(args.out), args.font):
+        n = p.stat().st_size
+        total += n
+        print(f"{p}: {n} bytes")
+    print(f"total: {total} bytes")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("fontgen", help="rasterise the sign's CJK glyph files into lib/")
+    p.add_argument("--out", default=str(LIB), help="output directory (default lib/)")
+    p.add_argument("--font", default=FONT, help="TrueType collection (fonts-wqy-zenhei)")
+    p.set_defaults(func=run)

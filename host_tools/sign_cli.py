@@ -1,0 +1,76 @@
+"""`pingjia fontgen` and `pingjia sign preview`: the e-ink sign's host tools.
+
+The previews are drawn by the firmware itself (layout, fonts, the real SSD168x
+driver) on the MicroPython unix port, refreshed through the panel model; the
+host only turns the model's image (PBM) into PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from host_tools import fontgen
+from host_tools.build import BUILD, compile_all
+
+ROOT = Path(__file__).resolve().parents[1]
+LIB = ROOT / "lib"
+PREVIEW_HEAP = "192k"  # the model's RAM planes ride along (as in the virtual device)
+
+
+def micropython_bin() -> str:
+    local = Path(sys.executable).parent / "micropython"
+    if local.exists():
+        return str(local)
+    import shutil
+
+    found = shutil.which("micropython")
+    if not found:
+        raise RuntimeError("micropython not found: run `make setup`")
+    return found
+
+
+def render(out: Path, size: str = "4.2", fonts: Path = LIB) -> list[Path]:
+    """Draw every sample screen on the device code; returns the PNG paths."""
+    from PIL import Image
+
+    compile_all()
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["MICROPYPATH"] = f"{BUILD}:.frozen"
+    with tempfile.TemporaryDirectory() as tmp:
+        p = subprocess.run(
+            [micropython_bin(), "-X", f"heapsize={PREVIEW_HEAP}", "-m", "hw.sim_sign", tmp,
+             size, str(fonts.resolve())],
+            capture_output=True, text=True, env=env, cwd=str(BUILD), timeout=300)
+        if p.returncode != 0:
+            raise RuntimeError(f"preview failed on micropython:\n{p.stdout}\n{p.stderr}")
+        pngs = []
+        for name in p.stdout.split():
+            img = Image.open(Path(tmp) / f"{name}.pbm").convert("L")
+            dst = out / f"{name}.png"
+            img.save(dst, optimize=True)
+            pngs.append(dst)
+    return pngs
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    for p in render(Path(args.out), args.size, Path(args.fonts)):
+        print(p)
+    return 0
+
+
+def register(subparsers) -> None:
+    fontgen.register(subparsers)
+    s = subparsers.add_parser("sign", help="the e-ink sign")
+    sub = s.add_subparsers(dest="sign_command", metavar="SIGN_COMMAND")
+    sub.required = True
+    p = sub.add_parser("preview", help="one PNG per screen, drawn by the firmware")
+    p.add_argument("--out", required=True, help="directory for the PNG files")
+    p.add_argument("--size", choices=("4.2", "2.9"), default="4.2", help="panel (inches)")
+    p.add_argument("--fonts", default=str(LIB), help="glyph files (default lib/)")
+    p.set_defaults(func=cmd_preview)

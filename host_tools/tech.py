@@ -1,0 +1,157 @@
+"""The technician's path: MicroPython onto a board (esptool), the firmware onto
+MicroPython (mpy-cross + mpremote, aioble via mip), a device's identity and
+configuration onto its flash (provision), and its log off it (pull --usb).
+PORT may be a board's serial port or a virtual device's pty (`pingjia sim --serial`)."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from host_tools.build import BUILD, ROOT, compile_all
+
+ESP32_APP_MAGIC = 0xE9
+SIM_ONLY = {"sim", "sim_main", "sim_console", "sim_sign", "simpins", "vtime", "net_sim",
+            "mfrc522_model", "panel_model"}
+
+
+class TechError(RuntimeError):
+    pass
+
+
+def _tool(name: str) -> str:
+    exe = Path(sys.executable).parent / name
+    return str(exe) if exe.exists() else name
+
+
+def mpremote(port: str, *args: str, timeout: float = 300) -> str:
+    """Run mpremote on PORT without a reset (`resume`: on the unix port a soft reset
+    ends the process); its output, or TechError with what it said."""
+    cmd = [_tool("mpremote"), "connect", port, "resume", *args]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise TechError("mpremote is not installed (pip install mpremote)") from None
+    except subprocess.TimeoutExpired:
+        raise TechError(f"mpremote timed out on {port}") from None
+    if p.returncode != 0:
+        err = (p.stderr.strip().splitlines() or ["failed"])[-1]
+        raise TechError(f"mpremote on {port}: {err}")
+    return p.stdout
+
+
+def soft_reset(port: str) -> None:
+    """Reboot the device so it reads its new files (a board reboots; the virtual
+    device's process ends and `pingjia sim` boots it again)."""
+    subprocess.run([_tool("mpremote"), "connect", port, "resume", "soft-reset"],
+                   capture_output=True, text=True, timeout=60)
+
+
+def device_files() -> list[tuple[Path, str]]:
+    """(local file, device path) for everything deploy puts on a board."""
+    compile_all()
+    out = []
+    for sub in ("firmware", "hw"):
+        for f in sorted((BUILD / sub).glob("*.mpy")):
+            if f.stem not in SIM_ONLY:
+                out.append((f, f"{sub}/{f.name}"))
+    for name in ("boot.py", "main.py"):
+        out.append((ROOT / name, name))
+    lib = ROOT / "lib"
+    if lib.is_dir():
+        for f in sorted(lib.rglob("*")):
+            if f.is_file() and not f.name.startswith("."):
+                out.append((f, f"lib/{f.relative_to(lib)}"))
+    return out
+
+
+def _mkdirs_code(paths: list[str]) -> str:
+    dirs = sorted({str(Path(p).parent) for p in paths if "/" in p}, key=len)
+    return f"import os\nfor d in {dirs!r}:\n try:\n  os.mkdir(d)\n except OSError:\n  pass"
+
+
+def deploy(port: str, aioble: bool = True) -> list[str]:
+    files = device_files()
+    mpremote(port, "exec", _mkdirs_code([d for _, d in files]))
+    args: list[str] = []
+    for local, dest in files:
+        args += ["fs", "cp", str(local), f":{dest}", "+"]
+    mpremote(port, *args[:-1])
+    # check what landed: names and sizes
+    names = [d for _, d in files]
+    sizes = mpremote(port, "exec", f"import os\nfor p in {names!r}:\n print(p, os.stat(p)[6])")
+    got = dict(line.rsplit(" ", 1) for line in sizes.splitlines() if " " in line)
+    bad = [d for local, d in files if got.get(d) != str(local.stat().st_size)]
+    if bad:
+        raise TechError(f"deploy: files did not land whole: {', '.join(bad)}")
+    if aioble:
+        mpremote(port, "mip", "install", "aioble")
+    return [d for _, d in files]
+
+
+def flash_commands(port: str, firmware: Path, chip: str, baud: int, erase: bool) -> list[list[str]]:
+    base = [sys.executable, "-m", "esptool", "--chip", chip, "--port", port, "--baud", str(baud)]
+    cmds = [base + ["erase-flash"]] if erase else []
+    offset = "0x1000" if chip == "esp32" else "0x0"
+    cmds.append(base + ["write-flash", "-z", offset, str(firmware)])
+    return cmds
+
+
+def check_firmware(firmware: Path) -> None:
+    try:
+        head = firmware.read_bytes()[:1]
+    except OSError as e:
+        raise TechError(f"{firmware}: {e.strerror}") from None
+    if not head or head[0] != ESP32_APP_MAGIC:
+        raise TechError(f"{firmware}: not an ESP32 firmware image (want the MicroPython "
+                        "ESP32_GENERIC .bin from micropython.org/download)")
+
+
+# ---- CLI ----------------------------------------------------------------------
+def add_parser(sub) -> None:
+    p = sub.add_parser("deploy", help="copy the firmware (.mpy) onto a device with mpremote")
+    p.add_argument("port", metavar="PORT", help="serial port, or a virtual device's pty")
+    p.add_argument("--no-aioble", action="store_true",
+                   help="skip `mip install aioble` (it needs the internet)")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("flash", help="write MicroPython onto an ESP32 with esptool")
+    p.add_argument("port", metavar="PORT")
+    p.add_argument("--firmware", required=True, type=Path,
+                   help="MicroPython ESP32_GENERIC .bin")
+    p.add_argument("--chip", default="esp32")
+    p.add_argument("--baud", type=int, default=460800)
+    p.add_argument("--no-erase", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="print the esptool commands only")
+    p.set_defaults(func=cmd_flash)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    try:
+        files = deploy(args.port, aioble=not args.no_aioble)
+    except TechError as e:
+        print(f"pingjia deploy: {e}", file=sys.stderr)
+        return 1
+    print(f"deployed {len(files)} files to {args.port}"
+          + ("" if args.no_aioble else " and installed aioble"))
+    soft_reset(args.port)
+    return 0
+
+
+def cmd_flash(args: argparse.Namespace) -> int:
+    try:
+        check_firmware(args.firmware)
+    except TechError as e:
+        print(f"pingjia flash: {e}", file=sys.stderr)
+        return 2
+    cmds = flash_commands(args.port, args.firmware, args.chip, args.baud, not args.no_erase)
+    for c in cmds:
+        print(" ".join(c[1:] if c[0] == sys.executable else c))
+        if not args.dry_run:
+            r = subprocess.run(c)
+            if r.returncode:
+                print(f"pingjia flash: esptool failed ({r.returncode})", file=sys.stderr)
+                return 1
+    return 0

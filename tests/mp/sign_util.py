@@ -1,0 +1,86 @@
+# Test helpers on the unix port: the real SSD168x driver on the panel model,
+# on a SimSPI bus, in virtual time. Big buffers are made first (the heap is
+# 128 KB, and fragmentation would refuse them later).
+import asyncio
+
+from hw.panel_model import PanelModel
+from hw.simpins import SimPin, SimSPI
+from hw.ssd168x import PANELS
+from hw.vtime import VirtualTime
+
+CS, DC, RST, BUSY = 5, 17, 16, 4  # hw/board.py's wiring
+FONT_SIZES = {"4.2": (16, 24, 32, 48), "2.9": (16, 24, 32)}
+
+
+def panel(size="4.2", strict=True, tb=None, spi=None, rows=None):
+    tb = tb or VirtualTime()
+    spi = spi or SimSPI(2)
+    cs = SimPin(CS, SimPin.OUT, value=1)
+    dc = SimPin(DC, SimPin.OUT, value=1)
+    rst = SimPin(RST, SimPin.OUT, value=1)
+    model = PanelModel(size, tb, cs, dc, rst, BUSY, strict)
+    spi.attach(cs, model)
+    drv = PANELS[size](spi, cs, dc, rst, model.busy_pin, tb, rows=rows)
+    return tb, drv, model
+
+
+def layout(drv, fonts_dir, size):
+    from firmware.layout import Layout, load_fonts
+
+    return Layout(drv.canvas, load_fonts(fonts_dir, FONT_SIZES[size]))
+
+
+async def until_done(tb, coro, step_ms=20, limit_ms=120_000):
+    """Run coro while virtual time moves on; its result, or its exception."""
+    res = [None, None]
+
+    async def wrap():
+        try:
+            res[0] = await coro
+        except Exception as e:  # handed to the caller below
+            res[1] = e
+
+    t = asyncio.create_task(wrap())
+    spent = 0
+    while not t.done() and spent < limit_ms:
+        await tb.advance(step_ms)
+        spent += step_ms
+    if not t.done():
+        t.cancel()
+        raise RuntimeError("not done in %d virtual ms" % limit_ms)
+    if res[1] is not None:
+        raise res[1]
+    return res[0]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def fields(window="B01", no=None, name=None, notice=None, alert=None):
+    return {"window": window, "staff_no": no, "staff_name": name, "notice": notice,
+            "alert": alert}
+
+
+# the reference screens (tests/data/sign/<size>/<name>.pbm)
+SCREENS = (
+    ("closed", ("closed", fields())),
+    ("serving", ("serving", fields(no="SB0101", name="张伟"))),
+    ("wait", ("wait", fields(no="SB0101", name="张伟"))),
+    ("paused", ("paused", fields())),
+    ("paused_unknown_badge", ("paused", fields(notice="unknown_badge"))),
+    ("overtime", ("overtime", fields(no="SB0102", name="刘洋"))),
+    ("invite", ("invite", fields(no="SB0101", name="张伟"))),
+    ("reason", ("reason", fields(no="SB0101", name="张伟"))),
+    ("thanks", ("thanks", fields(no="SB0101", name="张伟"))),
+    ("serving_alert", ("serving", fields(no="SB0207", name="欧阳晓燕", alert="sync_failing"))),
+    ("closed_alert", ("closed", fields(alert="log_full"))),
+    ("missing_glyph", ("serving", fields(window="B😀", no="X1", name="张\U0001F600伟"))),
+    ("long_names", ("serving", fields(window="社会保障卡综合服务窗口12", no="SB20260001",
+                                      name="阿卜杜热合曼·买买提"))),
+)
+
+
+def write_pbm(model, path):
+    with open(path, "wb") as f:
+        model.write_pbm(f)

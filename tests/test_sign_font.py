@@ -1,0 +1,85 @@
+"""The sign's glyph files (lib/*.pjf): coverage, flash budget, format, and that
+the committed files are what `pingjia fontgen` makes from the Debian font."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from firmware import texts
+from firmware.font import Font
+from host_tools import fontgen
+
+ROOT = Path(__file__).resolve().parents[1]
+LIB = ROOT / "lib"
+BUDGET = 400 * 1024  # flash left to the glyphs; the log needs the rest
+
+
+def test_font_files_fit_the_flash_budget():
+    total = sum((LIB / f"{stem}.pjf").stat().st_size for stem, *_ in fontgen.SIZES)
+    assert total <= BUDGET
+
+
+def test_every_gb2312_character_at_the_name_size():
+    f = Font(str(LIB / "pj16.pjf"))
+    chars = fontgen.gb2312_chars()
+    assert len(chars) == 7445
+    missing = [c for c in chars if not f.has(ord(c))]
+    assert missing == []
+    for c in "欧阳晓燕张伟刘洋陈静窦淼" + fontgen.NAME_EXTRA:  # and names beyond GB2312
+        w, bm = f.glyph(ord(c))
+        assert w == 16 and any(bm)
+
+
+def _fixed_texts() -> list[str]:
+    out = [texts.window_label(""), texts.window_label("B01")]
+    out += list(texts.TITLES.values()) + list(texts.KEYS) + list(texts.REASONS)
+    out += list(texts.NOTICES.values()) + list(texts.ALERTS.values())
+    out += list(texts.SIGN.values())
+    return out
+
+
+@pytest.mark.parametrize("px", (24, 32, 48))
+def test_every_fixed_text_at_the_large_sizes(px):
+    f = Font(str(LIB / f"pj{px}.pjf"))
+    for s in _fixed_texts():
+        for c in s:
+            assert f.has(ord(c)), (px, s, c)
+    for c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ":
+        assert f.has(ord(c))
+
+
+def test_missing_characters_are_reported_not_raised():
+    f = Font(str(LIB / "pj48.pjf"), slots=4)
+    assert f.index(ord("燕")) == -1  # not a fixed text: drawn from the name font
+    assert f.glyph(0x1F600) is None and f.index(0x1F600) == -1
+    assert f.advance(0x1F600) == 48  # a placeholder box keeps the line's width
+    assert f.index(0) == -1
+
+
+def test_format_header_and_sorted_index():
+    data = (LIB / "pj16.pjf").read_bytes()
+    assert data[:4] == b"PJF1"
+    count, height, stride = struct.unpack_from("<HBB", data, 4)
+    assert (height, stride) == (16, 2)
+    cps = struct.unpack_from(f"<{count}H", data, 16)
+    assert list(cps) == sorted(set(cps))
+    assert len(data) == 16 + 2 * count + count * (1 + stride * height)
+
+
+def test_glyph_cache_is_bounded():
+    f = Font(str(LIB / "pj16.pjf"), slots=8)
+    for c in fontgen.gb2312_chars()[:500]:
+        f.glyph(ord(c))
+    assert f.cache_bytes() == 8 * (1 + 2 * 16)
+    assert f.misses >= 500
+    f.glyph(ord(fontgen.gb2312_chars()[499]))
+    assert f.hits >= 1
+
+
+def test_committed_files_are_what_fontgen_makes(tmp_path):
+    for p in fontgen.build_all(tmp_path):
+        assert p.read_bytes() == (LIB / p.name).read_bytes(), (
+            f"lib/{p.name} is stale: run `pingjia fontgen`")
