@@ -214,7 +214,7 @@ def test_roster_push_that_fails_half_way_changes_nothing(srv, shm_dir, devices, 
     assert st["roster_version"] == v1 and st["roster"] == old and st["invite_s"] == 15
     px.mode = "pass"
     out = dev.sync()
-    assert "roster v%d" % (v1 + 1) in out and "settings v" in out, out
+    assert f"roster v{v1 + 1}" in out and "settings v" in out, out
     st = dev.link()
     assert st["roster"] == old + ["SB0999"] and st["invite_s"] == 40
     # stored on flash: a reboot keeps it

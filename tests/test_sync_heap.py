@@ -10,7 +10,6 @@ from test_sync_helpers import Clock, collector, provision
 
 from firmware.clock import parse_iso
 
-
 # See the report: 128k is the budget; the link needs a little more on the unix port today.
 LINK_HEAP = "144k"
 
