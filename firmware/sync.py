@@ -50,7 +50,9 @@ class Link:
         self.tb = app.tb
         self.auto = auto  # sync on its own (after bursts, on the timer); else only sync_now()
         self.batch = batch
-        self.kick = asyncio.ThreadSafeFlag()
+        # an Event, not a ThreadSafeFlag: one more flag in the unix port's poller
+        # slows every loop turn (nothing sets it from an IRQ)
+        self.kick = asyncio.Event()
         self.busy = False  # one sync at a time (a flag: asyncio.Lock costs heap)
         dev = app.device
         self.error = None  # why this device cannot sync at all (not provisioned)
@@ -87,6 +89,7 @@ class Link:
         while True:
             now = tb.mono_ms()
             await tb.wait(self.kick, now + POLL_MS if self.auto else None)
+            self.kick.clear()
             if not self.auto or self.error or not self.app.settings["sync_url"]:
                 continue
             now = tb.mono_ms()
