@@ -34,3 +34,18 @@ def test_ratings_reach_the_collector(srv, shm_dir):
     assert [(r["level"], r["staff_no"], r["ticket"], r["reason"]) for r in rows] == [
         (2, "SB0101", "20261123-0001", ""), (4, "SB0101", "20261123-0002", "等候时间长")]
     assert rows[0]["time"].startswith("2026-11-23T09:00")
+
+
+def test_auto_sync_after_a_burst(srv, shm_dir):
+    dev = Device(shm_dir / "b.img", provision(srv), wall=T0, badge="0A1B2C3D")
+    try:
+        assert dev.one("run 1").startswith("ok")  # the boot's records go on the timer
+        base = dev.link()["ok"]
+        for lvl in (1, 3, 2):
+            dev.rate(lvl)
+        dev.one("run 12")  # the burst is over after 5 quiet seconds: one sync
+        st = dev.link()
+        assert st["unsynced"] == 0 and st["ok"] == base + 1, st
+    finally:
+        dev.quit()
+    assert len(reports.ratings(srv.collector.db, 480)) == 3
