@@ -108,6 +108,8 @@ class Link:
         """Sync everything now; returns a one-line summary."""
         if self.error:
             return "error: " + self.error
+        if not self.app.settings["sync_url"]:
+            return "error: no sync_url in the settings (the collector's /api/v1/sync URL)"
         for _ in range(TIMEOUT_MS * 3 // 10):  # bounded: a sync in flight ends by its timeouts
             if not self.busy:
                 break
@@ -208,6 +210,8 @@ class Link:
         app = self.app
         try:
             new_s = settings_mod.validate(json.loads(s)) if s is not None else None
+            if new_s is not None and not new_s["sync_url"]:
+                new_s["sync_url"] = app.settings["sync_url"]  # never cut our own link
             new_r = roster_mod.from_json(json.loads(ro)) if ro is not None else None
         except Exception as e:
             self.refused += 1

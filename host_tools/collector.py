@@ -251,9 +251,9 @@ class Collector:
         key = self.db.value("SELECT key FROM devices WHERE id = ?", (device,))
         if key is None:
             raise CollectorError(f"no device {device}")
+        if sync_url and self._stored_settings(_dev_prefix(device)).get("sync_url") != sync_url:
+            self.set_setting("sync_url", sync_url, device)  # later pushes keep the link
         settings = self.settings_for(device)
-        if sync_url:
-            settings["sync_url"] = sync_url
         return {
             "device.json": {"id": device, "key": key},
             "settings.json": settings,

@@ -217,6 +217,7 @@ def test_roster_push_that_fails_half_way_changes_nothing(srv, shm_dir, devices, 
     assert f"roster v{v1 + 1}" in out and "settings v" in out, out
     st = dev.link()
     assert st["roster"] == old + ["SB0999"] and st["invite_s"] == 40
+    assert dev.sync().startswith("ok")  # the pushed settings kept the device's link
     # stored on flash: a reboot keeps it
     dev.kill()
     dev2 = boot(devices, shm_dir / "p.img", None)
