@@ -27,7 +27,7 @@ from host_tools.build import BUILD, compile_all
 # The firmware's own budget is 128 KB (tests/test_heap.py proves it on the
 # unix port); the virtual device also carries its line console, log decoder and
 # chip models, which the board does not, so it gets room for those.
-HEAP = "192k"
+HEAP = "256k"
 EOT = "\x04"
 
 
@@ -54,12 +54,12 @@ class DeviceProcess:
 
     def __init__(self, mp: str, flash: Path, wall_s: int | None, badge: str | None,
                  provision: Path | None, blocks: int = 384, heap: str = HEAP,
-                 serial: Path | None = None, workdir: Path | None = None):
+                 serial: Path | None = None, workdir: Path | None = None, sign: str = "4.2"):
         self.serial = serial
         # an empty working directory: '' leads sys.path, and no source must shadow the build
         cwd = str(workdir or BUILD)
         cmd = [mp, "-X", f"heapsize={heap}"] + (["-i"] if serial else []) + [
-            "-m", "hw.sim_main", "--flash", str(flash), "--blocks", str(blocks)]
+            "-m", "hw.sim_main", "--flash", str(flash), "--blocks", str(blocks), "--sign", sign]
         if wall_s is not None:
             cmd += ["--time", str(wall_s)]
         if badge:
@@ -155,6 +155,7 @@ class Sim:
         self.badge: str | None = None
         self.dev: DeviceProcess | None = None
         self.serial = self.tmp / "serial" if args.serial else None
+        self._pbm_mtime = 0
         self.run_dir = self.tmp / "run"
         self.run_dir.mkdir()
         self.provision = self._provision_files()
@@ -192,7 +193,8 @@ class Sim:
         prov = self.provision if first and not (self.args.flash and self.flash.exists()) else None
         self.boot_wall = self.wall
         self.dev = DeviceProcess(self.mp, self.flash, wall, self.badge, prov,
-                                 serial=self.serial, workdir=self.run_dir)
+                                 serial=self.serial, workdir=self.run_dir,
+                                 sign=self.args.sign)
 
     def power_off(self) -> None:
         if self.dev:
@@ -203,6 +205,24 @@ class Sim:
     def _tick(self) -> None:
         if self.dev:
             self.wall = self.boot_wall + self.dev.mono_ms / 1000
+        self._sign_png()
+
+    def _sign_png(self) -> None:
+        """Keep a PNG of the panel current (the device writes a PBM after each refresh)."""
+        png = self.args.sign_png
+        pbm = Path(str(self.flash) + ".sign.pbm")
+        if not png or not pbm.exists():
+            return
+        m = pbm.stat().st_mtime_ns
+        if m == self._pbm_mtime:
+            return
+        self._pbm_mtime = m
+        try:
+            from PIL import Image
+
+            Image.open(pbm).convert("L").save(png)
+        except (OSError, ValueError):
+            pass  # caught mid-write: the next command converts it
 
     # ---- commands ---------------------------------------------------------
     def run_line(self, line: str) -> bool:
@@ -230,7 +250,8 @@ class Sim:
                 self.dev.cut_power()
                 self.boot_wall = self.wall
                 self.dev = DeviceProcess(self.mp, self.flash, int(self.wall), self.badge, None,
-                                         serial=self.serial, workdir=self.run_dir)
+                                         serial=self.serial, workdir=self.run_dir,
+                                 sign=self.args.sign)
                 self.say("ok: the device was soft reset and has booted again")
             if cmd == "badge" and len(parts) == 2:
                 before = self.badge
@@ -334,6 +355,10 @@ def add_parser(sub) -> None:
     p.add_argument("--collector", help="sync with a running `pingjia serve` at this URL")
     p.add_argument("--micropython", help="run the device on this MicroPython binary")
     p.add_argument("--serial", action="store_true", help="also put the device REPL on a pty")
+    p.add_argument("--sign", choices=("4.2", "2.9", "text"), default="4.2",
+                   help="the e-ink panel on the virtual device (text: none)")
+    p.add_argument("--sign-png", metavar="FILE",
+                   help="keep a PNG of the panel current (interactive default: sim-sign.png)")
     p.set_defaults(func=run)
 
 
@@ -351,6 +376,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"pingjia sim: {e}", file=sys.stderr)
         return 2
     try:
+        if not (args.script or not sys.stdin.isatty()) and not args.sign_png \
+                and args.sign != "text":
+            args.sign_png = "sim-sign.png"
         if args.script or not sys.stdin.isatty():
             for line in sys.stdin:
                 if not sim.run_line(line):
@@ -364,6 +392,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _interactive(sim: Sim) -> None:
     sim.say("pingjia virtual device. " + "type help for the commands; quit to leave.")
+    if sim.args.sign_png:
+        sim.say(f"the e-ink panel is kept in {Path(sim.args.sign_png).resolve()}")
     while True:
         sim.say(_box(sim.sign_text(), sim.wall))
         try:

@@ -48,7 +48,17 @@ class Board:
                                miso=Pin(MISO))
         cs = Pin(RFID_CS, Pin.OUT, value=1)
         self.reader = MFRC522(self.spi, cs, Pin(RFID_RST, Pin.OUT, value=1))
-        self.sign = TextSign(print)
+        from firmware import eink
+        from hw.ssd168x import SSD1683
+
+        panel = SSD1683(self.spi, Pin(EINK_CS, Pin.OUT, value=1), Pin(EINK_DC, Pin.OUT, value=1),
+                        Pin(EINK_RST, Pin.OUT, value=1), Pin(EINK_BUSY, Pin.IN), self.timebase,
+                        rows=64)
+        try:
+            self.sign = eink.build(panel, "/lib")
+        except OSError as e:  # glyph files missing: the sign's text on the console
+            print("sign:", e)
+            self.sign = TextSign(print)
         rtc_ok = machine.RTC().datetime()[0] >= 2025  # kept over a soft reset only
         self.wall_s = _time_2000() if rtc_ok else None
         self.net = None

@@ -27,7 +27,7 @@ def mount_flash(path, blocks=384, mountpoint=ROOT):
 
 
 class SimBoard:
-    def __init__(self, flash_path, wall_s=None, blocks=384, sign=None):
+    def __init__(self, flash_path, wall_s=None, blocks=384, sign=None, eink=None):
         self.timebase = VirtualTime()
         self.bdev = mount_flash(flash_path, blocks)
         self.root = ROOT
@@ -42,6 +42,10 @@ class SimBoard:
         self.rfid = MFRC522Model(cs, rst)  # the chip; the slot's card is rfid.card
         self.spi.attach(cs, self.rfid)
         self.reader = MFRC522(self.spi, cs, rst)
+        if sign is None and eink:  # "4.2" or "2.9": the e-ink sign on the panel model
+            from hw.sim_sign import make_sign
+
+            sign = make_sign(self.spi, self.timebase, eink, image_path=flash_path + ".sign.pbm")
         self.sign = sign if sign is not None else TextSign()
         self.wall_s = wall_s
         self.net = None

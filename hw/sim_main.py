@@ -17,7 +17,7 @@ from hw.sim_console import Console
 
 def _args(argv):
     opts = {"--flash": None, "--time": None, "--badge": None, "--provision": None,
-            "--blocks": "384", "--ctl": None}
+            "--blocks": "384", "--ctl": None, "--sign": "4.2"}
     i = 0
     while i < len(argv):
         if argv[i] not in opts or i + 1 >= len(argv):
@@ -39,7 +39,8 @@ def provision(src):
 def main():
     o = _args(sys.argv[1:])
     wall = int(o["--time"]) if o["--time"] else None
-    board = SimBoard(o["--flash"], wall, int(o["--blocks"]))
+    board = SimBoard(o["--flash"], wall, int(o["--blocks"]),
+                     eink=None if o["--sign"] == "text" else o["--sign"])
     if o["--provision"]:
         provision(o["--provision"])
     if o["--badge"]:

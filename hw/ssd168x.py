@@ -1,8 +1,9 @@
 # E-paper drivers for the sign: 4.2" 400x300 SSD1683 and 2.9" 296x128 SSD1680
 # (Good Display GDEY042T81 / GDEY029T94 class panels). The driver is the
 # framebuffer (nano-gui style); show() sends it and waits on BUSY through the
-# timebase, so the keypad task keeps running during a refresh. RAM bit 1 is
-# white, 0 black: draw with WHITE/BLACK and the buffer goes out as it is.
+# timebase, so the keypad task keeps running during a refresh. With rows=N the
+# framebuffer is a band of the panel and show() draws it band by band (less
+# RAM). RAM bit 1 is white, 0 black: draw with WHITE/BLACK, sent as it is.
 import framebuf
 from micropython import const
 
@@ -155,7 +156,7 @@ class _SSD168x(framebuf.FrameBuffer):
             if draw is not None:
                 if self.canvas is not self:
                     self.canvas.oy = y0
-                    self.fill(1)
+                    self.fill(WHITE)
                 draw()
             n = self.WIDTH * min(self.rows, self.HEIGHT - y0) // 8
             for c in planes:

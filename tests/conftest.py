@@ -128,11 +128,12 @@ def sim(tmp_path):
 
     def run(script: str, *, window: str = "B01", roster: str | None = None,
             start: str | None = MONDAY_9, sets: tuple[str, ...] = (),
-            flash: str | None = None) -> SimRun:
+            flash: str | None = None, sign: str = "text", sign_png: str | None = None) -> SimRun:
         args = argparse.Namespace(
             script=True, start=start, db=str(tmp_path / "pingjia.db"), device="sim-test",
             window=window, roster=roster or str(EXAMPLES / "staff.csv"), set=list(sets),
-            flash=flash, collector=None, micropython=None, serial=False)
+            flash=flash, collector=None, micropython=None, serial=False, sign=sign,
+            sign_png=sign_png)
         out = io.StringIO()
         s = Sim(args, out)
         made.append(s)

@@ -4,7 +4,7 @@ from conftest import EXAMPLES
 
 
 def test_example_morning(sim):
-    r = sim((EXAMPLES / "morning.txt").read_text())
+    r = sim((EXAMPLES / "morning.txt").read_text(), sign="4.2")
     screens = [s["screen"] for s in r.statuses()]
     assert screens == ["paused", "serving", "wait", "paused"]
     ratings = r.ratings()
