@@ -22,6 +22,7 @@ Clock = Callable[[], float]  # seconds since 2000-01-01 UTC, the firmware's epoc
 HALL = "hall"
 EMPTY_UID = "00000000"  # a slot whose staff left the window: keeps later slots in place
 _NOT_SETTABLE = ("version", "window")
+NONCE_KEEP_S = 7 * 86400
 
 
 class CollectorError(ValueError):
@@ -267,6 +268,7 @@ class Collector:
         req = F.parse_request(body, self.device_key)
         now = self.now()
         with self.db.transaction():
+            self._check_nonce(req, now)
             ack = self._store(req, now)
             window = self.device_window(req.device)
             s = self.settings_for(req.device)
@@ -281,6 +283,16 @@ class Collector:
         key = self.device_key(req.device)
         assert key is not None
         return F.answer(key, req.mac, ack, max(now, 0), settings, roster)
+
+    def _check_nonce(self, req: F.Request, now: int) -> None:
+        db = self.db
+        if db.one("SELECT 1 FROM nonces WHERE device = ? AND nonce = ?", (req.device, req.nonce)):
+            raise F.FrameError("replayed", f"nonce {req.nonce} seen before")
+        db.execute("INSERT INTO nonces (device, nonce, seen) VALUES (?, ?, ?)",
+                   (req.device, req.nonce, now))
+        if req.nonce % 64 == 0:  # now and then: forget nonces older than a week
+            db.execute("DELETE FROM nonces WHERE device = ? AND seen < ?",
+                       (req.device, now - NONCE_KEEP_S))
 
     def _store(self, req: F.Request, now: int) -> int:
         db = self.db

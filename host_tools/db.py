@@ -49,6 +49,13 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         "INSERT INTO meta (key, value) VALUES ('settings_version', '1')",
     ],
+    [
+        # request nonces: the device makes a new one for every attempt, so a request
+        # seen before is a replay (refused); old ones are pruned
+        """CREATE TABLE nonces (
+            device TEXT NOT NULL, nonce BIGINT NOT NULL, seen BIGINT NOT NULL,
+            PRIMARY KEY (device, nonce))""",
+    ],
 ]
 
 

@@ -26,7 +26,7 @@ from host_tools.collector import Collector
 SYNC_PATH = "/api/v1/sync"
 MAX_BODY = F.frame_size(F.ID_MAX, F.MAX_RECORDS)
 # refusals: what a device or a tester sees (text/plain, one line)
-_STATUS = {"unknown_device": 403, "bad_mac": 401, "oversized": 413}
+_STATUS = {"unknown_device": 403, "bad_mac": 401, "oversized": 413, "replayed": 409}
 
 
 REASONS = {
@@ -38,6 +38,8 @@ REASONS = {
     "unknown_device": "no such device (pingjia device add ID --window W)",
     "bad_mac": "the signature does not match the device's key (forged, corrupted or a wrong key)",
     "bad_record": "a record fails its CRC or its seq is out of order",
+    "replayed": "this exact request was taken before (a replay; a device sends a new nonce "
+                "with every attempt)",
 }
 
 

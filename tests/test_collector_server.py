@@ -75,7 +75,10 @@ def test_sync_over_http_and_refusals(server):
         s, text = post(server.port, b)
         assert (s, why) == (code, why) and text.decode().startswith(f"refused: {why}"), text
     assert stored(c) == before
-    assert post(server.port, body)[0] == 200  # a replay is answered, stores nothing
+    s, text = post(server.port, body)  # the same request again: a replay
+    assert s == 409 and text.startswith(b"refused: replayed"), text
+    assert stored(c) == before
+    assert post(server.port, d.frame())[0] == 200  # the same records, a new nonce: fine
     assert stored(c) == before
 
 
@@ -88,8 +91,8 @@ def test_fuzz_endpoint(server, case):
     if "fuzz-1" not in {x["id"] for x in c.devices()}:
         d = Dev(c, "fuzz-1")
         d.rating(1, T0)
-        post(server.port, d.frame())
         test_fuzz_endpoint.good = d.frame()  # type: ignore[attr-defined]
+        assert post(server.port, test_fuzz_endpoint.good)[0] == 200  # type: ignore
     good = test_fuzz_endpoint.good  # type: ignore[attr-defined]
     if isinstance(case, tuple):
         pos, val, cut = case
@@ -100,8 +103,8 @@ def test_fuzz_endpoint(server, case):
         body = case
     before = stored(c)
     status, text = post(server.port, body)
-    if body == good[: len(body)] and len(body) == len(good):
-        assert status == 200
+    if body == good:
+        assert status == 409  # taken before: a replay
     else:
         assert 400 <= status < 500 and text.startswith(b"refused: "), (status, text)
     assert stored(c) == before

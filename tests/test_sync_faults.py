@@ -171,7 +171,7 @@ def test_replayed_frames_and_answers(srv, shm_dir, devices):
         conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
         head, _, body = raw.partition(b"\r\n\r\n")
         conn.request("POST", "/api/v1/sync", body)
-        assert conn.getresponse().status == 200
+        assert conn.getresponse().status == 409  # refused: replayed
         conn.close()
     assert srv.collector.db.all("SELECT * FROM records ORDER BY seq") == before
     # an old answer handed to the device for its new request is refused
