@@ -21,6 +21,10 @@ K_STATUS = 5
 class App:
     def __init__(self, board):
         self.board = board
+        Link = None
+        if getattr(board, "net", None) is not None:
+            from firmware.sync import Link  # before anything else: a late import fragments the heap
+
         tb = self.tb = board.timebase
         root = board.root.rstrip("/")
         self.paths = {
@@ -53,6 +57,8 @@ class App:
         self.badge = BadgeWatch(board.reader) if board.reader else None
         self.last_key = None  # what the last citizen key did (for the virtual device)
         self.link = None  # the Wi-Fi sync supervisor, when the board has a network
+        if Link is not None:
+            self.link = Link(self, board.net, auto=getattr(board, "auto_sync", True))
         self.tasks = []
         self._on_screen(self.core.current_screen())
 
@@ -66,6 +72,8 @@ class App:
         if k < 4:
             if kind == PRESS:
                 self.last_key = c.key(k + 1)
+                if self.link:
+                    self.link.notify()
         elif k == K_INVITE:
             if kind == PRESS:
                 c.invite()

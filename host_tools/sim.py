@@ -23,6 +23,7 @@ from typing import IO
 from firmware.clock import EPOCH_UNIX, iso, parse_iso
 from host_tools import rostercsv
 from host_tools.build import BUILD, compile_all
+from host_tools.collector import CollectorError
 
 # The firmware's own budget is 128 KB (tests/test_heap.py proves it on the
 # unix port); the virtual device also carries its line console, log decoder and
@@ -154,6 +155,7 @@ class Sim:
         self.boot_wall: float = self.wall
         self.badge: str | None = None
         self.dev: DeviceProcess | None = None
+        self.collector = None  # the collector this sim started (a ServerThread)
         self.serial = self.tmp / "serial" if args.serial else None
         self._pbm_mtime = 0
         self.run_dir = self.tmp / "run"
@@ -165,25 +167,38 @@ class Sim:
             out.flush()
 
     def _provision_files(self) -> Path:
+        """The device's files, from the collector (started here, or --collector's
+        database): identity and key, settings, the roster of its window."""
+        from firmware.settings import validate
+        from host_tools.collector_api import open_collector, provision_device, start_collector
+
         d = self.tmp / "provision"
         d.mkdir()
         a = self.args
-        settings = {"window": a.window}
+        sets = {}
         for kv in a.set or []:
             k, _, v = kv.partition("=")
-            settings[k.strip()] = _value(v.strip())
-        from firmware.settings import validate
-
+            sets[k.strip()] = _value(v.strip())
         try:
-            validate(settings)
+            validate(dict(sets, window=a.window))
         except ValueError as e:
-            raise SystemExit(f"pingjia sim: bad --set: {e}") from None
-        (d / "settings.json").write_text(json.dumps(settings, ensure_ascii=False))
-        if a.roster:
-            staff = rostercsv.load(a.roster)
-            roster = rostercsv.device_roster(staff, a.window)
-            (d / "roster.json").write_text(json.dumps(roster, ensure_ascii=False))
-        (d / "device.json").write_text(json.dumps({"id": a.device, "key": ""}))
+            raise DeviceError(f"bad --set: {e}") from None
+        if a.collector:
+            col = open_collector(a.db, clock=lambda: self.wall)
+            url = a.collector.rstrip("/") + "/api/v1/sync"
+        else:
+            self.collector = start_collector(a.db, clock=lambda: self.wall)
+            col, url = self.collector.collector, self.collector.sync_url
+        provision_device(col, a.device, a.window, a.roster, url)
+        for k, v in sets.items():
+            col.set_setting(k, v, device=a.device)
+        for name, obj in col.provisioning(a.device, url).items():
+            (d / name).write_text(json.dumps(obj, ensure_ascii=False))
+        # a new flash for a device the collector knows: go on from its last seq and boot,
+        # or the collector would take the new records for ones it already has
+        row = col.db.one("SELECT last_seq, boot FROM devices WHERE id = ?", (a.device,))
+        if row and row[0]:
+            (d / "log.state").write_text(json.dumps({"acked": row[0], "boot": row[1] or 0}))
         return d
 
     # ---- power ------------------------------------------------------------
@@ -323,6 +338,9 @@ class Sim:
         if self.dev:
             self.dev.cut_power()
             self.dev = None
+        if self.collector is not None:
+            self.collector.stop()
+            self.collector = None
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -372,7 +390,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
     try:
         sim = Sim(args, sys.stdout)
-    except (rostercsv.RosterError, DeviceError) as e:
+    except (rostercsv.RosterError, DeviceError, CollectorError) as e:
         print(f"pingjia sim: {e}", file=sys.stderr)
         return 2
     try:

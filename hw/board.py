@@ -61,7 +61,9 @@ class Board:
             self.sign = TextSign(print)
         rtc_ok = machine.RTC().datetime()[0] >= 2025  # kept over a soft reset only
         self.wall_s = _time_2000() if rtc_ok else None
-        self.net = None
+        import network
+
+        self.net = network.WLAN(network.STA_IF)  # credentials: device.json ssid/password
 
 
 def _time_2000():

@@ -8,6 +8,7 @@ from hw import board as B
 from hw.flashdev import LFS_OPTS, FileBlockDev
 from hw.mfrc522 import MFRC522
 from hw.mfrc522_model import MFRC522Model
+from hw.net_sim import SimWLAN
 from hw.simpins import SimPin, SimPWM, SimSPI
 from hw.vtime import VirtualTime
 
@@ -48,7 +49,8 @@ class SimBoard:
             sign = make_sign(self.spi, self.timebase, eink, image_path=flash_path + ".sign.pbm")
         self.sign = sign if sign is not None else TextSign()
         self.wall_s = wall_s
-        self.net = None
+        self.net = SimWLAN()  # real sockets to 127.0.0.1
+        self.auto_sync = False  # scripted syncs only on `sync`: scripts stay deterministic
 
     def unmount(self):
         vfs.umount(ROOT)

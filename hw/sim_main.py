@@ -33,7 +33,11 @@ def provision(src):
     """Copy provisioning files (device.json, settings.json, roster.json...) onto the flash."""
     for name in os.listdir(src):
         with open(src + "/" + name, "rb") as f:
-            storage.replace(ROOT + "/" + name, f.read())
+            data = f.read()
+        if name == "log.state":  # where the log goes on (a known device, a new flash)
+            storage.makedirs(ROOT + "/log")
+            name = "log/state"
+        storage.replace(ROOT + "/" + name, data)
 
 
 def main():

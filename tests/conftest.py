@@ -128,9 +128,10 @@ def sim(tmp_path):
 
     def run(script: str, *, window: str = "B01", roster: str | None = None,
             start: str | None = MONDAY_9, sets: tuple[str, ...] = (),
-            flash: str | None = None, sign: str = "text", sign_png: str | None = None) -> SimRun:
+            flash: str | None = None, sign: str = "text", sign_png: str | None = None,
+            device: str = "sim-test") -> SimRun:
         args = argparse.Namespace(
-            script=True, start=start, db=str(tmp_path / "pingjia.db"), device="sim-test",
+            script=True, start=start, db=str(tmp_path / "pingjia.db"), device=device,
             window=window, roster=roster or str(EXAMPLES / "staff.csv"), set=list(sets),
             flash=flash, collector=None, micropython=None, serial=False, sign=sign,
             sign_png=sign_png)

@@ -1,9 +1,26 @@
-"""Device heap budget (design.md section 8) on the real MicroPython binary."""
+"""Device heap (design.md section 8) on the real MicroPython binary: a day of 500
+ratings leaves no growth in use after gc.
+
+The firmware with the text sign runs in 128 KB. With the e-ink sign and the Wi-Fi
+link it needs more on this 64-bit unix port, where every module's bytecode sits in
+the heap with 8-byte pointers (on the ESP32 frozen modules stay in flash): that
+configuration is held to FULL_HEAP here and its figures are printed by make bench."""
 
 from conftest import HEAP
+
+FULL_HEAP = "192k"
+
+
+def _day(mp, img, *extra, heap=HEAP):
+    p = mp("heapday.py", img, "500", *extra, heap=heap, timeout=900)
+    assert p.stdout.strip().splitlines()[-1] == "PASS", p.stdout + p.stderr
+    return p.stdout
 
 
 def test_firmware_runs_a_500_rating_day_in_128k_without_growth(mp, shm_dir):
     assert HEAP == "128k"
-    p = mp("heapday.py", str(shm_dir / "day.img"), "500", timeout=600)
-    assert p.stdout.strip().splitlines()[-1] == "PASS", p.stdout + p.stderr
+    _day(mp, str(shm_dir / "day.img"))
+
+
+def test_with_eink_sign_and_link_no_growth(mp, shm_dir):
+    _day(mp, str(shm_dir / "full.img"), "full", heap=FULL_HEAP)

@@ -36,7 +36,7 @@ def test_staff_of_another_window_is_not_on_this_roster(sim):
     # 陈静 (12131415) serves B02 only
     r = sim("badge 12131415\nstatus", window="B01")
     assert r.statuses()[0]["notice"] == "unknown_badge"
-    r = sim("badge 12131415\nstatus", window="B02")
+    r = sim("badge 12131415\nstatus", window="B02", device="sim-b02")
     assert r.statuses()[0]["screen"] == "serving"
     assert r.statuses()[0]["staff_no"] == "SB0207"
 

@@ -11,6 +11,9 @@ from hw.sim import SimBoard
 
 IMG = sys.argv[1]
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 500
+# core: the firmware with the text sign; full: with the e-ink sign (the real driver,
+# layout and glyph files; no chip model, as on the board) and the Wi-Fi link
+FULL = len(sys.argv) > 3 and sys.argv[3] == "full"
 try:
     os.remove(IMG)
 except OSError:
@@ -28,6 +31,12 @@ async def press(board, k, ms=100):
 
 async def main():
     board = SimBoard(IMG, 848710800)
+    if FULL:
+        from hw.sim_sign import make_sign
+
+        board.sign = make_sign(board.spi, board.timebase, "4.2", model=False)
+    else:
+        board.net = None
     storage.replace("/flash/roster.json",
                     b'{"version": 1, "staff": [["0A1B2C3D", "SB0101", "\\u5f20\\u4f1f"]]}')
     storage.replace("/flash/settings.json", b'{"window": "B01"}')
