@@ -40,9 +40,10 @@ class Log:
         self.acked = int(st.get("acked", 0))
         self.boot = int(st.get("boot", 0)) + 1
         self._segs = self._list_segments()
-        self.seq = max(self.acked, self._last_seq_in_segments())
+        self.seq = self._last_seq_in_segments()
         self._jn = 0
         self._load_journal()
+        self.seq = max(self.seq, self.acked)  # seqs never go back, even after a wipe
         self._save_state()
         self.over = storage.load_json(self._opath, None)  # {"counts": {...}, "lost": n}
         self.full = self.over is not None
