@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
-DEBS := socat fonts-wqy-zenhei
+DEBS := socat fonts-wqy-zenhei postgresql
 START ?= 2026-11-23T09:00:00+08:00
 SIMARGS ?= --window B01 --roster examples/staff.csv --start $(START)
 

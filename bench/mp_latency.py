@@ -20,6 +20,7 @@ except OSError:
 
 async def main():
     board = SimBoard(IMG, 848710800)
+    board.net = None  # the key path only: no Wi-Fi link in this heap
     storage.replace("/flash/roster.json", b'{"version": 1, "staff": [["0A1B2C3D", "SB0101", "x"]]}')
     app = App(board)
     app.start()
@@ -33,8 +34,12 @@ async def main():
         seq = app.log.seq
         t0 = time.ticks_us()
         board.keys[i % 3].value(0)
-        while app.log.seq == seq:
+        for _ in range(10000):  # bounded: a key task that died must not spin here forever
+            if app.log.seq != seq:
+                break
             await asyncio.sleep_ms(0)
+        else:
+            raise SystemExit("the key press stored nothing")
         total += time.ticks_diff(time.ticks_us(), t0)
         board.keys[i % 3].value(1)
         await tb.advance(20000)

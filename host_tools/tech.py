@@ -6,8 +6,11 @@ PORT may be a board's serial port or a virtual device's pty (`pingjia sim --seri
 from __future__ import annotations
 
 import argparse
+import ast
+import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from host_tools.build import BUILD, ROOT, compile_all
@@ -109,6 +112,81 @@ def check_firmware(firmware: Path) -> None:
                         "ESP32_GENERIC .bin from micropython.org/download)")
 
 
+# ---- provision: identity, settings and roster onto a device --------------------
+def provision(port: str, db: str, device: str, window: str, roster: str | None,
+              sync_url: str | None, ssid: str | None, password: str | None) -> list[str]:
+    from host_tools.collector_api import open_collector, provision_device
+
+    col = open_collector(db)
+    provision_device(col, device, window, roster, sync_url)
+    files = col.provisioning(device, sync_url)
+    if ssid:
+        files["device.json"] = dict(files["device.json"], ssid=ssid, password=password or "")
+    with tempfile.TemporaryDirectory() as d:
+        args: list[str] = []
+        for name, obj in files.items():
+            (Path(d) / name).write_text(json.dumps(obj, ensure_ascii=False))
+            args += ["fs", "cp", str(Path(d) / name), f":{name}", "+"]
+        mpremote(port, *args[:-1])
+    return sorted(files)
+
+
+# ---- pull --usb: the log off a device, ingested like a sync ----------------------
+def read_log_dir(d: Path) -> tuple[list[bytes], int]:
+    """Valid records of a copied log directory (segments, then the journal), in seq order,
+    each seq once; and how many failed their CRC."""
+    from firmware import record as R
+
+    out: dict[int, bytes] = {}
+    bad = 0
+    names = sorted(p.name for p in d.iterdir() if p.name.startswith("s") and len(p.name) == 9)
+    for name in [*names, "j"]:
+        p = d / name
+        if not p.exists():
+            continue
+        data = p.read_bytes()
+        for off in range(0, len(data) - len(data) % R.SIZE, R.SIZE):
+            if not R.valid(data, off):
+                bad += 1
+                continue
+            out.setdefault(R.seq_of(data, off), data[off:off + R.SIZE])
+    return [out[s] for s in sorted(out)], bad
+
+
+def pull_usb(port: str, db: str) -> dict:
+    import random
+
+    from firmware import frame as F
+    from host_tools.collector_api import open_collector
+
+    listing = mpremote(port, "exec", "import os\nprint(os.listdir('log'))")
+    names = ast.literal_eval(listing.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory() as d:
+        args: list[str] = ["fs", "cp", ":device.json", f"{d}/device.json"]
+        for n in names:
+            if n == "j" or n == "state" or (n.startswith("s") and len(n) == 9):
+                args += ["+", "fs", "cp", f":log/{n}", f"{d}/{n}"]
+        mpremote(port, *args)
+        dev = json.loads((Path(d) / "device.json").read_text())
+        state = json.loads((Path(d) / "state").read_text()) if (Path(d) / "state").exists() \
+            else {}
+        records, bad = read_log_dir(Path(d))
+    col = open_collector(db)
+    key = col.device_key(dev["id"])
+    if key is None:
+        raise TechError(f"device {dev['id']} is not in {db} (pingjia device add)")
+    boot = int(state.get("boot", 0))
+    sent = 0
+    for i in range(0, len(records), 256):
+        chunk = records[i:i + 256]
+        first = int.from_bytes(chunk[0][:4], "little")
+        body = F.request(key, dev["id"], boot, first, b"".join(chunk),
+                         nonce=random.getrandbits(32))
+        col.ingest(body)  # the same checks and idempotent store as a Wi-Fi sync
+        sent += len(chunk)
+    return {"device": dev["id"], "records": sent, "corrupt": bad}
+
+
 # ---- CLI ----------------------------------------------------------------------
 def add_parser(sub) -> None:
     p = sub.add_parser("deploy", help="copy the firmware (.mpy) onto a device with mpremote")
@@ -127,6 +205,23 @@ def add_parser(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the esptool commands only")
     p.set_defaults(func=cmd_flash)
 
+    p = sub.add_parser("provision", help="device id, key, Wi-Fi, window, roster onto a device")
+    p.add_argument("port", metavar="PORT")
+    p.add_argument("--device", required=True, help="device id (at most 10 characters)")
+    p.add_argument("--window", required=True)
+    p.add_argument("--roster", help="import this roster CSV first")
+    p.add_argument("--url", help="the collector's sync URL, e.g. http://10.0.0.5:8080/api/v1/sync")
+    p.add_argument("--ssid")
+    p.add_argument("--password")
+    p.add_argument("--db", default="pingjia.db", help="collector database (SQLite path or URL)")
+    p.set_defaults(func=cmd_provision)
+
+    p = sub.add_parser("pull", help="copy a device's log into the collector")
+    p.add_argument("--usb", metavar="PORT", required=True,
+                   help="the device's serial port (or a virtual device's pty)")
+    p.add_argument("--db", default="pingjia.db", help="collector database (SQLite path or URL)")
+    p.set_defaults(func=cmd_pull)
+
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     try:
@@ -137,6 +232,35 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     print(f"deployed {len(files)} files to {args.port}"
           + ("" if args.no_aioble else " and installed aioble"))
     soft_reset(args.port)
+    return 0
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    from host_tools.collector import CollectorError
+    from host_tools.rostercsv import RosterError
+
+    try:
+        names = provision(args.port, args.db, args.device, args.window, args.roster, args.url,
+                          args.ssid, args.password)
+    except (TechError, CollectorError, RosterError) as e:
+        print(f"pingjia provision: {e}", file=sys.stderr)
+        return 1
+    print(f"provisioned {args.device} (window {args.window}): {', '.join(names)}")
+    soft_reset(args.port)
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from firmware.frame import FrameError
+    from host_tools.collector import CollectorError
+
+    try:
+        r = pull_usb(args.usb, args.db)
+    except (TechError, CollectorError, FrameError, ValueError, OSError) as e:
+        print(f"pingjia pull: {e}", file=sys.stderr)
+        return 1
+    print(f"pulled {r['records']} records of {r['device']} into {args.db}"
+          + (f" ({r['corrupt']} corrupt records skipped)" if r["corrupt"] else ""))
     return 0
 
 
