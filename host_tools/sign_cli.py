@@ -10,28 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from host_tools import fontgen
-from host_tools.build import BUILD, compile_all
+from host_tools.build import BUILD, compile_all, micropython_bin
 
 ROOT = Path(__file__).resolve().parents[1]
 LIB = ROOT / "lib"
 PREVIEW_HEAP = "192k"  # the model's RAM planes ride along (as in the virtual device)
-
-
-def micropython_bin() -> str:
-    local = Path(sys.executable).parent / "micropython"
-    if local.exists():
-        return str(local)
-    import shutil
-
-    found = shutil.which("micropython")
-    if not found:
-        raise RuntimeError("micropython not found: run `make setup`")
-    return found
 
 
 def render(out: Path, size: str = "4.2", fonts: Path = LIB) -> list[Path]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from firmware.clock import EPOCH_UNIX, iso, parse_iso
-from host_tools import rostercsv
+from host_tools import build, rostercsv
 from host_tools.build import BUILD, compile_all
 from host_tools.collector import CollectorError
 
@@ -39,13 +39,10 @@ class DeviceError(RuntimeError):
 def micropython_bin(override: str | None = None) -> str:
     if override:
         return override
-    local = Path(sys.executable).parent / "micropython"
-    if local.exists():
-        return str(local)
-    found = shutil.which("micropython")
-    if not found:
-        raise DeviceError("micropython not found: run `make sim`, which installs it")
-    return found
+    try:
+        return build.micropython_bin()
+    except RuntimeError as e:
+        raise DeviceError(str(e)) from None
 
 
 class DeviceProcess:

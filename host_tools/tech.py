@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from host_tools.build import BUILD, ROOT, compile_all
+from host_tools.build import BUILD, ROOT, compile_all, tool
 
 ESP32_APP_MAGIC = 0xE9
 SIM_ONLY = {"sim", "sim_main", "sim_console", "sim_sign", "simpins", "vtime", "net_sim",
@@ -24,15 +24,10 @@ class TechError(RuntimeError):
     pass
 
 
-def _tool(name: str) -> str:
-    exe = Path(sys.executable).parent / name
-    return str(exe) if exe.exists() else name
-
-
 def mpremote(port: str, *args: str, timeout: float = 300) -> str:
     """Run mpremote on PORT without a reset (`resume`: on the unix port a soft reset
     ends the process); its output, or TechError with what it said."""
-    cmd = [_tool("mpremote"), "connect", port, "resume", *args]
+    cmd = [tool("mpremote"), "connect", port, "resume", *args]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
@@ -48,7 +43,7 @@ def mpremote(port: str, *args: str, timeout: float = 300) -> str:
 def soft_reset(port: str) -> None:
     """Reboot the device so it reads its new files (a board reboots; the virtual
     device's process ends and `pingjia sim` boots it again)."""
-    subprocess.run([_tool("mpremote"), "connect", port, "resume", "soft-reset"],
+    subprocess.run([tool("mpremote"), "connect", port, "resume", "soft-reset"],
                    capture_output=True, text=True, timeout=60)
 
 

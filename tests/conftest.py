@@ -5,26 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from host_tools.build import BUILD, compile_all
+from host_tools.build import BUILD, compile_all, micropython_bin
 
 ROOT = Path(__file__).resolve().parents[1]
 MP_DIR = ROOT / "tests" / "mp"
 HEAP = "128k"  # design.md section 8: the device heap budget
-
-
-def micropython_bin() -> str:
-    local = Path(sys.executable).parent / "micropython"
-    if local.exists():
-        return str(local)
-    found = shutil.which("micropython")
-    if not found:
-        raise RuntimeError("micropython not found: run `make test`, which installs it")
-    return found
 
 
 def mp_env() -> dict:
