@@ -52,6 +52,16 @@ class SimBoard:
         self.net = SimWLAN()  # real sockets to 127.0.0.1
         self.auto_sync = False  # scripted syncs only on `sync`: scripts stay deterministic
 
+    async def press(self, k, ms=100, after_ms=40):
+        """Hold key k (board.keys index) for ms of virtual time, then let it go."""
+        tb = self.timebase
+        self.keys[k].value(0)
+        await tb.settle()
+        await tb.advance(ms)
+        self.keys[k].value(1)
+        await tb.settle()
+        await tb.advance(after_ms)  # past the debounce, so the release is taken
+
     def unmount(self):
         vfs.umount(ROOT)
         self.bdev.close()

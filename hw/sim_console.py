@@ -44,13 +44,7 @@ class Console:
         sys.stdout.write(line + "\n")
 
     async def press(self, k, ms):
-        pin = self.board.keys[k]
-        pin.value(0)
-        await self.tb.settle()
-        await self.tb.advance(ms)
-        pin.value(1)
-        await self.tb.settle()
-        await self.tb.advance(40)  # past the debounce, so the release is taken
+        await self.board.press(k, ms)
 
     async def handle(self, line):
         """Run one command line; False when it was quit."""

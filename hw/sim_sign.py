@@ -9,6 +9,7 @@ from firmware.layout import Layout, font_sizes, load_fonts
 from hw import board as B
 from hw.simpins import SimPin
 from hw.ssd168x import PANELS
+from hw.vtime import until_done
 
 # framebuffer rows: the 4.2" draws in bands of 64 rows (3.2 KB, not 15 KB)
 PAGE_ROWS = {"4.2": 64, "2.9": None}
@@ -128,29 +129,6 @@ SAMPLES = (
     ("serving_alert", ("serving", _f(no="SB0207", name="欧阳晓燕", alert="sync_failing"))),
     ("closed_alert", ("closed", _f(alert="log_full"))),
 )
-
-
-async def until_done(tb, coro, step_ms=20, limit_ms=120_000):
-    """Run coro while virtual time moves on; its result, or its exception."""
-    res = [None, None]
-
-    async def wrap():
-        try:
-            res[0] = await coro
-        except Exception as e:  # handed to the caller below
-            res[1] = e
-
-    t = asyncio.create_task(wrap())
-    spent = 0
-    while not t.done() and spent < limit_ms:
-        await tb.advance(step_ms)
-        spent += step_ms
-    if not t.done():
-        t.cancel()
-        raise RuntimeError("not done in %d virtual ms" % limit_ms)
-    if res[1] is not None:
-        raise res[1]
-    return res[0]
 
 
 def preview(out_dir, size="4.2", fonts=None, names=None):

@@ -67,3 +67,26 @@ class VirtualTime:
             await self.settle()
         self.ms = target
         await self.settle()
+
+
+async def until_done(tb, coro, step_ms=20, limit_ms=120_000):
+    """Run coro while virtual time moves on; its result, or its exception."""
+    res = [None, None]
+
+    async def wrap():
+        try:
+            res[0] = await coro
+        except Exception as e:  # handed to the caller below
+            res[1] = e
+
+    t = asyncio.create_task(wrap())
+    spent = 0
+    while not t.done() and spent < limit_ms:
+        await tb.advance(step_ms)
+        spent += step_ms
+    if not t.done():
+        t.cancel()
+        raise RuntimeError("not done in %d virtual ms" % limit_ms)
+    if res[1] is not None:
+        raise res[1]
+    return res[0]

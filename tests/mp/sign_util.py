@@ -6,7 +6,10 @@ import asyncio
 from hw.panel_model import PanelModel
 from hw.simpins import SimPin, SimSPI
 from hw.ssd168x import PANELS
-from hw.vtime import VirtualTime
+from hw.vtime import (
+    VirtualTime,
+    until_done,  # noqa: F401 (the sign tests call U.until_done)
+)
 
 CS, DC, RST, BUSY = 5, 17, 16, 4  # hw/board.py's wiring
 FONT_SIZES = {"4.2": (16, 24, 32, 48), "2.9": (16, 24, 32)}
@@ -28,29 +31,6 @@ def layout(drv, fonts_dir, size):
     from firmware.layout import Layout, load_fonts
 
     return Layout(drv.canvas, load_fonts(fonts_dir, FONT_SIZES[size]))
-
-
-async def until_done(tb, coro, step_ms=20, limit_ms=120_000):
-    """Run coro while virtual time moves on; its result, or its exception."""
-    res = [None, None]
-
-    async def wrap():
-        try:
-            res[0] = await coro
-        except Exception as e:  # handed to the caller below
-            res[1] = e
-
-    t = asyncio.create_task(wrap())
-    spent = 0
-    while not t.done() and spent < limit_ms:
-        await tb.advance(step_ms)
-        spent += step_ms
-    if not t.done():
-        t.cancel()
-        raise RuntimeError("not done in %d virtual ms" % limit_ms)
-    if res[1] is not None:
-        raise res[1]
-    return res[0]
 
 
 def run(coro):

@@ -18,15 +18,6 @@ N = int(sys.argv[3]) if len(sys.argv) > 3 else 500
 HEAPDBG = len(sys.argv) > 4
 
 
-async def press(board, k, ms=100):
-    tb = board.timebase
-    board.keys[k].value(0)
-    await tb.settle()
-    await tb.advance(ms)
-    board.keys[k].value(1)
-    await tb.advance(50)
-
-
 async def main():
     board = SimBoard(IMG, 848710800)
     for name in os.listdir(PROV):
@@ -45,11 +36,11 @@ async def main():
     base = gc.mem_alloc()
     samples = []
     for i in range(N):
-        await press(board, 4)  # 请评价
+        await board.press(4)  # 请评价
         await tb.advance(1500)
-        await press(board, i % 4)
+        await board.press(i % 4)
         if i % 4 == 3:
-            await press(board, 0)  # the reason
+            await board.press(0)  # the reason
         await tb.advance(20000)
         if i % 50 == 49:
             out = await app.link.sync_now()
