@@ -1,6 +1,7 @@
 # MFRC522 13.56 MHz reader on SPI: is a badge in the slot, and which.
 # Each poll wakes the card (WUPA, so a halted card answers too), reads its
-# UID by anticollision (cascade level 1: 4-byte UIDs) and halts it again.
+# UID by anticollision (4-byte UIDs; 7-byte ones through cascade level 2)
+# and halts it again.
 from micropython import const
 
 _COMMAND = const(0x01)
@@ -25,6 +26,7 @@ _SOFTRESET = const(0x0F)
 
 _WUPA = const(0x52)
 _ANTICOLL_CL1 = const(0x93)
+_ANTICOLL_CL2 = const(0x95)
 _HLTA = const(0x50)
 
 _VERSIONS = (0x88, 0x90, 0x91, 0x92, 0xB2)  # clones and MFRC522 v0/v1/v2
@@ -118,11 +120,26 @@ class MFRC522:
         atqa = self._transceive(b"\x52", 7)  # WUPA, short frame
         if atqa is None or len(atqa) != 2:
             return None
-        u = self._transceive(bytes((_ANTICOLL_CL1, 0x20)))
-        if u is None or len(u) != 5 or u[0] ^ u[1] ^ u[2] ^ u[3] != u[4]:
+        u = self._level(_ANTICOLL_CL1)
+        if u is None:
             return None
-        if u[0] == 0x88:  # cascade tag: a 7- or 10-byte UID, not used for badges here
-            return None
+        uid = u[:4]
+        if u[0] == 0x88:  # cascade tag: select level 1, then the rest at level 2
+            sel = bytes((_ANTICOLL_CL1, 0x70)) + u
+            sak = self._transceive(sel + crc_a(sel))
+            if sak is None or not sak or not sak[0] & 0x04:
+                return None
+            v = self._level(_ANTICOLL_CL2)
+            if v is None or v[0] == 0x88:  # a 10-byte UID: not used for badges
+                return None
+            uid = u[1:4] + v[:4]
         hlta = bytes((_HLTA, 0))
         self._transceive(hlta + crc_a(hlta))
-        return "%02X%02X%02X%02X" % (u[0], u[1], u[2], u[3])
+        return "".join("%02X" % b for b in uid)
+
+    def _level(self, cmd):
+        """Anticollision at one cascade level: 4 UID bytes and their BCC, checked."""
+        u = self._transceive(bytes((cmd, 0x20)))
+        if u is None or len(u) != 5 or u[0] ^ u[1] ^ u[2] ^ u[3] != u[4]:
+            return None
+        return bytes(u)

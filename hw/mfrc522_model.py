@@ -115,7 +115,17 @@ class MFRC522Model:
                 return b"\x04\x00"  # ATQA: single-size UID
             return None
         if st == _READY and frame == b"\x93\x20":
-            return c[:4] + bytes((c[0] ^ c[1] ^ c[2] ^ c[3],))
+            part = c[:4] if len(c) == 4 else b"\x88" + c[:3]
+            return part + bytes((part[0] ^ part[1] ^ part[2] ^ part[3],))
+        if st == _READY and len(c) == 7 and len(frame) == 9 and frame[:2] == b"\x93\x70":
+            if frame[7:] != crc_a(frame[:7]) or frame[3:6] != c[:3]:
+                self.card_state = _IDLE
+                return None
+            sak = b"\x04"  # cascade bit: the UID is not complete
+            return sak + crc_a(sak)
+        if st == _READY and len(c) == 7 and frame == b"\x95\x20":
+            part = c[3:7]
+            return part + bytes((part[0] ^ part[1] ^ part[2] ^ part[3],))
         if len(frame) == 4 and frame[:2] == b"\x50\x00":
             if frame[2:] == crc_a(frame[:2]):
                 self.card_state = _HALT

@@ -131,8 +131,8 @@ class Console:
                 raw = bytes.fromhex(uid)
             except ValueError:
                 raw = b""
-            if len(raw) != 4:
-                raise CommandError("badge UID must be 4 bytes in hex, e.g. 0A1B2C3D")
+            if len(raw) not in (4, 7):
+                raise CommandError("badge UID must be 4 or 7 bytes in hex, e.g. 0A1B2C3D")
             rfid.insert(raw)
         # poll the reader now, as the badge task would within a poll or two
         for _ in range(3):

@@ -157,3 +157,15 @@ def test_status_and_log_are_json_with_the_fields_of_section_7(sim):
     for k in ("level", "staff_no", "ticket", "reason"):
         assert k in rating
     assert (rating["level"], rating["ticket"], rating["reason"]) == (4, "X", 2)
+
+
+def test_seven_byte_badge_uids_read_through_cascade_level_2(sim, tmp_path):
+    roster = tmp_path / "staff.csv"
+    roster.write_text("badge_uid,staff_no,name,department,windows\n"
+                      "04A1B2C3D4E5F6,SB0301,王芳,综合,B01\n0A1B2C3D,SB0101,张伟,社保,B01\n")
+    r = sim("badge 04A1B2C3D4E5F6\nstatus\nbadge out\nbadge 0A1B2C3D\nstatus\n"
+            "badge 04A1B2C3D4E5F7\nstatus\nbadge 0102030405\n", roster=str(roster))
+    assert r.statuses()[0]["staff_no"] == "SB0301"
+    assert r.statuses()[1]["staff_no"] == "SB0101"
+    assert r.statuses()[2]["notice"] == "unknown_badge"
+    assert r.of(7)[0].startswith("error: badge UID must be 4 or 7 bytes")
