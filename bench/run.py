@@ -37,7 +37,8 @@ def heap_day(full: bool = False) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as d:
         p = subprocess.run([MP, "-X", "heapsize=" + ("192k" if full else "128k"),
                             str(ROOT / "tests/mp/heapday.py"), f"{d}/day.img", "500"]
-                           + (["full"] if full else []), capture_output=True, text=True,
+                           + (["full", str(ROOT / "lib")] if full else []),
+                           capture_output=True, text=True,
                            cwd=BUILD, env=env, timeout=1800)
     if p.returncode:
         raise SystemExit(f"heapday failed:\n{p.stdout}\n{p.stderr}")

@@ -6,7 +6,7 @@ link it needs more on this 64-bit unix port, where every module's bytecode sits 
 the heap with 8-byte pointers (on the ESP32 frozen modules stay in flash): that
 configuration is held to FULL_HEAP here and its figures are printed by make bench."""
 
-from conftest import HEAP
+from conftest import HEAP, ROOT
 
 FULL_HEAP = "192k"
 
@@ -23,4 +23,4 @@ def test_firmware_runs_a_500_rating_day_in_128k_without_growth(mp, shm_dir):
 
 
 def test_with_eink_sign_and_link_no_growth(mp, shm_dir):
-    _day(mp, str(shm_dir / "full.img"), "full", heap=FULL_HEAP)
+    _day(mp, str(shm_dir / "full.img"), "full", str(ROOT / "lib"), heap=FULL_HEAP)

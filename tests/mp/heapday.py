@@ -14,6 +14,7 @@ N = int(sys.argv[2]) if len(sys.argv) > 2 else 500
 # core: the firmware with the text sign; full: with the e-ink sign (the real driver,
 # layout and glyph files; no chip model, as on the board) and the Wi-Fi link
 FULL = len(sys.argv) > 3 and sys.argv[3] == "full"
+FONTS = sys.argv[4] if len(sys.argv) > 4 else "lib"
 try:
     os.remove(IMG)
 except OSError:
@@ -22,10 +23,18 @@ except OSError:
 
 async def main():
     board = SimBoard(IMG, 848710800)
-    if FULL:
-        from hw.sim_sign import make_sign
+    if FULL:  # built as hw/board.py builds it: driver on the bus, glyph files, layout
+        from firmware import eink
+        from hw import board as B
+        from hw.simpins import SimPin
+        from hw.ssd168x import SSD1683
 
-        board.sign = make_sign(board.spi, board.timebase, "4.2", model=False)
+        def out(n):
+            return SimPin(n, SimPin.OUT, value=1)
+
+        panel = SSD1683(board.spi, out(B.EINK_CS), out(B.EINK_DC), out(B.EINK_RST),
+                        SimPin(B.EINK_BUSY, value=0), board.timebase, rows=64)
+        board.sign = eink.build(panel, FONTS)
     else:
         board.net = None
     storage.replace("/flash/roster.json",
