@@ -3,30 +3,21 @@
 # littlefs file, append + flush per record) in the same process; key press to
 # durable record; capacity of a 1.5 MB partition.
 import gc
-import os
 import sys
 import time
 
 import vfs
+from simday import fresh_flash
 
 from firmware import log as L
 from firmware import record as R
-from hw.flashdev import LFS_OPTS, FileBlockDev
 
 DIR = sys.argv[1]
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
 
 
 def fresh(name, blocks=384):
-    path = DIR + "/" + name
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-    bd = FileBlockDev(path, blocks)
-    vfs.VfsLfs2.mkfs(bd, **LFS_OPTS)
-    vfs.mount(vfs.VfsLfs2(bd, **LFS_OPTS), "/b")
-    return bd
+    return fresh_flash(DIR + "/" + name, blocks, "/b")
 
 
 def done(bd):

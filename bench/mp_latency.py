@@ -2,9 +2,10 @@
 # the key task, the rating session and the flash commit, timed in-process,
 # against the bare flash commit (the floor) in the same run.
 import asyncio
-import os
 import sys
 import time
+
+from simday import remove
 
 from firmware import storage
 from firmware.app import App
@@ -12,10 +13,7 @@ from hw.sim import SimBoard
 
 IMG = sys.argv[1]
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 200
-try:
-    os.remove(IMG)
-except OSError:
-    pass
+remove(IMG)
 
 
 async def main():

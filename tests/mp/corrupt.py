@@ -1,21 +1,15 @@
 # A corrupted flash block: the record's CRC catches it, the rest of the log survives.
-import os
 import sys
 
 import vfs
+from simday import fresh_flash
 
 from firmware import log as L
 from firmware import record as R
 from hw.flashdev import LFS_OPTS, FileBlockDev
 
 IMG = sys.argv[1]
-try:
-    os.remove(IMG)
-except OSError:
-    pass
-bd = FileBlockDev(IMG, 48)
-vfs.VfsLfs2.mkfs(bd, **LFS_OPTS)
-vfs.mount(vfs.VfsLfs2(bd, **LFS_OPTS), "/f")
+bd = fresh_flash(IMG, 48)
 lg = L.Log("/f")
 for i in range(300):
     lg.append(R.RATING, 1 + i % 4, 0, 1, 1000 + i)

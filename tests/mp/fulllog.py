@@ -1,24 +1,16 @@
 # A full log: ratings beyond the space are kept as per-hour counts, never
 # silently dropped; the sign raises log_full; acks free space and the counts
 # come back as OVERFLOW records.
-import os
 import sys
 
-import vfs
 from daywork import Ms, boot
+from simday import fresh_flash
 
 from firmware import log as L
 from firmware import record as R
-from hw.flashdev import LFS_OPTS, FileBlockDev
 
 IMG = sys.argv[1]
-try:
-    os.remove(IMG)
-except OSError:
-    pass
-bd = FileBlockDev(IMG, 24)
-vfs.VfsLfs2.mkfs(bd, **LFS_OPTS)
-vfs.mount(vfs.VfsLfs2(bd, **LFS_OPTS), "/f")
+fresh_flash(IMG, 24)
 lg = L.Log("/f")
 ms = Ms()
 core = boot(lg, ms)

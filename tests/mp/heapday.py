@@ -2,8 +2,9 @@
 # then a day of 500 ratings; the heap in use after gc must not grow.
 import asyncio
 import gc
-import os
 import sys
+
+from simday import remove, serve_one
 
 from firmware import storage
 from firmware.app import App
@@ -15,10 +16,7 @@ N = int(sys.argv[2]) if len(sys.argv) > 2 else 500
 # layout and glyph files; no chip model, as on the board) and the Wi-Fi link
 FULL = len(sys.argv) > 3 and sys.argv[3] == "full"
 FONTS = sys.argv[4] if len(sys.argv) > 4 else "lib"
-try:
-    os.remove(IMG)
-except OSError:
-    pass
+remove(IMG)
 
 
 async def main():
@@ -51,12 +49,7 @@ async def main():
     peak = 0
     samples = []
     for i in range(N):
-        await board.press(4)  # 请评价
-        await tb.advance(1500)
-        await board.press(i % 4)
-        if i % 4 == 3:
-            await board.press(0)  # the reason
-        await tb.advance(20000)
+        await serve_one(board, i)
         if i % 50 == 49:
             gc.collect()
             samples.append(gc.mem_alloc())

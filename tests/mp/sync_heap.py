@@ -7,6 +7,8 @@ import json
 import os
 import sys
 
+from simday import serve_one
+
 from firmware import storage
 from firmware.app import App
 from firmware.sync import Link
@@ -36,12 +38,7 @@ async def main():
     base = gc.mem_alloc()
     samples = []
     for i in range(N):
-        await board.press(4)  # 请评价
-        await tb.advance(1500)
-        await board.press(i % 4)
-        if i % 4 == 3:
-            await board.press(0)  # the reason
-        await tb.advance(20000)
+        await serve_one(board, i)
         if i % 50 == 49:
             out = await app.link.sync_now()
             assert out.startswith("ok"), out
