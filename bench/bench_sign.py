@@ -13,6 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from run import figures  # noqa: E402  (bench/run.py: one parser for the figures)
+
 from host_tools import fontgen  # noqa: E402
 from host_tools.build import BUILD, compile_all  # noqa: E402
 
@@ -29,17 +31,6 @@ def mp(script: str, *args: str, heap: str = "128k") -> str:
     if p.returncode:
         raise SystemExit(f"{script} failed:\n{p.stdout}\n{p.stderr}")
     return p.stdout
-
-
-def figures(text: str) -> dict[str, float]:
-    out = {}
-    for line in text.splitlines():
-        k, _, v = line.partition(" ")
-        try:
-            out[k] = float(v)
-        except ValueError:
-            pass
-    return out
 
 
 def bench_heap(size: str, rows: str) -> None:

@@ -22,8 +22,13 @@ def mp(script: str, *args: str, heap: str = "128k") -> dict[str, float]:
                        capture_output=True, text=True, cwd=BUILD, env=env, timeout=1800)
     if p.returncode:
         raise SystemExit(f"{script} failed:\n{p.stdout}\n{p.stderr}")
+    return figures(p.stdout)
+
+
+def figures(text: str) -> dict[str, float]:
+    """`name value` lines printed by a device-side bench -> {name: value}."""
     out = {}
-    for line in p.stdout.splitlines():
+    for line in text.splitlines():
         k, _, v = line.partition(" ")
         try:
             out[k] = float(v)
