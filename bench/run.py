@@ -11,15 +11,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from host_tools.build import BUILD, compile_all  # noqa: E402
+from host_tools.build import BUILD, compile_all, mp_command, mp_env  # noqa: E402
 
 MP = str(Path(sys.executable).parent / "micropython")
 
 
 def mp(script: str, *args: str, heap: str = "128k") -> dict[str, float]:
-    env = dict(os.environ, MICROPYPATH=f"{BUILD}:{ROOT / 'tests' / 'mp'}:.frozen")
-    p = subprocess.run([MP, "-X", f"heapsize={heap}", str(ROOT / "bench" / script), *args],
-                       capture_output=True, text=True, cwd=BUILD, env=env, timeout=1800)
+    p = subprocess.run(mp_command(ROOT / "bench" / script, *args, heap=heap),
+                       capture_output=True, text=True, cwd=BUILD, env=mp_env(), timeout=1800)
     if p.returncode:
         raise SystemExit(f"{script} failed:\n{p.stdout}\n{p.stderr}")
     return figures(p.stdout)
@@ -38,13 +37,11 @@ def figures(text: str) -> dict[str, float]:
 
 
 def heap_day(full: bool = False) -> dict[str, float]:
-    env = dict(os.environ, MICROPYPATH=f"{BUILD}:{ROOT / 'tests' / 'mp'}:.frozen")
     with tempfile.TemporaryDirectory() as d:
-        p = subprocess.run([MP, "-X", "heapsize=" + ("192k" if full else "128k"),
-                            str(ROOT / "tests/mp/heapday.py"), f"{d}/day.img", "500"]
-                           + (["full", str(ROOT / "lib")] if full else []),
-                           capture_output=True, text=True,
-                           cwd=BUILD, env=env, timeout=1800)
+        args = [f"{d}/day.img", "500"] + (["full", str(ROOT / "lib")] if full else [])
+        p = subprocess.run(mp_command("heapday.py", *args, heap="192k" if full else "128k"),
+                           capture_output=True, text=True, cwd=BUILD, env=mp_env(),
+                           timeout=1800)
     if p.returncode:
         raise SystemExit(f"heapday failed:\n{p.stdout}\n{p.stderr}")
     words = p.stdout.split()

@@ -4,6 +4,7 @@ would not fit, as on the real board)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE_DIRS = ("firmware", "hw")
 BUILD = ROOT / "build" / "mpy"
+TEST_SOURCES = ROOT / "tests" / "mp"
+TEST_BUILD = ROOT / "build" / "mp-tests"
 
 
 def tool(name: str) -> str:
@@ -41,13 +44,13 @@ def device_sources() -> list[Path]:
     return files
 
 
-def compile_all(out: Path = BUILD, arch: str | None = None) -> list[Path]:
-    """Compile every device module into out/<dir>/<name>.mpy (only when stale)."""
+def _compile(sources: list[Path], base: Path, out: Path, arch: str | None = None) -> list[Path]:
+    """sources (under base) -> out/<path under base>.mpy, only when stale."""
     tool = mpy_cross()
     done = []
-    for src in device_sources():
+    for src in sources:
         rel = src.relative_to(ROOT)
-        dst = out / rel.with_suffix(".mpy")
+        dst = (out / src.relative_to(base)).with_suffix(".mpy")
         if not dst.exists() or dst.stat().st_mtime < src.stat().st_mtime:
             dst.parent.mkdir(parents=True, exist_ok=True)
             cmd = [tool, "-o", str(dst), "-s", str(rel)]
@@ -60,6 +63,40 @@ def compile_all(out: Path = BUILD, arch: str | None = None) -> list[Path]:
         done.append(dst)
     return done
 
+
+def compile_all(out: Path = BUILD, arch: str | None = None) -> list[Path]:
+    """Compile every device module into out/<dir>/<name>.mpy (only when stale)."""
+    return _compile(device_sources(), ROOT, out, arch)
+
+
+def compile_tests() -> list[Path]:
+    """The device-side test scripts and helpers (tests/mp) too: run precompiled, as the
+    board runs its modules, their bytecode is not compiled on the measured heap."""
+    return _compile(sorted(TEST_SOURCES.glob("*.py")), TEST_SOURCES, TEST_BUILD)
+
+
+def mp_env() -> dict:
+    """Environment for the micropython binary, run with cwd=BUILD: device modules from the
+    build ("" is the cwd: short module paths, as /lib on the board), then test helpers."""
+    env = dict(os.environ)
+    env["MICROPYPATH"] = f":{TEST_BUILD}:.frozen"
+    return env
+
+
+def mp_command(script: str | Path, *args: str, heap: str = "128k") -> list[str]:
+    """micropython argv for a tests/mp script (run precompiled with -m), another file, or
+    source text."""
+    cmd = [micropython_bin(), "-X", f"heapsize={heap}"]
+    p = Path(script) if isinstance(script, Path) or (
+        len(script) < 200 and script.endswith(".py")) else None
+    if p is not None and (not p.is_absolute() or p.parent == TEST_SOURCES):
+        compile_tests()
+        cmd += ["-m", p.stem]
+    elif p is not None:
+        cmd.append(str(p))
+    else:
+        cmd += ["-c", script]
+    return cmd + list(args)
 
 if __name__ == "__main__":
     for p in compile_all():

@@ -9,38 +9,34 @@ from pathlib import Path
 
 import pytest
 
-from host_tools.build import BUILD, compile_all, micropython_bin
+from host_tools.build import (  # noqa: F401 (mp_env, micropython_bin: for tests)
+    BUILD,
+    compile_all,
+    compile_tests,
+    micropython_bin,
+    mp_command,
+    mp_env,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MP_DIR = ROOT / "tests" / "mp"
 HEAP = "128k"  # design.md section 8: the device heap budget
 
 
-def mp_env() -> dict:
-    """Device modules from the mpy-cross build (as deployed), test helpers from tests/mp."""
-    env = dict(os.environ)
-    env["MICROPYPATH"] = f"{BUILD}:{MP_DIR}:.frozen"
-    return env
-
-
 @pytest.fixture(scope="session", autouse=True)
 def device_build():
-    """Compile every device file with mpy-cross once per session (a failure fails the run)."""
+    """Compile every device file and device-side test script with mpy-cross once per
+    session (a failure fails the run)."""
+    compile_tests()
     return compile_all()
 
 
 def run_mp(script: str | Path, *args: str, heap: str = HEAP, timeout: float = 300,
            input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a MicroPython script (a path, or source text) under the heap budget."""
-    cmd = [micropython_bin(), "-X", f"heapsize={heap}"]
-    if isinstance(script, Path) or (len(script) < 200 and script.endswith(".py")):
-        p = Path(script)
-        cmd.append(str(p if p.is_absolute() else MP_DIR / p))
-    else:
-        cmd += ["-c", script]
-    cmd += list(args)
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input,
-                       env=mp_env(), cwd=str(BUILD))
+    """Run a MicroPython script (a tests/mp name or path, or source text) under the heap
+    budget."""
+    p = subprocess.run(mp_command(script, *args, heap=heap), capture_output=True, text=True,
+                       timeout=timeout, input=input, env=mp_env(), cwd=str(BUILD))
     if check and p.returncode != 0:
         raise AssertionError(
             f"micropython exited {p.returncode}\n--- stdout\n{p.stdout}\n--- stderr\n{p.stderr}")

@@ -10,10 +10,9 @@ import subprocess
 import threading
 from pathlib import Path
 
-from conftest import BUILD, MP_DIR, micropython_bin, mp_env
+from conftest import BUILD, compile_tests, micropython_bin, mp_env
 
 from firmware.clock import parse_iso
-from host_tools.build import mpy_cross
 from host_tools.collector_api import provision_device, start_collector
 
 EXAMPLES = Path("/work/shared/examples")
@@ -39,15 +38,8 @@ class Clock:
 def _env() -> dict:
     """Like the device build, the test script goes as .mpy: compiling it on a
     128 KB heap would fragment what the firmware needs."""
-    out = BUILD.parent / "mp-tests"
-    out.mkdir(exist_ok=True)
-    src = MP_DIR / "sync_sim.py"
-    dst = out / "sync_sim.mpy"
-    if not dst.exists() or dst.stat().st_mtime < src.stat().st_mtime:
-        subprocess.run([mpy_cross(), "-o", str(dst), str(src)], check=True)
-    env = mp_env()
-    env["MICROPYPATH"] = f"{out}:{env['MICROPYPATH']}"
-    return env
+    compile_tests()
+    return mp_env()
 
 
 class Device:

@@ -22,8 +22,8 @@ from firmware.app import App  # noqa: E402
 from hw.sim import SimBoard  # noqa: E402
 
 stage("import core")
+import firmware.sync  # noqa: E402, F401
 from firmware import eink  # noqa: E402
-from firmware import sync  # noqa: E402, F401
 from hw import board as B  # noqa: E402
 from hw.simpins import SimPin  # noqa: E402
 from hw.ssd168x import SSD1683  # noqa: E402
