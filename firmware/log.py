@@ -2,7 +2,7 @@
 #
 # New records go to a small journal file that littlefs keeps inline in its
 # directory metadata, so a durable append costs about one flash program and
-# no erase. Every JREC records the journal is appended to the current segment
+# no erase. Every _JREC records the journal is appended to the current segment
 # file (named by its first seq) and emptied. A power cut between the two
 # leaves records in both; readers skip seqs they have already seen.
 #
@@ -16,10 +16,10 @@ from firmware import record as R
 from firmware import storage
 from firmware.record import const
 
-JREC = const(30)  # records per journal before it is rolled into a segment
-_JMAX = const(36)  # journal capacity (a batch may overshoot JREC); 504 bytes stay inline
-SEG_RECS = const(4080)  # records per segment: 57120 B, 14 whole 4 KB blocks with littlefs pointers
-RESERVE_BLOCKS = const(8)  # kept free for settings, roster and the overflow file
+_JREC = const(30)  # records per journal before it is rolled into a segment
+_JMAX = const(36)  # journal capacity (a batch may overshoot _JREC); 504 bytes stay inline
+_SEG_RECS = const(4080)  # records per segment: 57120 B, 14 whole 4 KB blocks with littlefs pointers
+_RESERVE_BLOCKS = const(8)  # kept free for settings, roster and the overflow file
 _CHUNK = const(32)  # records read at a time
 
 
@@ -103,7 +103,7 @@ class Log:
         if keep * R.SIZE != n:
             with open(self._jpath, "wb") as f:
                 f.write(memoryview(jb)[: keep * R.SIZE])
-        if self._jn >= JREC:
+        if self._jn >= _JREC:
             self._roll()
 
     def _save_state(self):
@@ -144,11 +144,11 @@ class Log:
         self._jn += n
         self.seq += n
         self.writes += 1
-        if self._jn >= JREC:
+        if self._jn >= _JREC:
             self._roll()
 
     def _roll(self):
-        if not self._segs or self._seg_count(self._segs[-1]) + self._jn > SEG_RECS:
+        if not self._segs or self._seg_count(self._segs[-1]) + self._jn > _SEG_RECS:
             first = R.seq_of(self._jbuf, 0)
             self._segs.append(first)
         with open(self._seg_path(self._segs[-1]), "ab") as f:
@@ -170,10 +170,10 @@ class Log:
         return st[3]
 
     def _check_space(self):
-        if self.free_blocks() >= RESERVE_BLOCKS * 3:
+        if self.free_blocks() >= _RESERVE_BLOCKS * 3:
             return
         self._free_acked()
-        if self.free_blocks() < RESERVE_BLOCKS:
+        if self.free_blocks() < _RESERVE_BLOCKS:
             if not self.full:
                 self.full = True
                 self.over = {"counts": {}, "lost": 0}
@@ -207,7 +207,7 @@ class Log:
         self._save_state()
         if self.full:
             self._free_acked()
-            if self.free_blocks() >= RESERVE_BLOCKS + 4:
+            if self.free_blocks() >= _RESERVE_BLOCKS + 4:
                 self._drain_overflow()
 
     def _drain_overflow(self):
@@ -268,15 +268,3 @@ class Log:
             if r is not None and r[0] > last:
                 last = r[0]
                 yield r
-
-    def read_raw(self, since, limit):
-        """Up to limit raw records with seq > since, as one bytes object (for a sync frame)."""
-        out = bytearray()
-        n = 0
-        for r in self.records(since):
-            # repacking the tuple gives the stored bytes back (TICKET payload included)
-            out.extend(R.pack(*r[:6]))
-            n += 1
-            if n >= limit:
-                break
-        return bytes(out)
