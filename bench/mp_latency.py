@@ -19,7 +19,7 @@ remove(IMG)
 async def main():
     board = SimBoard(IMG, 848710800)
     board.net = None  # the key path only: no Wi-Fi link in this heap
-    storage.replace("/flash/roster.json", b'{"version": 1, "staff": [["0A1B2C3D", "SB0101", "x"]]}')
+    storage.replace("/flash/roster.txt", b"PJR1 1\n0A1B2C3D\tSB0101\tx\n")
     app = App(board)
     app.start()
     tb = board.timebase

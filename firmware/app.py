@@ -29,7 +29,7 @@ class App:
         root = board.root.rstrip("/")
         self.paths = {
             "settings": root + "/settings.json",
-            "roster": root + "/roster.json",
+            "roster": root + "/roster.txt",
             "device": root + "/device.json",
         }
         self.log = Log(root)

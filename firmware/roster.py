@@ -1,6 +1,14 @@
 # The staff roster on the device: badge UID -> (slot, staff_no, name).
-# Slots are 1-based positions in the roster file, stored in records.
-from firmware import storage
+# Slots are 1-based positions in the roster, stored in records.
+#
+# The roster file (roster.txt, as the collector pushes it) is UTF-8 text:
+#   PJR1 <version>
+#   <UID>\t<staff_no>\t<name>      one line a slot, up to 254
+# The device keeps the file's bytes as they are and looks things up in them:
+# no parse into objects (a tuple of three strings costs some 500 bytes of heap
+# here, a line about 30), so a full roster needs a few KB and no JSON.
+
+MAX_STAFF = 254
 
 
 def normalize_uid(uid):
@@ -11,43 +19,64 @@ def normalize_uid(uid):
     return u
 
 
+def dumps(version, staff):
+    """The roster text of [(uid, staff_no, name)] (the collector and tests write it)."""
+    out = ["PJR1 %d\n" % version]
+    for e in staff:
+        out.append("%s\t%s\t%s\n" % (normalize_uid(e[0]), e[1], e[2]))
+    return "".join(out).encode()
+
+
 class Roster:
-    def __init__(self, entries=(), version=0):
-        self.version = version
-        self.staff = []  # [(uid, staff_no, name)], slot = index + 1
-        self._by_uid = {}
-        for e in entries:
-            uid, no, name = normalize_uid(e[0]), str(e[1]), str(e[2])
-            self.staff.append((uid, no, name))
-            self._by_uid[uid] = len(self.staff)
+    def __init__(self, data=b"PJR1 0\n"):
+        """data: roster text (bytes); ValueError naming the line if it is not one."""
+        nl = data.find(b"\n")
+        if not data.startswith(b"PJR1 ") or nl < 0:
+            raise ValueError("not a roster (no PJR1 header line)")
+        self.version = int(data[5:nl])
+        rows = data[nl:]  # every line starts after a "\n", so a lookup can anchor on it
+        if not rows.endswith(b"\n"):
+            rows += b"\n"
+        n = 0
+        i = 0
+        while i < len(rows) - 1:
+            j = rows.find(b"\n", i + 1)
+            n += 1
+            f = str(rows[i + 1 : j], "utf-8").split("\t")
+            if len(f) != 3 or normalize_uid(f[0]) != f[0] or n > MAX_STAFF:
+                raise ValueError("roster line %d: not UID<tab>staff_no<tab>name" % (n + 1))
+            i = j
+        self.count = n
+        self._rows = rows
+        self._last = None  # (slot, entry): the sign asks for the one on duty again and again
 
     def lookup(self, uid):
         """Slot of a badge, 0 if unknown."""
-        return self._by_uid.get(uid, 0)
+        i = self._rows.find(b"\n" + uid.encode() + b"\t")
+        return self._rows.count(b"\n", 0, i + 1) if i >= 0 else 0
 
     def entry(self, slot):
-        if 0 < slot <= len(self.staff):
-            return self.staff[slot - 1]
-        return None
-
-    def to_json(self):
-        return {"version": self.version, "staff": [list(e) for e in self.staff]}
-
-
-def from_json(obj):
-    if not isinstance(obj, dict) or not isinstance(obj.get("staff"), list):
-        raise ValueError("roster must be an object with a staff list")
-    if len(obj["staff"]) > 254:
-        raise ValueError("roster holds at most 254 staff per device")
-    for e in obj["staff"]:
-        if not isinstance(e, list) or len(e) != 3:
-            raise ValueError("roster entries are [uid, staff_no, name]")
-    return Roster(obj["staff"], int(obj.get("version", 0)))
+        """(uid, staff_no, name) of a slot, or None."""
+        if not 0 < slot <= self.count:
+            return None
+        last = self._last
+        if last is None or last[0] != slot:
+            r = self._rows
+            a = 0
+            for _ in range(slot):
+                a = r.find(b"\n", a) + 1
+            last = self._last = (slot, tuple(str(r[a : r.find(b"\n", a)], "utf-8").split("\t")))
+        return last[1]
 
 
 def load(path):
     """(roster, error text or None). A corrupt file gives an empty roster and says so."""
     try:
-        return from_json(storage.load_json(path, {"staff": []})), None
-    except ValueError as e:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return Roster(), None
+    try:
+        return Roster(data), None
+    except ValueError as e:  # UnicodeError is a ValueError too
         return Roster(), str(e)

@@ -212,7 +212,7 @@ class Link:
             new_s = settings_mod.validate(json.loads(s)) if s is not None else None
             if new_s is not None and not new_s["sync_url"]:
                 new_s["sync_url"] = app.settings["sync_url"]  # never cut our own link
-            new_r = roster_mod.from_json(json.loads(ro)) if ro is not None else None
+            new_r = roster_mod.Roster(ro) if ro is not None else None
         except Exception as e:
             self.refused += 1
             raise SyncError("pushed settings or roster rejected: %s" % e)

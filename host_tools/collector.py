@@ -13,6 +13,7 @@ from typing import Any
 
 from firmware import frame as F
 from firmware import record as R
+from firmware import roster as roster_mod
 from firmware import settings as settings_mod
 from firmware.clock import EPOCH_UNIX
 from host_tools import rostercsv
@@ -182,9 +183,14 @@ class Collector:
         return out
 
     def roster_for(self, window: str) -> dict[str, Any]:
-        """The device roster.json of a window."""
+        """A window's roster: version and [uid, staff_no, name] a slot."""
         v = self.db.value("SELECT version FROM rosters WHERE win = ?", (window,), 0)
         return {"version": int(v), "staff": self._roster_entries(window)}
+
+    def roster_text(self, window: str) -> bytes:
+        """The device's roster.txt of a window (firmware/roster.py)."""
+        r = self.roster_for(window)
+        return roster_mod.dumps(r["version"], r["staff"])
 
     def slot_staff(self, window: str) -> dict[int, str]:
         return {r[0]: r[1] for r in self.db.all(
@@ -248,7 +254,7 @@ class Collector:
 
     # ---- provisioning ---------------------------------------------------------
     def provisioning(self, device: str, sync_url: str | None = None) -> dict[str, dict]:
-        """The files a device starts with: device.json, settings.json, roster.json."""
+        """The files a device starts with: device.json, settings.json, roster.txt."""
         key = self.db.value("SELECT key FROM devices WHERE id = ?", (device,))
         if key is None:
             raise CollectorError(f"no device {device}")
@@ -258,7 +264,7 @@ class Collector:
         return {
             "device.json": {"id": device, "key": key},
             "settings.json": settings,
-            "roster.json": self.roster_for(settings["window"]),
+            "roster.txt": self.roster_text(settings["window"]),
         }
 
     # ---- ingest ------------------------------------------------------------------
@@ -278,8 +284,7 @@ class Collector:
             roster = None
             rv = int(self.db.value("SELECT version FROM rosters WHERE win = ?", (window,), 0))
             if rv and rv != req.roster_version:
-                roster = json.dumps(self.roster_for(window), ensure_ascii=False,
-                                    separators=(",", ":")).encode()
+                roster = self.roster_text(window)
         key = self.device_key(req.device)
         assert key is not None
         return F.answer(key, req.mac, ack, max(now, 0), settings, roster)

@@ -4,14 +4,16 @@ provision a virtual device from it.
     srv = start_collector("pingjia.db", clock=lambda: sim.wall)   # thread, free port
     files = provision_device(srv.collector, "sim-1", "B01", roster_csv="staff.csv",
                              sync_url=srv.sync_url)
-    # files["device.json"], files["settings.json"], files["roster.json"]: dicts
+    # files["device.json"], files["settings.json"]: dicts; files["roster.txt"]: bytes
     ...
     srv.stop()
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from host_tools.collector import Clock, Collector, CollectorError
 from host_tools.server import SYNC_PATH, ServerThread
@@ -23,6 +25,11 @@ __all__ = ["Clock", "Collector", "CollectorError", "ServerThread", "SYNC_PATH",
 def open_collector(db: str, clock: Clock | None = None) -> Collector:
     """The collector's data (SQLite path or postgresql:// URL), migrated."""
     return Collector(db, clock)
+
+
+def file_bytes(obj: Any) -> bytes:
+    """A provisioning file's bytes: roster.txt is text already, the others JSON."""
+    return obj if isinstance(obj, bytes) else json.dumps(obj, ensure_ascii=False).encode()
 
 
 def start_collector(db: str | Collector, clock: Clock | None = None, host: str = "127.0.0.1",
@@ -41,7 +48,7 @@ def provision_device(c: Collector, device: str, window: str, roster_csv: str | P
                      sync_url: str | None = None, key: str | None = None) -> dict[str, dict]:
     """Register the device (kept if it is already registered for this window),
     import the roster CSV if given, and return the device's files:
-    {"device.json": {"id", "key"}, "settings.json": {...}, "roster.json": {...}}.
+    {"device.json": {"id", "key"}, "settings.json": {...}, "roster.txt": b"PJR1 ..."}.
     Raises CollectorError or rostercsv.RosterError with a message for the user."""
     known = {d["id"]: d for d in c.devices()}
     if device in known:

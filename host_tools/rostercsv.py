@@ -8,6 +8,7 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from firmware import roster as roster_mod
 from firmware.roster import normalize_uid
 
 COLUMNS = ("badge_uid", "staff_no", "name", "department", "windows")
@@ -77,7 +78,7 @@ def load(path: str | Path) -> list[Staff]:
     return parse(text, str(p))
 
 
-def device_roster(staff: list[Staff], window: str, version: int = 1) -> dict:
-    """The device's roster.json: the staff who serve this window, slot = position."""
-    return {"version": version,
-            "staff": [[s.badge_uid, s.staff_no, s.name] for s in staff if s.serves(window)]}
+def device_roster(staff: list[Staff], window: str, version: int = 1) -> bytes:
+    """The device's roster.txt: the staff who serve this window, slot = position."""
+    return roster_mod.dumps(version, [(s.badge_uid, s.staff_no, s.name)
+                                      for s in staff if s.serves(window)])

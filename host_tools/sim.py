@@ -167,7 +167,12 @@ class Sim:
         """The device's files, from the collector (started here, or --collector's
         database): identity and key, settings, the roster of its window."""
         from firmware.settings import validate
-        from host_tools.collector_api import open_collector, provision_device, start_collector
+        from host_tools.collector_api import (
+            file_bytes,
+            open_collector,
+            provision_device,
+            start_collector,
+        )
 
         d = self.tmp / "provision"
         d.mkdir()
@@ -190,7 +195,7 @@ class Sim:
         for k, v in sets.items():
             col.set_setting(k, v, device=a.device)
         for name, obj in col.provisioning(a.device, url).items():
-            (d / name).write_text(json.dumps(obj, ensure_ascii=False))
+            (d / name).write_bytes(file_bytes(obj))
         # a new flash for a device the collector knows: go on from its last seq and boot,
         # or the collector would take the new records for ones it already has
         row = col.db.one("SELECT last_seq, boot FROM devices WHERE id = ?", (a.device,))

@@ -110,7 +110,7 @@ def check_firmware(firmware: Path) -> None:
 # ---- provision: identity, settings and roster onto a device --------------------
 def provision(port: str, db: str, device: str, window: str, roster: str | None,
               sync_url: str | None, ssid: str | None, password: str | None) -> list[str]:
-    from host_tools.collector_api import open_collector, provision_device
+    from host_tools.collector_api import file_bytes, open_collector, provision_device
 
     col = open_collector(db)
     provision_device(col, device, window, roster, sync_url)
@@ -120,7 +120,7 @@ def provision(port: str, db: str, device: str, window: str, roster: str | None,
     with tempfile.TemporaryDirectory() as d:
         args: list[str] = []
         for name, obj in files.items():
-            (Path(d) / name).write_text(json.dumps(obj, ensure_ascii=False))
+            (Path(d) / name).write_bytes(file_bytes(obj))
             args += ["fs", "cp", str(Path(d) / name), f":{name}", "+"]
         mpremote(port, *args[:-1])
     return sorted(files)

@@ -30,7 +30,7 @@ def _args(argv):
 
 
 def provision(src):
-    """Copy provisioning files (device.json, settings.json, roster.json...) onto the flash."""
+    """Copy provisioning files (device.json, settings.json, roster.txt...) onto the flash."""
     for name in os.listdir(src):
         with open(src + "/" + name, "rb") as f:
             data = f.read()

@@ -15,8 +15,8 @@ def test_roster_with_bom_as_excel_writes_it():
     staff = rostercsv.parse("\ufeff" + GOOD.replace("\n", "\r\n"))
     assert [s.staff_no for s in staff] == ["SB0101", "SB0102", "SB0207"]
     assert staff[0].windows == ["B01", "B02"]
-    assert rostercsv.device_roster(staff, "B01")["staff"] == [
-        ["0A1B2C3D", "SB0101", "张伟"], ["0E0F1011", "SB0102", "刘洋"]]
+    assert rostercsv.device_roster(staff, "B01").decode() == (
+        "PJR1 1\n0A1B2C3D\tSB0101\t张伟\n0E0F1011\tSB0102\t刘洋\n")
 
 
 @pytest.mark.parametrize("text, message", [
@@ -86,3 +86,11 @@ def test_settings_validation_names_the_problem():
                      ({"holidays": ["2026-13-45"]}, "no such date")]:
         with pytest.raises(ValueError, match=msg):
             validate(bad)
+
+
+def test_device_roster_is_packed_and_exact(mp):
+    """254 staff on the device: every badge finds its slot, every slot its entry, and the
+    whole roster stays in a few KB of heap; texts that would break the packing are refused."""
+    p = mp("roster.py")
+    assert p.stdout.strip().splitlines()[-1] == "PASS", p.stdout
+    assert p.stdout.count("refused:") == 7

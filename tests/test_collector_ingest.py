@@ -11,6 +11,7 @@ from test_sync_helpers import ROSTER, T0, Clock
 
 from firmware import frame as F
 from firmware import record as R
+from firmware.roster import Roster
 from host_tools import export, reports
 from host_tools.collector import Collector, CollectorError
 from host_tools.rostercsv import RosterError
@@ -188,8 +189,9 @@ def test_settings_are_validated_and_pushed(col):
     assert r is None  # no roster for B01 yet... until one is imported
     col.import_roster(ROSTER)
     _ack, _t, s, r = d.send(sver=v2, rver=0)
-    assert s is None and json.loads(r)["staff"][0][1] == "SB0101"
-    rv = json.loads(r)["version"]
+    ro = Roster(r)  # the device's own reading of the pushed roster
+    assert s is None and ro.entry(1)[1] == "SB0101"
+    rv = ro.version
     assert d.send(sver=v2, rver=rv)[2:] == (None, None)  # up to date: nothing pushed
 
 

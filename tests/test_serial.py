@@ -32,7 +32,7 @@ def test_mpremote_reads_the_flash_and_a_soft_reset_reboots(tmp_path):
         assert '"screen": "thanks"' in answers[3], answers
 
         ls = mpremote(port, "fs", "ls", ":").stdout
-        assert "settings.json" in ls and "roster.json" in ls and "log/" in ls
+        assert "settings.json" in ls and "roster.txt" in ls and "log/" in ls
         assert '"window": "B01"' in mpremote(port, "fs", "cat", ":settings.json").stdout
         out = mpremote(port, "exec", "import os; print(sorted(os.listdir('log')))").stdout
         assert "'j'" in out and "'state'" in out

@@ -198,7 +198,7 @@ def test_wrong_key_is_refused(srv, shm_dir, devices):
 def test_roster_push_that_fails_half_way_changes_nothing(srv, shm_dir, devices, tmp_path):
     px = Proxy(srv.port)
     files = provision(srv, url=px.url)
-    old = [e[1] for e in files["roster.json"]["staff"]]
+    old = [line.split("\t")[1] for line in files["roster.txt"].decode().splitlines()[1:]]
     dev = boot(devices, shm_dir / "p.img", files)
     assert dev.sync().startswith("ok")
     v1 = dev.link()["roster_version"]

@@ -9,6 +9,7 @@ from conftest import HEAP
 from test_sync_helpers import Clock, collector, provision
 
 from firmware.clock import parse_iso
+from host_tools.collector_api import file_bytes
 
 # See the report: 128k is the budget; the link needs a little more on the unix port today.
 LINK_HEAP = "144k"
@@ -21,7 +22,7 @@ def test_link_runs_a_synced_day_without_growth(mp, shm_dir, tmp_path):
         prov = shm_dir / "prov"
         prov.mkdir()
         for name, obj in provision(srv).items():
-            (prov / name).write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+            (prov / name).write_bytes(file_bytes(obj))
         img = shm_dir / "heap.img"
         img.write_bytes(b"\xff" * (384 * 4096))
         p = mp("sync_heap.py", str(img), str(prov), "500", timeout=900, heap=LINK_HEAP)

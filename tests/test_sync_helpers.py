@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import BUILD, compile_tests, micropython_bin, mp_env
 
 from firmware.clock import parse_iso
-from host_tools.collector_api import provision_device, start_collector
+from host_tools.collector_api import file_bytes, provision_device, start_collector
 
 EXAMPLES = Path("/work/shared/examples")
 ROSTER = (Path(__file__).resolve().parents[1] / "examples" / "staff.csv")
@@ -55,7 +55,7 @@ class Device:
             d = flash.parent / (flash.name + ".prov")
             d.mkdir(exist_ok=True)
             for name, obj in provision.items():
-                (d / name).write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+                (d / name).write_bytes(file_bytes(obj))
             cmd += ["--provision", str(d)]
         if wall is not None:
             cmd += ["--time", str(int(wall))]

@@ -3,11 +3,11 @@
 # and pauses, a badge swap, stray presses, timeouts.
 from firmware.clock import Clock
 from firmware.core import Core
-from firmware.roster import Roster
+from firmware.roster import Roster, dumps
 from firmware.settings import validate
 
 START = 848710800  # 2026-11-23T09:00:00+08:00, a Monday
-ROSTER = Roster([["0A1B2C3D", "SB0101", "张伟"], ["0E0F1011", "SB0102", "刘洋"]], 1)
+ROSTER = Roster(dumps(1, [["0A1B2C3D", "SB0101", "张伟"], ["0E0F1011", "SB0102", "刘洋"]]))
 
 
 class Ms:

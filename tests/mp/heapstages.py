@@ -46,8 +46,7 @@ async def main():
     stage("panel")
     board.sign = eink.build(panel, FONTS)
     stage("sign")
-    storage.replace("/flash/roster.json",
-                    b'{"version": 1, "staff": [["0A1B2C3D", "SB0101", "\\u5f20\\u4f1f"]]}')
+    storage.replace("/flash/roster.txt", "PJR1 1\n0A1B2C3D\tSB0101\t张伟\n".encode())
     storage.replace("/flash/settings.json", b'{"window": "B01"}')
     app = App(board)
     stage("app")

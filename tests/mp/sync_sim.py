@@ -33,7 +33,8 @@ class SyncConsole(Console):
         d.update({"seq": a.log.seq, "acked": a.log.acked, "unsynced": a.log.unsynced(),
                   "boot": a.log.boot, "settings_version": a.settings["version"],
                   "roster_version": a.roster.version, "clock": a.clock.wall(),
-                  "roster": [e[1] for e in a.roster.staff], "invite_s": a.settings["invite_s"]})
+                  "roster": [a.roster.entry(i)[1] for i in range(1, a.roster.count + 1)],
+                  "invite_s": a.settings["invite_s"]})
         import gc
 
         gc.collect()
