@@ -8,30 +8,27 @@ from micropython import const
 
 from firmware import texts
 
-MIN_GAP_MS = const(2000)
-SETTLE_MS = const(300)  # changes this close together draw once
-PARTIAL_RUN = const(5)
-FULL_GAP_MS = const(180_000)
-DAY_MS = const(86_400_000)
-RETRY_MS = const(30_000)  # after a panel fault, doubling up to RETRY_MAX_MS
-RETRY_MAX_MS = const(960_000)
+_MIN_GAP_MS = const(2000)
+_SETTLE_MS = const(300)  # changes this close together draw once
+_PARTIAL_RUN = const(5)
+_FULL_GAP_MS = const(180_000)
+_DAY_MS = const(86_400_000)
+_RETRY_MS = const(30_000)  # after a panel fault, doubling up to _RETRY_MAX_MS
+_RETRY_MAX_MS = const(960_000)
 
 
 class EinkSign:
-    """driver: an SSD168x driver; layout: a Layout drawing on driver.canvas."""
+    """driver: an SSD168x driver; layout: a Layout drawing on it."""
 
-    def __init__(self, driver, layout, on_update=None, min_gap_ms=MIN_GAP_MS,
-                 settle_ms=SETTLE_MS):
+    def __init__(self, driver, layout, on_update=None):
         self.driver = driver
         self.layout = layout
         self.on_update = on_update  # callable(sign) after each panel update
-        self.min_gap_ms = min_gap_ms
-        self.settle_ms = settle_ms
         self.screen = None  # the newest screen asked for
         self.shown = None  # the screen on the panel (None: unknown)
         self._flag = None
-        self._last_end = None  # mono_ms when the last update ended
-        self._last_full = None
+        self._end = None  # mono_ms when the last update ended
+        self._full = None  # mono_ms when the last full update began
         self._partials = 0  # partial updates since the last full one
         self.requests = 0  # show() calls
         self.updates = 0  # panel updates
@@ -40,8 +37,6 @@ class EinkSign:
         self.daily = 0  # full refreshes made only because a day had passed
         self.errors = 0  # updates lost to a panel fault
         self.last_error = None
-        self._drawing = None
-        self._draw = self._draw_now  # bound once: show() calls it per band
 
     # --- the sign interface
     def show(self, screen):
@@ -57,82 +52,66 @@ class EinkSign:
         return {"requests": self.requests, "updates": self.updates, "full": self.full,
                 "partial": self.partial, "daily": self.daily, "errors": self.errors}
 
-    def _draw_now(self):
-        self.layout.draw(self._drawing)
-
     # --- the refresh task
-    def _want_full(self, now):
-        if self._last_full is None or self.shown is None:
-            return True  # panel state unknown: boot, or after a fault
-        since = now - self._last_full
-        if since >= DAY_MS:
-            return True
-        return self._partials >= PARTIAL_RUN and since >= FULL_GAP_MS
-
     async def run(self, tb):
         if self._flag is None:
             self._flag = tb.flag()
         flag = self._flag
-        retry = RETRY_MS
+        retry = _RETRY_MS
         while True:
             if self.screen is None or self.screen == self.shown:
-                due = None if self._last_full is None else self._last_full + DAY_MS
+                due = None if self._full is None else self._full + _DAY_MS
                 await tb.wait(flag, due)
-                now = tb.mono_ms()
-                if due is None or now < due or self.screen is None:
+                if due is None or tb.mono_ms() < due or self.screen is None:
                     continue
                 self.daily += 1  # idle for a day: one full refresh clears ghosting
             else:
                 # let quick toggles settle and keep the gap; newer screens replace it
-                now = tb.mono_ms()
-                start = now + self.settle_ms
-                if self._last_end is not None and self._last_end + self.min_gap_ms > start:
-                    start = self._last_end + self.min_gap_ms
+                start = tb.mono_ms() + _SETTLE_MS
+                if self._end is not None and self._end + _MIN_GAP_MS > start:
+                    start = self._end + _MIN_GAP_MS
                 while tb.mono_ms() < start:
                     await tb.wait(flag, start)
                 if self.screen == self.shown:
                     continue  # toggled back: nothing to draw
-            if await self._update(tb):
-                retry = RETRY_MS
-            else:
-                await tb.sleep_ms(retry)
-                retry = min(retry * 2, RETRY_MAX_MS)
-
-    async def _update(self, tb):
-        screen = self.screen
-        now = tb.mono_ms()
-        full = self._want_full(now)
-        self._drawing = screen
-        try:
-            await self.driver.show(full, self._draw)
-        except Exception as e:  # a stuck panel (or no RAM) must not stop the device
-            self.errors += 1
-            self.last_error = e
-            self.shown = None  # unknown: the next update is a full one
-            self._last_end = tb.mono_ms()
-            return False
-        self._last_end = tb.mono_ms()
-        self.shown = screen
-        self.updates += 1
-        if full:
-            self.full += 1
-            self._last_full = now
-            self._partials = 0
-        else:
-            self.partial += 1
-            self._partials += 1
-        if self.on_update:
+            screen = self.screen
+            now = tb.mono_ms()
+            # a full refresh when the panel's state is unknown (boot, or after a
+            # fault), once a day, and after a run of partial ones, 180 s apart
+            since = None if self._full is None or self.shown is None else now - self._full
+            full = since is None or since >= _DAY_MS or (
+                self._partials >= _PARTIAL_RUN and since >= _FULL_GAP_MS)
             try:
-                self.on_update(self)
-            except Exception as e:  # a viewer's hook must not stop the sign
+                await self.driver.show(full, lambda: self.layout.draw(screen))
+            except Exception as e:  # a stuck panel (or no RAM) must not stop the device
+                self.errors += 1
                 self.last_error = e
-        return True
+                self.shown = None  # unknown: the next update is a full one
+                self._end = tb.mono_ms()
+                await tb.sleep_ms(retry)
+                retry = min(retry * 2, _RETRY_MAX_MS)
+                continue
+            retry = _RETRY_MS
+            self._end = tb.mono_ms()
+            self.shown = screen
+            self.updates += 1
+            if full:
+                self.full += 1
+                self._full = now
+                self._partials = 0
+            else:
+                self.partial += 1
+                self._partials += 1
+            if self.on_update:
+                try:
+                    self.on_update(self)
+                except Exception as e:  # a viewer's hook must not stop the sign
+                    self.last_error = e
 
 
 def build(driver, font_dir="/lib", on_update=None):
-    """The sign for a driver (hw/ssd168x.py): fonts from font_dir (lib/*.pjf),
-    laid out for the panel's size, drawing on the driver's canvas."""
-    from firmware.layout import Layout, font_sizes, load_fonts
+    """The sign for a driver (hw/ssd168x.py): glyph files from font_dir
+    (lib/*.pjf), laid out for the panel's size."""
+    from firmware.layout import Layout
 
-    fonts = load_fonts(font_dir, font_sizes(driver.height))
-    return EinkSign(driver, Layout(driver.canvas, fonts), on_update)
+    return EinkSign(driver, Layout(driver, font_dir), on_update)

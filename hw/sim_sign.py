@@ -5,10 +5,10 @@ import asyncio
 import os
 
 from firmware.eink import build
-from firmware.layout import Layout, font_sizes, load_fonts
+from firmware.layout import Layout
 from hw import board as B
 from hw.simpins import SimPin
-from hw.ssd168x import PANELS
+from hw.ssd168x import SSD168x
 from hw.vtime import until_done
 
 # framebuffer rows: the 4.2" draws in bands of 64 rows (3.2 KB, not 15 KB)
@@ -42,7 +42,7 @@ def make_panel(spi, timebase, size="4.2", cs=None, dc=None, rst=None, strict=Tru
     rst = rst or SimPin(B.EINK_RST, SimPin.OUT, value=1)
     model = PanelModel(size, timebase, cs, dc, rst, B.EINK_BUSY, strict)
     spi.attach(cs, model)
-    driver = PANELS[size](spi, cs, dc, rst, model.busy_pin, timebase, rows=rows)
+    driver = SSD168x(spi, cs, dc, rst, model.busy_pin, timebase, rows, size)
     return driver, model
 
 
@@ -60,8 +60,7 @@ def make_sign(spi, timebase, size="4.2", fonts=None, image_path=None, on_update=
         cs = cs or SimPin(B.EINK_CS, SimPin.OUT, value=1)
         dc = dc or SimPin(B.EINK_DC, SimPin.OUT, value=1)
         rst = rst or SimPin(B.EINK_RST, SimPin.OUT, value=1)
-        driver = PANELS[size](spi, cs, dc, rst, SimPin(B.EINK_BUSY, value=0), timebase,
-                              rows=rows)
+        driver = SSD168x(spi, cs, dc, rst, SimPin(B.EINK_BUSY, value=0), timebase, rows, size)
         model = None
         image_path = None
 
@@ -140,7 +139,7 @@ def preview(out_dir, size="4.2", fonts=None, names=None):
     tb = VirtualTime()
     spi = SimSPI(B.SPI_ID)
     driver, model = make_panel(spi, tb, size, rows=PAGE_ROWS[size])
-    layout = Layout(driver.canvas, load_fonts(fonts or font_dir(), font_sizes(driver.height)))
+    layout = Layout(driver, fonts or font_dir())
     done = []
 
     async def main():

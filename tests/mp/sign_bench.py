@@ -9,9 +9,9 @@ import time
 import sign_util as U
 
 from firmware.eink import EinkSign
-from firmware.layout import Layout, load_fonts
+from firmware.layout import Layout
 from hw.simpins import SimPin, SimSPI
-from hw.ssd168x import PANELS
+from hw.ssd168x import SSD168x
 from hw.vtime import VirtualTime
 
 size, fonts = sys.argv[1], sys.argv[2]
@@ -20,12 +20,11 @@ a0 = gc.mem_alloc()
 tb = VirtualTime()
 pins = [SimPin(n, SimPin.OUT, value=1) for n in (U.CS, U.DC, U.RST)]
 rows = int(sys.argv[3]) if len(sys.argv) > 3 else None
-drv = PANELS[size](SimSPI(2), pins[0], pins[1], pins[2], SimPin(U.BUSY, value=0), tb,
-                   rows=rows)
+drv = SSD168x(SimSPI(2), pins[0], pins[1], pins[2], SimPin(U.BUSY, value=0), tb, rows, size)
 gc.collect()
 a1 = gc.mem_alloc()
-fs = load_fonts(fonts, U.FONT_SIZES[size])
-lay = Layout(drv.canvas, fs)
+lay = Layout(drv, fonts)
+fs = lay.fonts
 gc.collect()
 a2 = gc.mem_alloc()
 sign = EinkSign(drv, lay)
@@ -42,8 +41,8 @@ for name, screen in U.SCREENS:
     for _ in range(3):
         t = time.ticks_us()
         for p in range(drv.pages):  # as show() draws it: once per band
-            if drv.canvas is not drv:
-                drv.canvas.oy = p * drv.rows
+            drv.oy = p * drv.rows
+            drv.fill(1)
             lay.draw(screen)
         dt = time.ticks_diff(time.ticks_us(), t)
         best = dt if best is None or dt < best else best

@@ -13,7 +13,7 @@ from firmware.eink import EinkSign
 
 size, fonts, scenario = sys.argv[1], sys.argv[2], sys.argv[3]
 tb, drv, model = U.panel(size, rows=64 if size == "4.2" else None)  # as the sim wires it
-lay = U.layout(drv, fonts, size)
+lay = U.layout(drv, fonts)
 log = []  # [start, end, full, screen name] (the basics scenario)
 stats = {"updates": 0, "min_gap": None, "asleep": True, "drawn": {}}
 _show = drv.show

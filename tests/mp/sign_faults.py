@@ -8,7 +8,6 @@ import sys
 import sign_util as U
 
 from hw.panel_model import PanelFault
-from hw.ssd168x import PANELS
 
 size = sys.argv[1]
 out = {}
@@ -23,12 +22,12 @@ def fresh():
         _state["p"] = U.panel(size)
     tb, drv, model = _state["p"]
     model.power_cycle()
-    drv.INIT = PANELS[size].INIT
-    drv._ram = real_ram
+    drv.init = real_init
+    drv._planes = real_planes
     return tb, drv, model
 
 
-real_ram = None
+real_init = real_planes = None
 
 
 async def reset(tb, drv):
@@ -91,11 +90,10 @@ async def partial_with_stale_old_image(tb, drv, model):
     drv.fill(1)
     await U.until_done(tb, drv.show(full=True))
 
-    async def skip_red(c, n=None):  # a driver that forgets to keep RAM 0x26 current
-        if c != 0x26:
-            await real_ram(c, n)
+    def skip_red(planes, draw):  # a driver that forgets to keep RAM 0x26 current
+        real_planes(tuple(c for c in planes if c != 0x26), draw)
 
-    drv._ram = skip_red
+    drv._planes = skip_red
     drv.fill(0)
     await U.until_done(tb, drv.show(full=False))
     drv.fill(1)
@@ -103,7 +101,7 @@ async def partial_with_stale_old_image(tb, drv, model):
 
 
 async def wrong_gate_count(tb, drv, model):
-    drv.INIT = ((0x01, b"\x00\x01\x00"),) + PANELS[size].INIT[1:]  # 257 gates
+    drv.init = b"\x01\x03\x00\x01\x00" + real_init[5:]  # 0x01 first: 257 gates
     await U.until_done(tb, drv.show(full=True))
 
 
@@ -114,9 +112,10 @@ async def missing_parameter(tb, drv, model):
 
 
 async def main():
-    global real_ram
+    global real_init, real_planes
     _state["p"] = U.panel(size)
-    real_ram = _state["p"][1]._ram
+    real_init = _state["p"][1].init
+    real_planes = _state["p"][1]._planes
     for case in (ram_before_swreset, activation_without_0x22, command_while_busy,
                  command_in_deep_sleep, window_beyond_ram, ram_write_overruns_window,
                  ram_counter_outside_window, partial_without_old_image,

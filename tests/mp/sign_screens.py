@@ -12,7 +12,7 @@ import sign_util as U
 size, fonts, out = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = int(sys.argv[4]) if len(sys.argv) > 4 else None  # paged: bands of ROWS rows
 tb, drv, model = U.panel(size, rows=rows)
-lay = U.layout(drv, fonts, size)
+lay = U.layout(drv, fonts)
 gc.collect()
 low = gc.mem_free()
 

@@ -5,14 +5,13 @@ import asyncio
 
 from hw.panel_model import PanelModel
 from hw.simpins import SimPin, SimSPI
-from hw.ssd168x import PANELS
+from hw.ssd168x import SSD168x
 from hw.vtime import (
     VirtualTime,
     until_done,  # noqa: F401 (the sign tests call U.until_done)
 )
 
 CS, DC, RST, BUSY = 5, 17, 16, 4  # hw/board.py's wiring
-FONT_SIZES = {"4.2": (16, 24, 32, 48), "2.9": (16, 24, 32)}
 
 
 def panel(size="4.2", strict=True, tb=None, spi=None, rows=None):
@@ -23,14 +22,14 @@ def panel(size="4.2", strict=True, tb=None, spi=None, rows=None):
     rst = SimPin(RST, SimPin.OUT, value=1)
     model = PanelModel(size, tb, cs, dc, rst, BUSY, strict)
     spi.attach(cs, model)
-    drv = PANELS[size](spi, cs, dc, rst, model.busy_pin, tb, rows=rows)
+    drv = SSD168x(spi, cs, dc, rst, model.busy_pin, tb, rows, size)
     return tb, drv, model
 
 
-def layout(drv, fonts_dir, size):
-    from firmware.layout import Layout, load_fonts
+def layout(drv, fonts_dir):
+    from firmware.layout import Layout
 
-    return Layout(drv.canvas, load_fonts(fonts_dir, FONT_SIZES[size]))
+    return Layout(drv, fonts_dir)
 
 
 def run(coro):
