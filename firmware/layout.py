@@ -95,10 +95,11 @@ class Layout:
 
     def fit(self, items, sizes, room, sq=0):
         """The largest of sizes at which each of items fits in room pixels
-        (with sq: beside a numbered square as tall as the text)."""
+        (sq=1: items are "N text" labels, their text beside a numbered square
+        as tall as the text)."""
         for px in sizes:
             for s in items:
-                if self.width(s, px) + sq * px > room:
+                if self.width(s[2 * sq:], px) + sq * px > room:
                     break
             else:
                 return px
@@ -108,9 +109,10 @@ class Layout:
     def _header(self, f):
         """Black band with the window's name, white."""
         label = (texts.window_label(f.get("window")),)
-        hb = 68 if self.big else 30
+        big = self.big
+        hb = 68 if big else 30
         self.fb.fill_rect(0, 0, self.w, hb, _INK)
-        px = self.fit(label, (48, 32, 16) if self.big else (24, 16), self.w - (24 if self.big else 12))
+        px = self.fit(label, (48, 32, 16) if big else (24, 16), self.w - (24 if big else 12))
         self.center(label[0], (hb - px) // 2, px, _PAPER)
         return hb
 
@@ -171,8 +173,7 @@ class Layout:
         # one size for all four labels: the largest at which the longest fits
         px = self._kpx
         if px is None:
-            px = self._kpx = self.fit([t[2:] for t in items],
-                                      (32, 24, 16) if self.big else (16,), cw - 22, 1)
+            px = self._kpx = self.fit(items, (32, 24, 16) if self.big else (16,), cw - 22, 1)
         sq = min(px + 8, ch - 4)
         for i, label in enumerate(items):
             cx = gap + (i % 2) * (cw + gap)
@@ -190,7 +191,7 @@ class Layout:
         px = self._rpx
         if px is None:
             sizes = (32, 24) if self.big and rh >= 40 else (24, 16) if self.big else (16,)
-            px = self._rpx = self.fit([t[2:] for t in items], sizes, self.w - x0 - 18, 1)
+            px = self._rpx = self.fit(items, sizes, self.w - x0 - 18, 1)
         for i, label in enumerate(items):
             ry = y + i * rh + (rh - px - 6) // 2
             sq = px + 6
