@@ -18,7 +18,7 @@ except ImportError:  # CPython (host tools, tests): no drawing
 _HEADER = const(16)
 _BLOCK = const(64)  # index entries per coarse step (one 128-byte read)
 _ibuf = bytearray(2 * _BLOCK)  # one index block: fonts look up one at a time
-_gbuf = bytearray(0)  # the glyph being drawn (see bitmap)
+_gbuf = bytearray(0)  # the glyph being drawn, shared by fonts (see bitmap)
 
 
 class Font:
@@ -50,8 +50,9 @@ class Font:
         self.misses = 0
         if framebuf:
             bm = h[6] * h[7]
-            if len(_gbuf) < bm:
+            if len(_gbuf) < bm:  # a bigger font: a bigger shared buffer from now on
                 _gbuf = bytearray(bm)
+            self._gb = _gbuf
             self._g = framebuf.FrameBuffer(_gbuf, 8 * h[7], h[6], framebuf.MONO_HLSB)
 
     def cache_bytes(self):
@@ -121,5 +122,5 @@ class Font:
         """A FrameBuffer with cache slot i's glyph read in (ink pixels are 1),
         valid until the next call on any font: they share its buffer."""
         self._f.seek(self._rec(i) + 1)
-        self._f.readinto(_gbuf, self.stride * self.height)
+        self._f.readinto(self._gb, self.stride * self.height)
         return self._g

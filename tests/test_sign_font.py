@@ -3,6 +3,7 @@ the committed files are what `pingjia fontgen` makes from the Debian font."""
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
@@ -90,6 +91,15 @@ def test_glyph_cache_is_bounded():
     assert f.misses >= 500
     glyph(f, ord(fontgen.gb2312_chars()[499]))
     assert f.hits >= 1
+
+
+def test_bitmaps_on_the_device(mp):
+    """Fonts made smallest first share one glyph buffer that grows; every bitmap
+    drawn is its record, and drawing a cached glyph allocates nothing."""
+    got = json.loads(mp("sign_font.py", str(LIB)).stdout.strip().splitlines()[-1])
+    assert got["checked"] == 2 * len("服务中窗口号B01")
+    assert got["bad"] == []
+    assert got["heap_locked_ok"]
 
 
 def test_committed_files_are_what_fontgen_makes(tmp_path):
