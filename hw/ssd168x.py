@@ -57,7 +57,7 @@ class SSD168x(framebuf.FrameBuffer):
         of 8) and show(full, draw) calls draw() once per band; fill_rect, rect
         and blit take whole-panel coordinates, shifted to the band drawn now:
         3.2 KB instead of 15 KB of RAM on the 4.2" panel."""
-        self.v = v = size == "2.9"
+        self.ssd1680 = v = size == "2.9"
         self.width = w = 296 if v else 400
         self.height = h = 128 if v else 300
         self.rows = r = h if rows is None else rows
@@ -120,7 +120,7 @@ class SSD168x(framebuf.FrameBuffer):
             for c in planes:
                 # the RAM address of the band's first byte: on the 2.9" the X
                 # byte (counting down) of the source that drives row y0
-                x, y = (15 - (y0 >> 3), 0) if self.v else (0, y0)
+                x, y = (15 - (y0 >> 3), 0) if self.ssd1680 else (0, y0)
                 self._command(_RAM_X_COUNT, bytes((x,)))
                 self._command(_RAM_Y_COUNT, bytes((y & 0xFF, y >> 8)))
                 self._command(c, data)
@@ -162,7 +162,7 @@ class SSD168x(framebuf.FrameBuffer):
         cmd(_BORDER, b"\x05" if full else b"\x80")
         # 0x40: bypass RED RAM (the old image) for a full refresh, else use it
         # (differential waveform); 0x80 on the 2.9": sources S8..S167
-        cmd(_UPDATE_CTRL1, bytes((0x40 if full else 0, 0x80 if self.v else 0)))
+        cmd(_UPDATE_CTRL1, bytes((0x40 if full else 0, 0x80 if self.ssd1680 else 0)))
         cmd(_TEMP_SENSOR, b"\x80")  # internal sensor: LUT follows the room
         # a full refresh ignores the old image; RAM 0x26 gets the new one too
         self._planes((_WRITE_RED, _WRITE_BW) if full else (_WRITE_BW,), draw)
