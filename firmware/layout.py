@@ -18,6 +18,21 @@ _NAME = const(16)  # the glyph file with all of GB2312 (names, window names)
 _INV = const((b"\x80", 2, 1, 3))
 
 
+def _cps(s):
+    """The code points of s, from its UTF-8. (Iterating a str interns each character
+    it meets as a qstr, for good: names drawn over the years would fill the heap.)"""
+    b = s.encode()
+    i = 0
+    while i < len(b):
+        c = b[i]
+        n = 0 if c < 0x80 else 1 if c < 0xE0 else 2 if c < 0xF0 else 3
+        c &= 0x7F >> n
+        for j in range(i + 1, i + 1 + n):
+            c = c << 6 | b[j] & 0x3F
+        i += 1 + n
+        yield c
+
+
 class Layout:
     """Screens for one panel. fb: the driver, drawn on in whole-panel coordinates
     (blank white at each draw; a paged driver shifts each call to its band);
@@ -44,8 +59,7 @@ class Layout:
         f = self.fonts[px]
         k = px // _NAME or 1
         w = 0
-        for ch in s:
-            cp = ord(ch)
+        for cp in _cps(s):
             i = f.slot(cp)
             w += f.widths[i] if i >= 0 else self.names.advance(cp) * k
         return w
@@ -59,8 +73,7 @@ class Layout:
         n = self.names
         k = px // _NAME or 1
         pal = _INV if color == _INK else None
-        for ch in s:
-            cp = ord(ch)
+        for cp in _cps(s):
             i = f.slot(cp)
             if i >= 0:
                 fb.blit(f.bitmap(i), x, y, 1 - color, pal)
