@@ -13,6 +13,7 @@ SCK, MOSI, MISO = 18, 23, 19
 EINK_CS, EINK_DC, EINK_RST, EINK_BUSY = 5, 17, 16, 4
 RFID_CS, RFID_RST = 15, 21
 SPI_BAUD = const(4_000_000)
+EINK_ROWS = const(32)  # the 4.2" frame is drawn in bands: 1.6 KB of RAM, not 15 KB
 
 
 class Board:
@@ -53,7 +54,7 @@ class Board:
 
         panel = SSD1683(self.spi, Pin(EINK_CS, Pin.OUT, value=1), Pin(EINK_DC, Pin.OUT, value=1),
                         Pin(EINK_RST, Pin.OUT, value=1), Pin(EINK_BUSY, Pin.IN), self.timebase,
-                        rows=64)
+                        rows=EINK_ROWS)
         try:
             self.sign = eink.build(panel, "/lib")
         except OSError as e:  # glyph files missing: the sign's text on the console

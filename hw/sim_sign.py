@@ -12,7 +12,7 @@ from hw.ssd168x import SSD168x
 from hw.vtime import until_done
 
 # framebuffer rows: the 4.2" draws in bands of 64 rows (3.2 KB, not 15 KB)
-PAGE_ROWS = {"4.2": 64, "2.9": None}
+PAGE_ROWS = {"4.2": B.EINK_ROWS, "2.9": None}  # as the board draws them
 
 
 def font_dir():

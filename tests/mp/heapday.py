@@ -49,7 +49,7 @@ async def main():
             return SimPin(n, SimPin.OUT, value=1)
 
         panel = SSD1683(board.spi, out(B.EINK_CS), out(B.EINK_DC), out(B.EINK_RST),
-                        SimPin(B.EINK_BUSY, value=0), board.timebase, rows=64)
+                        SimPin(B.EINK_BUSY, value=0), board.timebase, rows=B.EINK_ROWS)
         board.sign = eink.build(panel, FONTS)
     else:
         board.net = None
