@@ -1,31 +1,29 @@
-# machine.Pin, machine.PWM and machine.SPI for the unix port, following the
-# real API. Chips on the SPI bus are models that see the bytes the real
-# drivers send (fake at the chip, not at the function).
-IN = 1
-OUT = 3
-PULL_UP = 1
-IRQ_FALLING = 2
-IRQ_RISING = 1
+# machine.Pin, machine.PWM and machine.SPI for the unix port, with the real
+# API's names and arguments (only what the firmware and its drivers call).
+# Chips on the SPI bus are models that see the bytes the real drivers send
+# (fake at the chip, not at the function). Lean: every pin is an instance on
+# the device's heap, so state the firmware never reads is not kept per pin.
+from micropython import const
+
+_IN = const(1)
+_OUT = const(3)
+_FALL = const(2)
+_RISE = const(1)
 
 
 class SimPin:
-    IN = IN
-    OUT = OUT
-    PULL_UP = PULL_UP
-    IRQ_FALLING = IRQ_FALLING
-    IRQ_RISING = IRQ_RISING
+    IN = _IN
+    OUT = _OUT
+    PULL_UP = 1
+    IRQ_FALLING = _FALL
+    IRQ_RISING = _RISE
+    _h = None  # IRQ handler (set by irq())
+    _ls = ()  # models watching this line, fn(pin, level): a list once one listens
 
-    def __init__(self, id, mode=IN, pull=None, value=1):
-        self.id = id
-        self.mode = mode
+    def __init__(self, id, mode=_IN, pull=None, value=1):
         self._v = value
-        self._handler = None
-        self._trigger = 0
-        self.listeners = []  # models watching this line: fn(pin, level)
 
     def init(self, mode=-1, pull=-1, value=None):
-        if mode != -1:
-            self.mode = mode
         if value is not None:
             self.value(value)
 
@@ -33,91 +31,62 @@ class SimPin:
         if v is None:
             return self._v
         v = 1 if v else 0
-        if v == self._v:
-            return None
-        self._v = v
-        for fn in self.listeners:
-            fn(self, v)
-        h = self._handler
-        if h is not None and self._trigger & (IRQ_RISING if v else IRQ_FALLING):
-            h(self)
-        return None
+        if v != self._v:
+            self._v = v
+            for fn in self._ls:
+                fn(self, v)
+            if self._h and self._t & (_RISE if v else _FALL):
+                self._h(self)
 
-    def __call__(self, v=None):
+    def __call__(self, v=None):  # through value(): a subclass may override it
         return self.value(v)
 
-    def on(self):
-        self.value(1)
+    def irq(self, handler=None, trigger=_FALL | _RISE):
+        self._h = handler
+        self._t = trigger
 
-    def off(self):
-        self.value(0)
-
-    def irq(self, handler=None, trigger=IRQ_FALLING | IRQ_RISING):
-        self._handler = handler
-        self._trigger = trigger
+    @property
+    def listeners(self):
+        """The models watching this line (append fn(pin, level) to listen)."""
+        if self._ls == ():
+            self._ls = []
+        return self._ls
 
 
 class SimPWM:
     def __init__(self, pin, freq=1000, duty_u16=0):
-        self.pin = pin
-        self._freq = freq
-        self._duty = duty_u16
-        self.tones = 0  # times it started sounding
+        self._f = freq
+        self._d = duty_u16
 
     def freq(self, f=None):
         if f is None:
-            return self._freq
-        self._freq = f
+            return self._f
+        self._f = f
 
     def duty_u16(self, d=None):
         if d is None:
-            return self._duty
-        if d and not self._duty:
-            self.tones += 1
-        self._duty = d
+            return self._d
+        self._d = d
 
 
 class SimSPI:
     """A shared SPI bus: bytes go to the chip whose CS line is low."""
 
-    def __init__(self, id=2, baudrate=1000000):
-        self.id = id
-        self.baudrate = baudrate
+    def __init__(self, id, baudrate=0):
         self.chips = []  # (cs pin, model with exchange(byte) -> byte)
 
     def attach(self, cs, model):
         self.chips.append((cs, model))
 
-    def init(self, baudrate=None, **kw):
-        if baudrate:
-            self.baudrate = baudrate
-
-    def _chip(self):
-        for cs, m in self.chips:
-            if cs.value() == 0:
-                return m
-        return None
-
-    def write(self, buf):
-        m = self._chip()
-        if m is not None:
-            for b in buf:
-                m.exchange(b)
-
-    def readinto(self, buf, write=0):
-        m = self._chip()
-        for i in range(len(buf)):
-            buf[i] = m.exchange(write) if m is not None else 0xFF
-
-    def read(self, n, write=0):
-        b = bytearray(n)
-        self.readinto(b, write)
-        return bytes(b)
-
-    def write_readinto(self, wbuf, rbuf):
-        m = self._chip()
+    def write_readinto(self, wbuf, rbuf=None):
+        m = None
+        for cs, c in self.chips:
+            if not cs._v:
+                m = c
+                break
         for i in range(len(wbuf)):
-            rbuf[i] = m.exchange(wbuf[i]) if m is not None else 0xFF
+            b = m.exchange(wbuf[i]) if m is not None else 0xFF
+            if rbuf is not None:
+                rbuf[i] = b
 
-    def deinit(self):
-        pass
+    write = write_readinto  # write(buf): the answers go nowhere
