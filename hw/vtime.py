@@ -2,29 +2,17 @@
 # wakes every waiter whose deadline passes, in order, letting tasks run between.
 import asyncio
 
-_SETTLE = 8  # event-loop turns that let a woken task and what it wakes run
+from micropython import const
 
-
-class Flag:
-    """ThreadSafeFlag's API on an Event: on the unix port a ThreadSafeFlag is
-    polled like a stream, with a 1 ms sleep per loop turn; virtual time has no
-    real interrupts, so it needs none of that."""
-
-    def __init__(self):
-        self._e = asyncio.Event()
-
-    def set(self):
-        self._e.set()
-
-    def clear(self):
-        self._e.clear()
-
-    async def wait(self):
-        await self._e.wait()
-        self._e.clear()
+_SETTLE = const(8)  # event-loop turns that let a woken task and what it wakes run
 
 
 class VirtualTime:
+    # Flags are Events: a ThreadSafeFlag is polled like a stream on the unix port
+    # (a 1 ms sleep per loop turn), and virtual time has no real interrupts.
+    # wait() clears a flag when it wakes, as ThreadSafeFlag.wait() does.
+    flag = asyncio.Event
+
     def __init__(self, start_ms=0):
         self.ms = start_ms
         self._waiters = {}  # flag -> deadline
@@ -41,13 +29,11 @@ class VirtualTime:
                 return
             self._waiters[flag] = deadline
         await flag.wait()
+        flag.clear()
         self._waiters.pop(flag, None)
 
     async def sleep_ms(self, ms):
-        await self.wait(Flag(), self.ms + ms)
-
-    def flag(self):
-        return Flag()
+        await self.wait(asyncio.Event(), self.ms + ms)
 
     async def settle(self):
         for _ in range(_SETTLE):
@@ -55,14 +41,15 @@ class VirtualTime:
 
     async def advance(self, ms):
         target = self.ms + ms
+        w = self._waiters
         while True:
             due = None
-            for f, d in self._waiters.items():
-                if d <= target and (due is None or d < self._waiters[due]):
+            for f in w:
+                if w[f] <= target and (due is None or w[f] < w[due]):
                     due = f
             if due is None:
                 break
-            self.ms = max(self.ms, self._waiters.pop(due))
+            self.ms = max(self.ms, w.pop(due))
             due.set()
             await self.settle()
         self.ms = target
