@@ -1,40 +1,35 @@
-# A stand-in for network.WLAN on the unix port: the same API the link uses
-# (active, connect, isconnected, disconnect, status). Sockets are
-# the host's real ones to 127.0.0.1; a test can take the "access point" away.
+# A stand-in for network.WLAN on the unix port: the calls the link makes
+# (active, connect, isconnected, status), with the real API's arguments.
+# Sockets are the host's real ones to 127.0.0.1; a test can take the
+# "access point" away (reachable) and bring it back.
 from micropython import const
 
-STAT_IDLE = const(0)
-STAT_CONNECTING = const(1)
-STAT_GOT_IP = const(1010)
-STAT_NO_AP_FOUND = const(201)
-STA_IF = const(0)
+_STAT_IDLE = const(0)
+_STAT_GOT_IP = const(1010)
+_STAT_NO_AP_FOUND = const(201)
 
 
 class SimWLAN:
-    def __init__(self, interface=STA_IF, reachable=True):
+    _on = False  # active
+    _joined = False  # connect() called (ESP32: it rejoins when the AP comes back)
+
+    def __init__(self, interface=0, reachable=True):
         self.reachable = reachable  # the access point is in range
-        self._active = False
-        self._connected = False
 
     def active(self, on=None):
-        if on is None:
-            return self._active
-        self._active = bool(on)
-        if not on:
-            self._connected = False
-        return self._active
+        if on is not None:
+            self._on = bool(on)
+            if not on:
+                self._joined = False
+        return self._on
 
     def connect(self, ssid=None, key=None):
-        self._active = True
-        self._connected = self.reachable
-
-    def disconnect(self):
-        self._connected = False
+        self._on = self._joined = True
 
     def isconnected(self):
-        return self._connected and self.reachable
+        return self._joined and self.reachable
 
     def status(self, param=None):
         if self.isconnected():
-            return STAT_GOT_IP
-        return STAT_NO_AP_FOUND if self._active and not self.reachable else STAT_IDLE
+            return _STAT_GOT_IP
+        return _STAT_NO_AP_FOUND if self._joined else _STAT_IDLE
