@@ -6,7 +6,12 @@ import os
 
 from micropython import const
 
-BLOCK = const(4096)
+_BLOCK = const(4096)
+# erased flash, 64 bytes: an erase writes it 64 times (allocates nothing)
+_FF = const(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff")
 # one set of littlefs parameters for the board and the unix port: a 512-byte
 # cache lets the log's journal stay inline (one program, no erase, per append)
 LFS_OPTS = {"readsize": 128, "progsize": 128, "lookahead": 32}
@@ -18,40 +23,38 @@ class FileBlockDev:
             size = os.stat(path)[6]
         except OSError:
             size = 0
-        if size < blocks * BLOCK:
+        if size < blocks * _BLOCK:
             with open(path, "ab") as f:
-                ff = b"\xff" * BLOCK
-                for _ in range(blocks - size // BLOCK):
+                ff = b"\xff" * _BLOCK
+                for _ in range(blocks - size // _BLOCK):
                     f.write(ff)
         self.blocks = blocks
         self.f = open(path, "r+b")
-        self._ff = b"\xff" * 256
-        self.progs = 0
-        self.erases = 0
+        self.progs = self.erases = 0
 
     def readblocks(self, block, buf, off=0):
-        self.f.seek(block * BLOCK + off)
+        self.f.seek(block * _BLOCK + off)
         self.f.readinto(buf)
 
     def writeblocks(self, block, buf, off=None):
-        if off is None:
+        f = self.f
+        if off is None:  # erase first
             self.ioctl(6, block)
             off = 0
         self.progs += 1
-        self.f.seek(block * BLOCK + off)
-        self.f.write(buf)
+        f.seek(block * _BLOCK + off)
+        f.write(buf)
 
     def ioctl(self, op, arg):
         if op == 4:
             return self.blocks
         if op == 5:
-            return BLOCK
+            return _BLOCK
         if op == 6:
             self.erases += 1
-            self.f.seek(arg * BLOCK)
-            for _ in range(BLOCK // 256):
-                self.f.write(self._ff)
-            return 0
+            self.f.seek(arg * _BLOCK)
+            for _ in range(_BLOCK // 64):
+                self.f.write(_FF)
         return 0
 
     def close(self):
