@@ -3,7 +3,6 @@
 # model, a littlefs flash image in a host file, and virtual time.
 import vfs
 
-from firmware.sign import TextSign
 from hw import board as B
 from hw.flashdev import LFS_OPTS, FileBlockDev
 from hw.mfrc522 import MFRC522
@@ -15,23 +14,23 @@ from hw.vtime import VirtualTime
 ROOT = "/flash"
 
 
-def mount_flash(path, blocks=384, mountpoint=ROOT):
-    """Mount the littlefs image at path, formatting it if it holds none."""
-    bdev = FileBlockDev(path, blocks)
-    try:
-        fs = vfs.VfsLfs2(bdev, **LFS_OPTS)
-    except OSError:
-        vfs.VfsLfs2.mkfs(bdev, **LFS_OPTS)
-        fs = vfs.VfsLfs2(bdev, **LFS_OPTS)
-    vfs.mount(fs, mountpoint)
-    return bdev
-
-
 class SimBoard:
+    root = ROOT
+    auto_sync = False  # scripted syncs only on `sync`: scripts stay deterministic
+
     def __init__(self, flash_path, wall_s=None, blocks=384, sign=None, eink=None):
+        """sign: the sign to use; None: the e-ink one on the panel model if eink
+        ("4.2" or "2.9") is given, else a text sign; False: none yet (the caller
+        sets board.sign before it builds the App, as hw/board.py builds the sign)."""
         self.timebase = VirtualTime()
-        self.bdev = mount_flash(flash_path, blocks)
-        self.root = ROOT
+        # the littlefs image at flash_path, formatted if it holds none
+        self.bdev = bd = FileBlockDev(flash_path, blocks)
+        try:
+            fs = vfs.VfsLfs2(bd, **LFS_OPTS)
+        except OSError:
+            vfs.VfsLfs2.mkfs(bd, **LFS_OPTS)
+            fs = vfs.VfsLfs2(bd, **LFS_OPTS)
+        vfs.mount(fs, ROOT)
         self.keys = [SimPin(p, SimPin.IN, SimPin.PULL_UP) for p in B.KEY_PINS]
         self.keys.append(SimPin(B.INVITE_PIN))
         self.keys.append(SimPin(B.STATUS_PIN))
@@ -43,25 +42,24 @@ class SimBoard:
         self.rfid = MFRC522Model(cs, rst)  # the chip; the slot's card is rfid.card
         self.spi.attach(cs, self.rfid)
         self.reader = MFRC522(self.spi, cs, rst)
-        if sign is None and eink:  # "4.2" or "2.9": the e-ink sign on the panel model
-            from hw.sim_sign import make_sign
+        if sign is None:
+            if eink:  # the e-ink sign on the panel model
+                from hw.sim_sign import make_sign
 
-            sign = make_sign(self.spi, self.timebase, eink, image_path=flash_path + ".sign.pbm")
-        self.sign = sign if sign is not None else TextSign()
+                sign = make_sign(self.spi, self.timebase, eink,
+                                 image_path=flash_path + ".sign.pbm")
+            else:
+                from firmware.sign import TextSign
+
+                sign = TextSign()
+        self.sign = sign
         self.wall_s = wall_s
         self.net = SimWLAN()  # real sockets to 127.0.0.1
-        self.auto_sync = False  # scripted syncs only on `sync`: scripts stay deterministic
 
     async def press(self, k, ms=100, after_ms=40):
         """Hold key k (board.keys index) for ms of virtual time, then let it go."""
         tb = self.timebase
-        self.keys[k].value(0)
-        await tb.settle()
-        await tb.advance(ms)
-        self.keys[k].value(1)
-        await tb.settle()
-        await tb.advance(after_ms)  # past the debounce, so the release is taken
-
-    def unmount(self):
-        vfs.umount(ROOT)
-        self.bdev.close()
+        for v, t in ((0, ms), (1, after_ms)):  # after_ms: the release is past the debounce
+            self.keys[k].value(v)
+            await tb.settle()
+            await tb.advance(t)

@@ -38,7 +38,7 @@ async def sign_in(board, i):
 
 
 async def main():
-    board = SimBoard(IMG, 848710800)
+    board = SimBoard(IMG, 848710800, sign=False if FULL else None)  # FULL: the e-ink sign below
     if FULL:  # built as hw/board.py builds it: driver on the bus, glyph files, layout
         from firmware import eink
         from hw import board as B

@@ -35,7 +35,7 @@ remove(IMG)
 
 
 async def main():
-    board = SimBoard(IMG, 848710800)
+    board = SimBoard(IMG, 848710800, sign=False)
     stage("board")
 
     def out(n):
