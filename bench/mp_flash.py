@@ -22,7 +22,7 @@ def fresh(name, blocks=384):
 
 def done(bd):
     vfs.umount("/b")
-    bd.close()
+    bd.f.close()
 
 
 # --- the log: journal + segments ---

@@ -1,7 +1,8 @@
 # A flash chip kept in a host file, for the unix port (the virtual device's
 # flash image; tests put it on tmpfs). Same block protocol as esp32.Partition:
-# readblocks/writeblocks with offsets, ioctl 6 erases. littlefs may call it
-# while the heap is locked (a file finalised during gc), so nothing here allocates.
+# readblocks/writeblocks with offsets, ioctl 6 erases; like a partition it has
+# no close (tests close the image file, self.f). littlefs may call it while the
+# heap is locked (a file finalised during gc), so nothing here allocates.
 import os
 
 from micropython import const
@@ -18,6 +19,8 @@ LFS_OPTS = {"readsize": 128, "progsize": 128, "lookahead": 32}
 
 
 class FileBlockDev:
+    progs = erases = 0  # block programs and erases so far
+
     def __init__(self, path, blocks=384):
         try:
             size = os.stat(path)[6]
@@ -30,7 +33,6 @@ class FileBlockDev:
                     f.write(ff)
         self.blocks = blocks
         self.f = open(path, "r+b")
-        self.progs = self.erases = 0
 
     def readblocks(self, block, buf, off=0):
         self.f.seek(block * _BLOCK + off)
@@ -56,6 +58,3 @@ class FileBlockDev:
             for _ in range(_BLOCK // 64):
                 self.f.write(_FF)
         return 0
-
-    def close(self):
-        self.f.close()

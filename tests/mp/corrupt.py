@@ -15,7 +15,7 @@ for i in range(300):
     lg.append(R.RATING, 1 + i % 4, 0, 1, 1000 + i)
 target = R.pack(150, R.RATING, 1 + 149 % 4, 0, 1, 1000 + 149)
 vfs.umount("/f")
-bd.close()
+bd.f.close()
 
 # flip one bit of record 150 where it sits in the image (bit rot in a data block)
 buf = bytearray(4096)

@@ -38,7 +38,7 @@ def make_template():
             pass
     bd = FileBlockDev(TEMPLATE, BLOCKS)
     vfs.VfsLfs2.mkfs(bd, **LFS_OPTS)
-    bd.close()
+    bd.f.close()
 
 
 written = bytearray()  # every record whose append returned, in seq order
@@ -78,7 +78,7 @@ def run(die_at):
         pass
     bd.divert(IMG + ".scratch", copy)
     gc.collect()  # files littlefs still holds are finalised on the scratch copy
-    bd.close()
+    bd.f.close()
     return bd.ops
 
 
@@ -104,7 +104,7 @@ def check(n):
     s = lg.append(R.BOOT, 0, 0, 0, 0)
     assert s > top, "cut %d: seq went back" % n
     vfs.umount("/f")
-    bd.close()
+    bd.f.close()
     return count
 
 
