@@ -11,19 +11,14 @@ _READY = const(1)
 _HALT = const(2)
 
 
-def _bcc(part):
-    """A cascade level's UID part followed by its check byte."""
-    return part + bytes((part[0] ^ part[1] ^ part[2] ^ part[3],))
-
-
 class MFRC522Model:
     card = None  # UID bytes of the card in the field
+    state = _IDLE  # the card's
     _addr = None  # register of this CS-low transaction; None: the address byte comes next
 
     def __init__(self, cs, rst=None):
         self.regs = bytearray(64)
         self.faults = []
-        self.insert(None)
         self.reset()
         cs.listeners.append(self._cs)
         if rst is not None:
@@ -44,7 +39,7 @@ class MFRC522Model:
         self._addr = None  # every CS-low starts with an address byte
 
     def insert(self, uid):
-        self.card = uid and bytes(uid)
+        self.card = bytes(uid)
         self.state = _IDLE
 
     def remove(self):
@@ -103,15 +98,18 @@ class MFRC522Model:
                 self.state = _READY
                 return b"\x04\x00"  # ATQA: single-size UID
             return None
-        if st == _READY and frame == b"\x93\x20":  # anticollision, cascade level 1
-            return _bcc(c[:4] if len(c) == 4 else b"\x88" + c[:3])
+        part = None  # anticollision: the UID part of a cascade level (4-byte UIDs: one level)
+        if st == _READY and frame == b"\x93\x20":
+            part = c[:4] if len(c) == 4 else b"\x88" + c[:3]  # 0x88: cascade tag
+        if st == _READY and len(c) == 7 and frame == b"\x95\x20":
+            part = c[3:7]
+        if part:  # with its check byte
+            return part + bytes((part[0] ^ part[1] ^ part[2] ^ part[3],))
         if st == _READY and len(c) == 7 and len(frame) == 9 and frame[:2] == b"\x93\x70":
             if frame[7:] != crc_a(frame[:7]) or frame[3:6] != c[:3]:
                 self.state = _IDLE
                 return None
             return b"\x04" + crc_a(b"\x04")  # SAK with the cascade bit: UID not complete
-        if st == _READY and len(c) == 7 and frame == b"\x95\x20":  # cascade level 2
-            return _bcc(c[3:7])
         if len(frame) == 4 and frame[:2] == b"\x50\x00":  # HLTA
             if frame[2:] == crc_a(frame[:2]):
                 self.state = _HALT
