@@ -24,17 +24,20 @@ class SimBoard:
         sets board.sign before it builds the App, as hw/board.py builds the sign)."""
         self.timebase = VirtualTime()
         # the littlefs image at flash_path, formatted if it holds none
-        self.bdev = bd = FileBlockDev(flash_path, blocks)
+        bd = FileBlockDev(flash_path, blocks)
         try:
             fs = vfs.VfsLfs2(bd, **LFS_OPTS)
         except OSError:
             vfs.VfsLfs2.mkfs(bd, **LFS_OPTS)
             fs = vfs.VfsLfs2(bd, **LFS_OPTS)
         vfs.mount(fs, ROOT)
-        self.keys = [SimPin(p, SimPin.IN, SimPin.PULL_UP) for p in B.KEY_PINS]
-        self.keys.append(SimPin(B.INVITE_PIN))
-        self.keys.append(SimPin(B.STATUS_PIN))
-        self.leds = [SimPin(p, SimPin.OUT, value=0) for p in B.LED_PINS]
+        # loops, not comprehensions: each of those is one more function on the heap
+        self.keys = keys = []
+        for p in B.KEY_PINS + (B.INVITE_PIN, B.STATUS_PIN):  # the staff keys: external pull-ups
+            keys.append(SimPin(p, SimPin.IN, SimPin.PULL_UP))
+        self.leds = leds = []
+        for p in B.LED_PINS:
+            leds.append(SimPin(p, SimPin.OUT, value=0))
         self.buzzer = SimPWM(SimPin(B.BUZZER_PIN, SimPin.OUT, value=0))
         self.spi = SimSPI(B.SPI_ID)
         cs = SimPin(B.RFID_CS, SimPin.OUT, value=1)
