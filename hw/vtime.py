@@ -13,8 +13,9 @@ class VirtualTime:
     # wait() clears a flag when it wakes, as ThreadSafeFlag.wait() does.
     flag = asyncio.Event
 
-    def __init__(self, start_ms=0):
-        self.ms = start_ms
+    ms = 0  # now
+
+    def __init__(self):
         self._waiters = {}  # flag -> deadline
 
     def mono_ms(self):
@@ -58,15 +59,9 @@ class VirtualTime:
 
 async def until_done(tb, coro, step_ms=20, limit_ms=120_000):
     """Run coro while virtual time moves on; its result, or its exception."""
-    res = [None, None]
-
-    async def wrap():
-        try:
-            res[0] = await coro
-        except Exception as e:  # handed to the caller below
-            res[1] = e
-
-    t = asyncio.create_task(wrap())
+    # gather(return_exceptions=True): the task ends well either way, so no
+    # exception handler sees coro's error before it is raised here
+    t = asyncio.create_task(asyncio.gather(coro, return_exceptions=True))
     spent = 0
     while not t.done() and spent < limit_ms:
         await tb.advance(step_ms)
@@ -74,6 +69,7 @@ async def until_done(tb, coro, step_ms=20, limit_ms=120_000):
     if not t.done():
         t.cancel()
         raise RuntimeError("not done in %d virtual ms" % limit_ms)
-    if res[1] is not None:
-        raise res[1]
-    return res[0]
+    r = (await t)[0]
+    if isinstance(r, Exception):
+        raise r
+    return r
