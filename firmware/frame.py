@@ -24,20 +24,20 @@ import struct
 from hashlib import sha256
 
 from firmware.record import SIZE as REC
-from firmware.record import const, valid
+from firmware.record import const, seq_of, valid
 
 MAC_LEN = const(32)
 ID_MAX = const(10)
 MAX_RECORDS = const(1024)  # per frame; the device sends up to 256
 HEADER_MAX = const(64)  # including the MAC
+HEAD_FIXED = const(22)  # header bytes besides the id: the records start at HEAD_FIXED + idlen
 ANSWER_MAX = const(65536)  # settings + roster (254 staff) fit well below this
 _VERSION = const(1)
 _ANSWER_FIXED = const(48)
 _F_SETTINGS = const(1)
 _F_ROSTER = const(2)
 _HDR_TAIL = const("<IIHHHI")  # boot, first, count, settings version, roster version, nonce
-_TAIL = const(18)
-_ANS = const("<IIHH")  # ack, time, settings length, roster length
+_ANS = const("<2sBB32sIIHH")  # magic .. roster length: the answer's fixed part
 _ID_CHARS = const(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
@@ -58,18 +58,17 @@ class Hmac:
     def __init__(self, key):
         if len(key) > 64:
             key = sha256(key).digest()
-        self._i = i = bytearray(64)
-        self._o = o = bytearray(64)
-        i[: len(key)] = o[: len(key)] = key
+        self._pads = p = bytearray(128)  # inner pad, outer pad
         for n in range(64):
-            i[n] ^= 0x36
-            o[n] ^= 0x5C
+            k = key[n] if n < len(key) else 0
+            p[n] = k ^ 0x36
+            p[64 + n] = k ^ 0x5C
 
-    def digest(self, *parts):
-        h = sha256(self._i)
-        for p in parts:
-            h.update(p)
-        o = sha256(self._o)
+    def digest(self, msg):
+        p = memoryview(self._pads)
+        h = sha256(p[:64])
+        h.update(msg)
+        o = sha256(p[64:])
         o.update(h.digest())
         return o.digest()
 
@@ -90,31 +89,19 @@ def check_id(dev_id):
     return b
 
 
-def header_size(id_len):
-    """Bytes before the records (without the MAC)."""
-    return 4 + id_len + _TAIL
-
-
 def frame_size(id_len, count):
-    return header_size(id_len) + count * REC + MAC_LEN
-
-
-def _size(n, want):
-    if n != want:
-        raise FrameError("truncated" if n < want else "oversized", "%d of %d bytes" % (n, want))
+    return HEAD_FIXED + id_len + count * REC + MAC_LEN
 
 
 def seal_request(buf, hm, dev_id, boot, first, count, sver, rver, nonce):
     """Write the header and MAC around count records already placed at
-    buf[header_size(len(dev_id)):]; returns the frame's length. No allocation
+    buf[HEAD_FIXED + len(dev_id):]; returns the frame's length. No allocation
     besides the MAC."""
     n = len(dev_id)
-    buf[0:2] = b"PJ"
-    buf[2] = _VERSION
-    buf[3] = n
+    struct.pack_into("<2sBB", buf, 0, b"PJ", _VERSION, n)
     buf[4 : 4 + n] = dev_id
     struct.pack_into(_HDR_TAIL, buf, 4 + n, boot, first, count, sver, rver, nonce)
-    end = header_size(n) + count * REC
+    end = HEAD_FIXED + n + count * REC
     buf[end : end + MAC_LEN] = hm.digest(memoryview(buf)[:end])
     return end + MAC_LEN
 
@@ -122,7 +109,7 @@ def seal_request(buf, hm, dev_id, boot, first, count, sver, rver, nonce):
 def request(key, dev_id, boot, first, records, sver=0, rver=0, nonce=0):
     """A whole request frame as bytes (host side, tests, BLE and USB pulls)."""
     dev_id = check_id(dev_id)
-    hs = header_size(len(dev_id))
+    hs = HEAD_FIXED + len(dev_id)
     buf = bytearray(hs + len(records) + MAC_LEN)
     buf[hs : hs + len(records)] = records
     n = seal_request(buf, Hmac(key), dev_id, boot, first, len(records) // REC, sver, rver, nonce)
@@ -134,14 +121,16 @@ class Request:
     settings_version, roster_version, nonce, records (count * 14 raw bytes), mac."""
 
 
-def _head(body, magic, least):
-    """The checks requests and answers share: magic, version, least length."""
+def _check(body, magic, want, exact=False):
+    """The checks requests and answers share: magic, version, and a length of at
+    least (or exactly) want bytes."""
+    n = len(body)
     if bytes(body[0:2]) != magic:
         raise FrameError("bad_magic")
-    if len(body) > 2 and body[2] != _VERSION:
-        raise FrameError("bad_version", "%d" % body[2])
-    if len(body) < least:
-        raise FrameError("truncated", "%d bytes" % len(body))
+    if n > 2 and body[2] != _VERSION:
+        raise FrameError("bad_version")
+    if n < want or exact and n > want:
+        raise FrameError("truncated" if n < want else "oversized", "%d of %d bytes" % (n, want))
 
 
 def parse_request(body, key_for):
@@ -150,17 +139,15 @@ def parse_request(body, key_for):
     if len(body) > frame_size(ID_MAX, MAX_RECORDS):
         raise FrameError("oversized", "%d bytes" % len(body))
     n = body[3] if len(body) > 3 else 0
-    hs = header_size(n)
-    _head(body, b"PJ", hs + MAC_LEN)
+    hs = HEAD_FIXED + n
+    _check(body, b"PJ", hs + MAC_LEN)
     q = Request()
     q.device = check_id(bytes(body[4 : 4 + n])).decode()
     q.boot, q.first, count, q.settings_version, q.roster_version, q.nonce = struct.unpack_from(
         _HDR_TAIL, body, 4 + n)
     q.count = count
-    if count > MAX_RECORDS:
-        raise FrameError("oversized", "%d records" % count)
-    want = frame_size(n, count)
-    _size(len(body), want)
+    want = frame_size(n, count)  # a count over MAX_RECORDS: longer than any body taken
+    _check(body, b"PJ", want, True)
     key = key_for(q.device)
     if key is None:
         raise FrameError("unknown_device", q.device)
@@ -172,7 +159,7 @@ def parse_request(body, key_for):
     last = q.first - 1
     for i in range(count):
         off = hs + i * REC
-        seq = struct.unpack_from("<I", body, off)[0]
+        seq = seq_of(body, off)
         if not valid(body, off) or (seq != last + 1 if i == 0 else seq <= last):
             raise FrameError("bad_record", "record %d" % i)
         last = seq
@@ -184,13 +171,8 @@ def answer(key, req_mac, ack, time, settings=None, roster=None):
     """The collector's signed answer to one request (bytes)."""
     s = settings or b""
     r = roster or b""
-    head = bytearray(_ANSWER_FIXED)
-    head[0:2] = b"PA"
-    head[2] = _VERSION
-    head[3] = (_F_SETTINGS if settings is not None else 0) | (_F_ROSTER if roster is not None else 0)
-    head[4 : 4 + MAC_LEN] = req_mac
-    struct.pack_into(_ANS, head, 36, ack, time, len(s), len(r))
-    body = bytes(head) + s + r
+    flags = (_F_SETTINGS if settings is not None else 0) | (_F_ROSTER if roster is not None else 0)
+    body = struct.pack(_ANS, b"PA", _VERSION, flags, req_mac, ack, time, len(s), len(r)) + s + r
     return body + Hmac(key).digest(body)
 
 
@@ -199,16 +181,15 @@ def parse_answer(body, hm, req_mac):
     to the request whose MAC is req_mac. FrameError otherwise."""
     if len(body) > ANSWER_MAX:
         raise FrameError("oversized", "%d bytes" % len(body))
-    _head(body, b"PA", _ANSWER_FIXED + MAC_LEN)
-    ack, time, sl, rl = struct.unpack_from(_ANS, body, 36)
+    _check(body, b"PA", _ANSWER_FIXED + MAC_LEN)
+    _, _, flags, echo, ack, time, sl, rl = struct.unpack_from(_ANS, body)
     end = _ANSWER_FIXED + sl + rl
-    _size(len(body), end + MAC_LEN)
-    mv = memoryview(body)
-    if not same(mv[4 : 4 + MAC_LEN], req_mac):
+    _check(body, b"PA", end + MAC_LEN, True)
+    if echo != req_mac:  # no secret here: the request's MAC went out in clear
         raise FrameError("replayed")
+    mv = memoryview(body)
     if not same(hm.digest(mv[:end]), mv[end:]):
         raise FrameError("bad_mac")
-    flags = body[3]
     s = bytes(mv[_ANSWER_FIXED : _ANSWER_FIXED + sl]) if flags & _F_SETTINGS else None
     r = bytes(mv[_ANSWER_FIXED + sl : end]) if flags & _F_ROSTER else None
     return ack, time, s, r
