@@ -26,7 +26,7 @@ _BACKOFF_MIN_MS = const(5000)
 _BACKOFF_MAX_MS = const(600000)
 _QUIET_MS = const(5000)  # a burst of ratings is over when the log rests this long
 _POLL_MS = const(2000)
-_HEAD_LINES = const(32)
+_HEAD_LINES = const(32)  # header lines of an answer, at most
 
 
 class Link:
@@ -35,6 +35,7 @@ class Link:
     refused = 0  # answers or config pushes that failed their checks
     backoff_ms = retry_at = next_at = 0  # next_at: mono ms of the next timed sync
     last_error = None
+    error = None  # why this device cannot sync at all (not provisioned)
     busy = False  # one sync at a time (a flag: asyncio.Lock costs heap)
     _seen_seq = -1  # the log's seq when last looked, and since when (mono ms)
     _seen_at = 0
@@ -47,7 +48,6 @@ class Link:
         # slows every loop turn (nothing sets it from an IRQ)
         self.kick = asyncio.Event()
         dev = app.device
-        self.error = None  # why this device cannot sync at all (not provisioned)
         try:
             key = bytes.fromhex(dev["key"])
             self.hm = F.Hmac(key)
@@ -56,7 +56,7 @@ class Link:
                 raise ValueError("empty key")
         except Exception as e:
             self.dev_id = b"?"
-            self.error = "device not provisioned (device.json id and key): %s" % e
+            self.error = "not provisioned (device.json id, key): %s" % e
         self.buf = bytearray(F.frame_size(len(self.dev_id), _BATCH))
 
     def notify(self):
@@ -96,18 +96,16 @@ class Link:
         self.busy = True
         log = app.log
         sent = frames = 0
-        clock = cfg = ""
+        notes = ""  # what the answers brought: clock set, new settings or roster
         # bounded: every frame acks at least one record or the loop ends; one more
         # frame carries what the answer itself logged (clock set, new config)
         limit = log.unsynced() // _BATCH + 3
         try:
             while frames < limit:
-                n, set_clock, what = await self._exchange()
+                n, note = await self._exchange()
                 frames += 1
                 sent += n
-                if set_clock:
-                    clock = ", clock set"
-                cfg += what
+                notes += note
                 if n == 0 or log.seq <= log.acked:
                     break
             err = None
@@ -121,21 +119,21 @@ class Link:
             self.backoff_ms = self.retry_at = 0
             self.last_error = None
             self.next_at = now + app.settings["sync_s"] * 1000
-            return "ok: sent %d records in %d frame%s, acked up to seq %d%s%s" % (
-                sent, frames, "" if frames == 1 else "s", log.acked, clock, cfg)
+            return "ok: sent %d records in %d frame%s, acked up to seq %d%s" % (
+                sent, frames, "" if frames == 1 else "s", log.acked, notes)
         self.fails += 1
         self.backoff_ms = min(max(self.backoff_ms * 2, _BACKOFF_MIN_MS), _BACKOFF_MAX_MS)
         self.retry_at = now + self.backoff_ms
         self.last_error = "%s: %s" % (type(err).__name__, err)
-        return "error: sync failed after %d records (%s); acked up to seq %d, retry in %d s" % (
-            sent, self.last_error, log.acked, self.backoff_ms // 1000)
+        return "error: sync failed (%s); acked up to seq %d, retry in %d s" % (
+            self.last_error, log.acked, self.backoff_ms // 1000)
 
     async def _exchange(self):
-        """One frame out, one answer back and applied: (records sent, clock set, config)."""
+        """One frame out, one answer back and applied: (records sent, what it brought)."""
         app = self.app
         log = app.log
         buf = self.buf
-        hs = F.header_size(len(self.dev_id))
+        hs = F.HEAD_FIXED + len(self.dev_id)
         n = 0
         last = log.acked
         first = last + 1
@@ -162,13 +160,14 @@ class Link:
         body = None
         if n and ack >= first:
             log.ack(min(ack, last))  # only records this frame carried
-        set_clock = False
+        note = ""
         if t:
-            set_clock = not app.clock.known
+            if not app.clock.known:
+                note = ", clock set"
             app.core.set_time(t)
-        what = self._configure(s, ro)
+        note += self._configure(s, ro)
         app.wake.set()  # the core's deadlines may have moved (clock, settings)
-        return n, set_clock, what
+        return n, note
 
     def _configure(self, s, ro):
         """Settings and roster from the collector: check both, store both (each file
@@ -184,7 +183,7 @@ class Link:
             new_r = roster_mod.Roster(ro) if ro is not None else None
         except Exception as e:
             self.refused += 1
-            raise ValueError("pushed settings or roster rejected: %s" % e)
+            raise ValueError("pushed config rejected: %s" % e)
         # write both new files first; renames come last so a failure leaves the old ones
         staged = []
         try:
@@ -214,8 +213,6 @@ class Link:
         """Join the network if need be, then HTTP/1.1 POST body to sync_url with
         Connection: close; returns the answer's body."""
         w = self.wlan
-        if w is None:
-            raise OSError("no network interface")
         if not w.isconnected():
             dev = self.app.device
             w.active(True)
@@ -236,32 +233,30 @@ class Link:
         wait = asyncio.wait_for_ms
         reader, writer = await wait(asyncio.open_connection(host, port), _TIMEOUT_MS)
         try:
-            writer.write(b"POST /%s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: "
-                         b"application/octet-stream\r\nContent-Length: %d\r\n"
+            # no Content-Type: application/octet-stream is what a body without one is
+            writer.write(b"POST /%s HTTP/1.1\r\nHost: %s:%d\r\nContent-Length: %d\r\n"
                          b"Connection: close\r\n\r\n" % (path.encode(), host.encode(), port,
                                                          len(body)))
             writer.write(body)
             await wait(writer.drain(), _TIMEOUT_MS)
-            parts = (await wait(reader.readline(), _TIMEOUT_MS)).split()
-            if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
-                raise OSError("no HTTP answer")
-            length = None
+            head = (await wait(reader.readline(), _TIMEOUT_MS)).split(None, 2)  # HTTP/1.1 200 OK
+            n = -1
             for _ in range(_HEAD_LINES):
-                h = await wait(reader.readline(), _TIMEOUT_MS)
-                if h in (b"\r\n", b"\n", b""):
+                h = (await wait(reader.readline(), _TIMEOUT_MS)).lower()
+                if h.startswith(b"content-length:"):
+                    n = int(h[15:])
+                elif not h.strip():  # the blank line that ends the head (or the stream's end)
                     break
-                k, _, v = h.partition(b":")
-                if k.strip().lower() == b"content-length":
-                    length = int(v)
-            if length is None or length > F.ANSWER_MAX:
-                raise OSError("answer without a usable Content-Length")
-            data = await wait(reader.readexactly(length), _TIMEOUT_MS) if length else b""
+            if len(head) < 2 or not head[0].startswith(b"HTTP/") or not 0 <= n <= F.ANSWER_MAX:
+                raise OSError("no HTTP answer with a usable Content-Length")
+            # one allocation of the answer's size (a 128 KB heap has few big holes)
+            data = await wait(reader.readexactly(n), _TIMEOUT_MS) if n else b""
         finally:
             writer.close()
             try:
                 await wait(writer.wait_closed(), _TIMEOUT_MS)
             except Exception:
                 pass
-        if parts[1] != b"200":
-            raise OSError("collector said %s %s" % (parts[1].decode(), data[:120].decode()))
+        if head[1] != b"200":
+            raise OSError("collector said %s %s" % (head[1].decode(), data[:120].decode()))
         return data
