@@ -210,8 +210,7 @@ class Link:
         return out
 
     async def _post(self, body):
-        """Join the network if need be, then HTTP/1.1 POST body to sync_url with
-        Connection: close; returns the answer's body."""
+        """Join the network if need be, then POST body to sync_url; the answer's body."""
         w = self.wlan
         if not w.isconnected():
             dev = self.app.device
@@ -233,10 +232,10 @@ class Link:
         wait = asyncio.wait_for_ms
         reader, writer = await wait(asyncio.open_connection(host, port), _TIMEOUT_MS)
         try:
-            # no Content-Type: application/octet-stream is what a body without one is
-            writer.write(b"POST /%s HTTP/1.1\r\nHost: %s:%d\r\nContent-Length: %d\r\n"
-                         b"Connection: close\r\n\r\n" % (path.encode(), host.encode(), port,
-                                                         len(body)))
+            # HTTP/1.0: the server closes after its answer. No Content-Type:
+            # application/octet-stream is what a body without one is.
+            writer.write(b"POST /%s HTTP/1.0\r\nHost: %s:%d\r\nContent-Length: %d\r\n\r\n"
+                         % (path.encode(), host.encode(), port, len(body)))
             writer.write(body)
             await wait(writer.drain(), _TIMEOUT_MS)
             head = (await wait(reader.readline(), _TIMEOUT_MS)).split(None, 2)  # HTTP/1.1 200 OK

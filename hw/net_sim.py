@@ -1,7 +1,7 @@
 # A stand-in for network.WLAN on the unix port: the calls the link makes
-# (active, connect, isconnected, status), with the real API's arguments.
-# Sockets are the host's real ones to 127.0.0.1; a test can take the
-# "access point" away (reachable) and bring it back.
+# (active, connect, isconnected, status), with the real API's arguments; the
+# virtual board makes it as SimWLAN(). Sockets are the host's real ones to
+# 127.0.0.1; a test can take the "access point" away (reachable) and bring it back.
 from micropython import const
 
 _STAT_IDLE = const(0)
@@ -10,11 +10,9 @@ _STAT_NO_AP_FOUND = const(201)
 
 
 class SimWLAN:
+    reachable = True  # the access point is in range
     _on = False  # active
     _joined = False  # connect() called (ESP32: it rejoins when the AP comes back)
-
-    def __init__(self, interface=0, reachable=True):
-        self.reachable = reachable  # the access point is in range
 
     def active(self, on=None):
         if on is not None:
