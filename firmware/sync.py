@@ -47,6 +47,8 @@ class Link:
         # an Event, not a ThreadSafeFlag: one more flag in the unix port's poller
         # slows every loop turn (nothing sets it from an IRQ)
         self.kick = asyncio.Event()
+        # records were written (a rating): the link syncs once the burst is over
+        self.notify = self.kick.set
         dev = app.device
         try:
             key = bytes.fromhex(dev["key"])
@@ -58,10 +60,6 @@ class Link:
             self.dev_id = b"?"
             self.error = "not provisioned (device.json id, key): %s" % e
         self.buf = bytearray(F.frame_size(len(self.dev_id), _BATCH))
-
-    def notify(self):
-        """Records were written (a rating): the link syncs once the burst is over."""
-        self.kick.set()
 
     async def run(self):
         """The supervisor task."""
