@@ -4,11 +4,10 @@
 import vfs
 
 from hw import board as B
-from hw.flashdev import LFS_OPTS, FileBlockDev
+from hw import flashdev, simpins
 from hw.mfrc522 import MFRC522
 from hw.mfrc522_model import MFRC522Model
 from hw.net_sim import SimWLAN
-from hw.simpins import SimPin, SimPWM, SimSPI
 from hw.vtime import VirtualTime
 
 ROOT = "/flash"
@@ -24,24 +23,26 @@ class SimBoard:
         sets board.sign before it builds the App, as hw/board.py builds the sign)."""
         self.timebase = VirtualTime()
         # the littlefs image at flash_path, formatted if it holds none
-        bd = FileBlockDev(flash_path, blocks)
+        bd = flashdev.FileBlockDev(flash_path, blocks)
+        opts = flashdev.LFS_OPTS
         try:
-            fs = vfs.VfsLfs2(bd, **LFS_OPTS)
+            fs = vfs.VfsLfs2(bd, **opts)
         except OSError:
-            vfs.VfsLfs2.mkfs(bd, **LFS_OPTS)
-            fs = vfs.VfsLfs2(bd, **LFS_OPTS)
+            vfs.VfsLfs2.mkfs(bd, **opts)
+            fs = vfs.VfsLfs2(bd, **opts)
         vfs.mount(fs, ROOT)
+        Pin = simpins.SimPin
         # loops, not comprehensions: each of those is one more function on the heap
         self.keys = keys = []
         for p in B.KEY_PINS + (B.INVITE_PIN, B.STATUS_PIN):  # the staff keys: external pull-ups
-            keys.append(SimPin(p, SimPin.IN, SimPin.PULL_UP))
+            keys.append(Pin(p, Pin.IN, Pin.PULL_UP))
         self.leds = leds = []
         for p in B.LED_PINS:
-            leds.append(SimPin(p, SimPin.OUT, value=0))
-        self.buzzer = SimPWM(SimPin(B.BUZZER_PIN, SimPin.OUT, value=0))
-        self.spi = SimSPI(B.SPI_ID)
-        cs = SimPin(B.RFID_CS, SimPin.OUT, value=1)
-        rst = SimPin(B.RFID_RST, SimPin.OUT, value=1)
+            leds.append(Pin(p, Pin.OUT, value=0))
+        self.buzzer = simpins.SimPWM(Pin(B.BUZZER_PIN, Pin.OUT, value=0))
+        self.spi = simpins.SimSPI(B.SPI_ID)
+        cs = Pin(B.RFID_CS, Pin.OUT, value=1)
+        rst = Pin(B.RFID_RST, Pin.OUT, value=1)
         self.rfid = MFRC522Model(cs, rst)  # the chip; the slot's card is rfid.card
         self.spi.attach(cs, self.rfid)
         self.reader = MFRC522(self.spi, cs, rst)
