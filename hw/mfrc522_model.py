@@ -14,11 +14,11 @@ _HALT = const(2)
 class MFRC522Model:
     card = None  # UID bytes of the card in the field
     state = _IDLE  # the card's
-    _addr = None  # register of this CS-low transaction; None: the address byte comes next
+    faults = ()  # what a real chip would not take from the driver
 
     def __init__(self, cs, rst=None):
         self.regs = bytearray(64)
-        self.faults = []
+        self._addr = None  # this CS-low transaction's address byte; None: it comes next
         self.reset()
         cs.listeners.append(self._cs)
         if rst is not None:
@@ -46,16 +46,16 @@ class MFRC522Model:
         self.card = None
 
     def exchange(self, b):
-        a = self._addr
-        if a is None:
+        ab = self._addr
+        if ab is None:
             if b & 0x01:
-                self.faults.append("address bit 0 set")
-            self._addr = (b >> 1) & 0x3F
-            self._read = b & 0x80
+                self.faults += ("address bit 0 set",)
+            self._addr = b  # bit 7: read; bits 6-1: the register
             return 0
+        a = (ab >> 1) & 0x3F
         r = self.regs
         fifo = self.fifo
-        if self._read:
+        if ab & 0x80:
             if a == 0x09:  # FIFODataReg
                 return fifo.pop(0) if fifo else 0
             return len(fifo) if a == 0x0A else r[a]
@@ -75,7 +75,7 @@ class MFRC522Model:
             r[a] = b
             if a == 0x0D and b & 0x80 and r[0x01] & 0x0F == 0x0C:  # StartSend in Transceive
                 if not r[0x14] & 0x03:
-                    self.faults.append("antenna off")
+                    self.faults += ("antenna off",)
                 answer = self._card(bytes(fifo), b & 0x07)
                 r[0x06] = 0  # ErrorReg
                 if answer is None:
