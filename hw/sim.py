@@ -35,7 +35,7 @@ class SimBoard:
         # loops, not comprehensions: each of those is one more function on the heap
         self.keys = keys = []
         for p in B.KEY_PINS + (B.INVITE_PIN, B.STATUS_PIN):  # the staff keys: external pull-ups
-            keys.append(Pin(p, Pin.IN, Pin.PULL_UP))
+            keys.append(Pin(p, Pin.IN))  # pulled up: a SimPin idles at 1
         self.leds = leds = []
         for p in B.LED_PINS:
             leds.append(Pin(p, Pin.OUT, value=0))

@@ -14,9 +14,6 @@ _RISE = const(1)
 class SimPin:
     IN = _IN
     OUT = _OUT
-    PULL_UP = 1
-    IRQ_FALLING = _FALL
-    IRQ_RISING = _RISE
     _h = None  # IRQ handler (set by irq())
     _ls = ()  # models watching this line, fn(pin, level): a list once one listens
 
