@@ -11,23 +11,21 @@ _STAT_NO_AP_FOUND = const(201)
 
 class SimWLAN:
     reachable = True  # the access point is in range
-    _on = False  # active
-    _joined = False  # connect() called (ESP32: it rejoins when the AP comes back)
+    # 0 inactive, 1 active, 2 connect() called (ESP32: it rejoins when the AP comes back)
+    _state = 0
 
     def active(self, on=None):
         if on is not None:
-            self._on = bool(on)
-            if not on:
-                self._joined = False
-        return self._on
+            self._state = max(self._state, 1) if on else 0
+        return self._state > 0
 
     def connect(self, ssid=None, key=None):
-        self._on = self._joined = True
+        self._state = 2
 
     def isconnected(self):
-        return self._joined and self.reachable
+        return self._state == 2 and self.reachable
 
     def status(self, param=None):
         if self.isconnected():
             return _STAT_GOT_IP
-        return _STAT_NO_AP_FOUND if self._joined else _STAT_IDLE
+        return _STAT_NO_AP_FOUND if self._state == 2 else _STAT_IDLE

@@ -13,9 +13,8 @@ class VirtualTime:
     # wait() clears a flag when it wakes, as ThreadSafeFlag.wait() does.
     flag = asyncio.Event
 
-    ms = 0  # now
-
     def __init__(self):
+        self.ms = 0  # now
         self._waiters = {}  # flag -> deadline
 
     def mono_ms(self):
