@@ -38,12 +38,12 @@ class MFRC522Model:
     def _cs(self, pin, level):
         self._addr = None  # every CS-low starts with an address byte
 
-    def insert(self, uid):
-        self.card = bytes(uid)
+    def insert(self, uid=None):
+        """A card with this UID goes into the field; None: the field is empty."""
+        self.card = uid and bytes(uid)
         self.state = _IDLE
 
-    def remove(self):
-        self.card = None
+    remove = insert  # remove(): insert(None)
 
     def exchange(self, b):
         ab = self._addr
