@@ -19,7 +19,8 @@
 #            makes every request unique, so an old answer never matches)
 #  36  ack u32 (every record up to it is stored), time u32 (seconds since
 #      2000 UTC, 0 unknown), settings length u16, roster length u16
-#  48  settings JSON, roster JSON, then HMAC-SHA256 over all of it, 32 bytes
+#  48  settings JSON, roster text (firmware/roster.py), then HMAC-SHA256 over
+#      all of it, 32 bytes
 import struct
 from hashlib import sha256
 
@@ -159,6 +160,7 @@ def parse_request(body, key_for):
     for i in range(count):
         off = hs + i * R.SIZE
         seq = R.seq_of(body, off)
+        # the first record's seq is first, and seqs only increase
         if not R.valid(body, off) or (seq != last + 1 if i == 0 else seq <= last):
             raise FrameError("bad_record", "record %d" % i)
         last = seq
@@ -184,7 +186,7 @@ def parse_answer(body, hm, req_mac):
     _, _, flags, echo, ack, time, sl, rl = struct.unpack_from(_ANS, body)
     end = _ANSWER_FIXED + sl + rl
     _check(body, b"PA", end + MAC_LEN, True)
-    if echo != req_mac:  # no secret here: the request's MAC went out in clear
+    if echo != bytes(req_mac):  # no secret here: the request's MAC went out in clear
         raise FrameError("replayed")
     mv = memoryview(body)
     if not same(hm.digest(mv[:end]), mv[end:]):

@@ -34,8 +34,8 @@ class SimBoard:
         Pin = simpins.SimPin
         # loops, not comprehensions: each of those is one more function on the heap
         self.keys = keys = []
-        for p in B.KEY_PINS + (B.INVITE_PIN, B.STATUS_PIN):  # the staff keys: external pull-ups
-            keys.append(Pin(p, Pin.IN))  # pulled up: a SimPin idles at 1
+        for p in B.KEY_PINS + (B.INVITE_PIN, B.STATUS_PIN):
+            keys.append(Pin(p, Pin.IN))  # pulled up (inside or outside): a SimPin idles at 1
         self.leds = leds = []
         for p in B.LED_PINS:
             leds.append(Pin(p, Pin.OUT, value=0))

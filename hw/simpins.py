@@ -78,7 +78,7 @@ class SimSPI:
     def write_readinto(self, wbuf, rbuf=None):
         m = None
         for cs, c in self.chips:
-            if not cs._v:
+            if not cs.value():
                 m = c
                 break
         for i in range(len(wbuf)):
