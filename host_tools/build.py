@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEVICE_DIRS = ("firmware", "hw")
 BUILD = ROOT / "build" / "mpy"
 TEST_SOURCES = ROOT / "tests" / "mp"
-TEST_BUILD = ROOT / "build" / "mp-tests"
+TEST_BUILD = ROOT / "build" / "mp-tests"  # tests/mp and the device-side benches (bench/mp_*)
+BENCH_SOURCES = ROOT / "bench"
 
 
 def tool(name: str) -> str:
@@ -70,9 +71,10 @@ def compile_all(out: Path = BUILD, arch: str | None = None) -> list[Path]:
 
 
 def compile_tests() -> list[Path]:
-    """The device-side test scripts and helpers (tests/mp) too: run precompiled, as the
+    """The device-side test scripts, helpers and benches too: run precompiled, as the
     board runs its modules, their bytecode is not compiled on the measured heap."""
-    return _compile(sorted(TEST_SOURCES.glob("*.py")), TEST_SOURCES, TEST_BUILD)
+    out = _compile(sorted(TEST_SOURCES.glob("*.py")), TEST_SOURCES, TEST_BUILD)
+    return out + _compile(sorted(BENCH_SOURCES.glob("mp_*.py")), BENCH_SOURCES, TEST_BUILD)
 
 
 def mp_env() -> dict:
@@ -89,7 +91,7 @@ def mp_command(script: str | Path, *args: str, heap: str = "128k") -> list[str]:
     cmd = [micropython_bin(), "-X", f"heapsize={heap}"]
     p = Path(script) if isinstance(script, Path) or (
         len(script) < 200 and script.endswith(".py")) else None
-    if p is not None and (not p.is_absolute() or p.parent == TEST_SOURCES):
+    if p is not None and (not p.is_absolute() or p.parent in (TEST_SOURCES, BENCH_SOURCES)):
         compile_tests()
         cmd += ["-m", p.stem]
     elif p is not None:
@@ -97,6 +99,7 @@ def mp_command(script: str | Path, *args: str, heap: str = "128k") -> list[str]:
     else:
         cmd += ["-c", script]
     return cmd + list(args)
+
 
 if __name__ == "__main__":
     for p in compile_all():
