@@ -20,7 +20,7 @@ ROSTER = (Path(__file__).resolve().parents[1] / "examples" / "staff.csv")
 if not ROSTER.exists():
     ROSTER = EXAMPLES / "staff.csv"
 # The line console and SimWLAN are test harness, not firmware: they get 32 KB on top of
-# the 128 KB budget, which test_sync_heap.py holds the firmware and its link to.
+# the 128 KB budget (tests/test_heap.py measures the firmware and its link alone).
 CONSOLE_HEAP = "160k"
 T0 = parse_iso("2026-11-23T09:00:00+08:00")
 

@@ -1,9 +1,13 @@
 # The whole firmware (App on the virtual board) under the heap budget: boot,
-# then a day of 500 ratings; the heap in use after gc must not grow. Staff
-# change every 20 citizens, so the sign draws names it has not drawn before
-# (a drawn character must not stay behind in RAM).
+# then a day of ratings; the heap in use after gc must not grow. Staff change
+# every 20 citizens, so the sign draws names it has not drawn before (a drawn
+# character must not stay behind in RAM). With the e-ink sign ("full") the Wi-Fi
+# link syncs with a real collector after every 50 ratings.
+#   heapday.py IMG PROVISION_DIR N STAFF [full FONT_DIR]
 import asyncio
 import gc
+import json
+import os
 import sys
 
 import micropython
@@ -11,21 +15,15 @@ from simday import remove, serve_one
 
 from firmware import storage
 from firmware.app import App
-from firmware.roster import dumps
 from hw.sim import SimBoard
 
-IMG = sys.argv[1]
-N = int(sys.argv[2]) if len(sys.argv) > 2 else 500
-# core: the firmware with the text sign; full: with the e-ink sign (the real driver,
-# layout and glyph files; no chip model, as on the board) and the Wi-Fi link
-FULL = len(sys.argv) > 3 and sys.argv[3] == "full"
-FONTS = sys.argv[4] if len(sys.argv) > 4 else "lib"
+IMG, PROV = sys.argv[1], sys.argv[2]
+N, SHIFTS = int(sys.argv[3]), int(sys.argv[4])
+# full: the e-ink sign (the real driver, layout and glyph files; no chip model, as on
+# the board) and the Wi-Fi link; else the text sign and no network
+FULL = sys.argv[5:6] == ["full"]
+FONTS = sys.argv[6] if len(sys.argv) > 6 else "lib"
 remove(IMG)
-# 24 staff, 69 different characters
-NAMES = ("张伟", "王芳", "李娜", "刘洋", "陈静", "杨帆", "赵磊", "黄敏", "周杰", "吴刚", "徐丽",
-         "孙强", "马超", "朱红", "胡军", "郭燕", "何平", "高峰", "林涛", "罗琳", "郑凯", "梁爽",
-         "谢婷", "宋佳")
-SHIFTS = len(NAMES)
 
 
 async def sign_in(board, i):
@@ -38,7 +36,7 @@ async def sign_in(board, i):
 
 
 async def main():
-    board = SimBoard(IMG, 848710800, sign=False if FULL else None)  # FULL: the e-ink sign below
+    board = SimBoard(IMG, 848710800, sign=False if FULL else None)
     if FULL:  # built as hw/board.py builds it: driver on the bus, glyph files, layout
         from firmware import eink
         from hw import board as B
@@ -53,27 +51,34 @@ async def main():
         board.sign = eink.build(panel, FONTS)
     else:
         board.net = None
-    storage.replace("/flash/roster.txt",
-                    dumps(1, [("0A1B2C%02X" % i, "SB%04d" % i, NAMES[i]) for i in range(SHIFTS)]))
-    storage.replace("/flash/settings.json", b'{"window": "B01"}')
+    for name in os.listdir(PROV):
+        with open(PROV + "/" + name, "rb") as f:
+            storage.replace("/flash/" + name, f.read())
     app = App(board)
     app.start()
+    link = app.link if app.link and app.settings["sync_url"] else None
+
+    async def sync():
+        if link:
+            out = await link.sync_now()
+            assert out.startswith("ok"), out
+
     tb = board.timebase
     await tb.settle()
     await sign_in(board, 0)
+    await sync()
     gc.collect()
     base = gc.mem_alloc()
-    micropython.qstr_info()  # interned strings: the test compares the counts
-    peak = 0
+    micropython.qstr_info()  # interned strings: the host compares the counts
     samples = []
     for i in range(N):
         if i % 20 == 0 and i:
             await sign_in(board, i // 20 % SHIFTS)
         await serve_one(board, i)
         if i % 50 == 49:
+            await sync()
             gc.collect()
             samples.append(gc.mem_alloc())
-            peak = max(peak, gc.mem_alloc())
     gc.collect()
     end = gc.mem_alloc()
     micropython.qstr_info()
@@ -83,10 +88,11 @@ async def main():
         if r[1] == 4:
             ratings += 1
             staff.add(r[4])
+    print(json.dumps({"base": base, "end": end, "free": gc.mem_free(), "samples": samples,
+                      "ratings": ratings, "staff": len(staff), "seq": app.log.seq,
+                      "acked": app.log.acked, "frames": link.frames if link else 0}))
     assert ratings == N, ratings
     assert len(staff) == min(SHIFTS, (N + 19) // 20), staff  # each shift rated its own staff
-    print("ratings", ratings, "records", app.log.seq, "boot_alloc", base, "end_alloc", end,
-          "free", gc.mem_free(), "samples", samples)
     # the heap after gc is flat over the day: no leak per rating
     assert end - base < 2048, (base, end)
     assert max(samples) - min(samples) < 2048, samples
