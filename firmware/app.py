@@ -80,7 +80,7 @@ class App:
         elif k == K_STATUS:
             if kind == LONG:
                 c.status_long()
-            elif kind == RELEASE and not self.keys._long_done[k]:
+            elif kind == RELEASE and not self.keys.long_done[k]:
                 c.status_short()
         self.wake.set()
 
@@ -131,11 +131,7 @@ class App:
             now = self.tb.mono_ms()
             for k, kind, _at in keys.process(now):
                 self.on_key(k, kind)
-            d = keys.next_deadline()
-            p = keys.poll_deadline(now)
-            if p is not None and (d is None or p < d):
-                d = p
-            await self.tb.wait(keys.flag, d)
+            await self.tb.wait(keys.flag, keys.deadline)
 
     async def core_task(self):
         while True:
