@@ -79,9 +79,9 @@ class App:
                 c.invite()
         elif k == K_STATUS:
             if kind == LONG:
-                c.status_long()
+                c.status_key(True)
             elif kind == RELEASE and not self.keys.long_done[k]:
-                c.status_short()
+                c.status_key(False)
         self.wake.set()
 
     def on_badge(self, uid):
