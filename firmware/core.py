@@ -136,8 +136,8 @@ class Core:
         return self._tally(False)
 
     def _rate(self, k, mode, now):
-        self.rating_seq = self.log.append_rating(self.ticket, R.RATING, k, mode, self.slot,
-                                                 self.clock.rec_time())
+        self.rating_seq = self.log.append(R.RATING, k, mode, self.slot, self.clock.rec_time(),
+                                          self.ticket)
         # durable from here: only now may the citizen see the thank-you
         self.rated = True
         self.ticket = None
@@ -183,8 +183,7 @@ class Core:
         if self.invite_end is not None and now >= self.invite_end:
             self.invite_end = None
             if not self.rated:
-                self.log.append_rating(self.ticket, R.NO_RATING, 0, 0, self.slot,
-                                       self.clock.rec_time())
+                self.log.append(R.NO_RATING, 0, 0, self.slot, self.clock.rec_time(), self.ticket)
                 self.ticket = None
                 self.rated = True
                 if self.phase == INVITE:
@@ -236,8 +235,7 @@ class Core:
     def _end_session(self):
         """An open invitation ends unrated: a no_rating, cancelled."""
         if self.invite_end is not None and not self.rated:
-            self.log.append_rating(self.ticket, R.NO_RATING, 0, 1, self.slot,
-                                   self.clock.rec_time())
+            self.log.append(R.NO_RATING, 0, 1, self.slot, self.clock.rec_time(), self.ticket)
         self.invite_end = None
         self.rated = False
         self.ticket = None
