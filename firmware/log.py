@@ -105,7 +105,7 @@ class Log:
         start = off = self._jn * R.SIZE
         for c in chunks:
             seq += 1
-            self._jbuf[off : off + R.SIZE] = R.pack_ticket(seq, c)
+            R.pack_into(self._jbuf, off, seq, R.TICKET, *c)
             off += R.SIZE
         seq += 1
         R.pack_into(self._jbuf, off, seq, kind, val, arg, staff, time)
