@@ -155,13 +155,13 @@ class Core:
         return what
 
     def _tally(self, dropped):
-        h = self.clock.hour_start()
-        if self.tally_hour is not None and h != self.tally_hour:
+        t = self.clock.rec_time()
+        s = (t & ~R.REL) % 3600  # into the hour (wall, or uptime while the clock is unknown)
+        if self.tally_hour is not None and t - s != self.tally_hour:
             self._flush_tallies()
         if self.tally_hour is None:
-            self.tally_hour = h
-            s = self.clock.rec_time() & ~R.REL
-            self.tally_end = self.clock.mono_ms() + (3600 - s % 3600) * 1000
+            self.tally_hour = t - s
+            self.tally_end = self.clock.mono_ms() + (3600 - s) * 1000
         if dropped:
             self.dropped += 1
             return "dropped"
@@ -211,8 +211,8 @@ class Core:
         is_open = None  # unknown clock
         self.sched_at = None
         if local is not None:
-            is_open = self.schedule.open_at(local)
-            self.sched_at = now + self.schedule.next_change(local) * 1000
+            is_open, d = self.schedule.at(local)
+            self.sched_at = now + d * 1000
         if not self.slot:
             new = R.CLOSED if is_open is False else R.PAUSED
         elif self.toggle != R.SERVING:
