@@ -51,7 +51,8 @@ class App:
         if rerr:
             self.core.add_alert("roster_corrupt")
             print("roster:", rerr)
-        self.core.on_screen = self._on_screen
+        if self.sign:
+            self.core.on_screen = self.sign.show
         self.wake = tb.flag()  # the core's deadlines may have moved
         self.keys = Keys(board.keys, tb.ticks_ms, tb.flag(), long_keys=(K_STATUS,))
         self.badge = BadgeWatch(board.reader) if board.reader else None
@@ -60,11 +61,8 @@ class App:
         if Link is not None:
             self.link = Link(self, board.net, auto=getattr(board, "auto_sync", True))
         self.tasks = []
-        self._on_screen(self.core.current_screen())
-
-    def _on_screen(self, screen):
         if self.sign:
-            self.sign.show(screen)
+            self.sign.show(self.core.current_screen())
 
     # ---- events from keys and the badge slot -----------------------------
     def on_key(self, k, kind):
@@ -84,16 +82,13 @@ class App:
                 c.status_key(False)
         self.wake.set()
 
-    def on_badge(self, uid):
-        self.core.badge(uid)
-        self.wake.set()
-
     def poll_badge(self):
         """Poll the slot once; True if the badge changed."""
         uid = self.badge.poll()
         if uid is False:
             return False
-        self.on_badge(uid)
+        self.core.badge(uid)
+        self.wake.set()
         return True
 
     def queue_invite(self, ticket):
