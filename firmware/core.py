@@ -128,14 +128,13 @@ class Core:
             if self.last_free is not None and now - self.last_free < gap:
                 return self._tally(True)
             self.last_free = now
-            return self._rate(k, 1, now)
-        if self.invite_end is not None and now < self.invite_end:
+            mode = 1
+        elif self.invite_end is not None and now < self.invite_end:
             if self.rated:
                 return self._tally(True)
-            return self._rate(k, 0, now)
-        return self._tally(False)
-
-    def _rate(self, k, mode, now):
+            mode = 0
+        else:
+            return self._tally(False)
         self.rating_seq = self.log.append(R.RATING, k, mode, self.slot, self.clock.rec_time(),
                                           self.ticket)
         # durable from here: only now may the citizen see the thank-you

@@ -85,21 +85,26 @@ class Log:
         if keep >= _JREC:
             self._roll()
         self.seq = max(self.seq, self.acked)  # seqs never go back, even after a wipe
-        self._save_state()
+        storage.save_json(self._spath, {"boot": self.boot, "acked": self.acked})
         self._check_space()
 
     def _seg_path(self, first):
         return "%s/s%08x" % (self.dir, first)
 
-    def _save_state(self):
-        storage.save_json(self._spath, {"boot": self.boot, "acked": self.acked})
-
     # ---- writing -------------------------------------------------------
     def append(self, kind, val=0, arg=0, staff=0, time=0, ticket=None):
         """Store one record durably, a rating or no_rating with its ticket chunks
         in the same write; returns its seq (0 if the log is full)."""
-        if self.full:
-            return self._overflow(kind, val, time)
+        if self.full:  # ratings become per-hour counts, anything else is counted lost
+            o = self.over
+            if kind == R.RATING or kind == R.NO_RATING:
+                h = (time & R.REL) | ((time & ~R.REL) // 3600 * 3600)
+                key = "%d:%d" % (h, val if kind == R.RATING else 0)
+                o["counts"][key] = o["counts"].get(key, 0) + 1
+            else:
+                o["lost"] = o["lost"] + 1
+            storage.save_json(self._opath, o)
+            return 0
         chunks = R.ticket_chunks(ticket) if ticket else ()
         seq = self.seq
         start = off = self._jn * R.SIZE
@@ -153,24 +158,13 @@ class Log:
                         else self.acked >= self.seq - self._jn):
             storage.remove(self._seg_path(segs.pop(0)))
 
-    def _overflow(self, kind, val, time):
-        o = self.over
-        if kind == R.RATING or kind == R.NO_RATING:
-            h = (time & R.REL) | ((time & ~R.REL) // 3600 * 3600)
-            key = "%d:%d" % (h, val if kind == R.RATING else 0)
-            o["counts"][key] = o["counts"].get(key, 0) + 1
-        else:
-            o["lost"] = o["lost"] + 1
-        storage.save_json(self._opath, o)
-        return 0
-
     def ack(self, seq):
         """The collector holds every record up to seq."""
         seq = min(seq, self.seq)
         if seq <= self.acked:
             return
         self.acked = seq
-        self._save_state()
+        storage.save_json(self._spath, {"boot": self.boot, "acked": self.acked})
         if self.full:
             self._free_acked()
             if os.statvfs(self.dir)[3] < _RESERVE_BLOCKS + 4:
