@@ -58,10 +58,11 @@ class Core:
             self.roster = roster
         if boot:
             return
-        for what, v in ((1, settings["version"]), (2, roster and roster.version)):
-            if v is not None:  # version: arg | staff << 8
-                self.log.append(R.CONFIG, what, v & 0xFF, v >> 8 & 0xFF, self.clock.rec_time())
+        v = settings["version"]  # a config record's version: arg | staff << 8
+        self.log.append(R.CONFIG, 1, v & 0xFF, v >> 8 & 0xFF, self.clock.rec_time())
         if roster is not None:
+            v = roster.version
+            self.log.append(R.CONFIG, 2, v & 0xFF, v >> 8 & 0xFF, self.clock.rec_time())
             if self.uid:
                 self._badge(self.uid)
         self._update(R.WHY_SETTINGS)
