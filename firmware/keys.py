@@ -48,6 +48,8 @@ class Keys:
             self.dropped += 1
         else:
             r = self._ring
+            # the IRQ passes the pin object it was set on (ESP32 pins are static objects);
+            # index() compares identity first and allocates nothing
             r[2 * h] = self.pins.index(pin) << 1 | pin.value()
             r[2 * h + 1] = self.ticks_ms()
             self._head = nxt
