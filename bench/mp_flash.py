@@ -31,7 +31,7 @@ lg = L.Log("/b")
 bd.progs = bd.erases = 0
 t0 = time.ticks_us()
 for i in range(N):
-    lg.append_rating(None, R.RATING, 1 + i % 4, 0, 1, 1000 + i)
+    lg.append(R.RATING, 1 + i % 4, 0, 1, 1000 + i)
 dt = time.ticks_diff(time.ticks_us(), t0)
 log_progs, log_erases, log_us = bd.progs / N, bd.erases / N, dt / N
 done(bd)

@@ -51,7 +51,8 @@ class App:
         if rerr:
             self.core.add_alert("roster_corrupt")
             print("roster:", rerr)
-        self.core.on_screen = self._on_screen
+        if self.sign:
+            self.core.on_screen = self.sign.show
         self.wake = tb.flag()  # the core's deadlines may have moved
         self.keys = Keys(board.keys, tb.ticks_ms, tb.flag(), long_keys=(K_STATUS,))
         self.badge = BadgeWatch(board.reader) if board.reader else None
@@ -60,11 +61,8 @@ class App:
         if Link is not None:
             self.link = Link(self, board.net, auto=getattr(board, "auto_sync", True))
         self.tasks = []
-        self._on_screen(self.core.current_screen())
-
-    def _on_screen(self, screen):
         if self.sign:
-            self.sign.show(screen)
+            self.sign.show(self.core.current_screen())
 
     # ---- events from keys and the badge slot -----------------------------
     def on_key(self, k, kind):
@@ -79,13 +77,9 @@ class App:
                 c.invite()
         elif k == K_STATUS:
             if kind == LONG:
-                c.status_long()
-            elif kind == RELEASE and not self.keys._long_done[k]:
-                c.status_short()
-        self.wake.set()
-
-    def on_badge(self, uid):
-        self.core.badge(uid)
+                c.status_key(True)
+            elif kind == RELEASE and not self.keys.long_done[k]:
+                c.status_key(False)
         self.wake.set()
 
     def poll_badge(self):
@@ -93,7 +87,8 @@ class App:
         uid = self.badge.poll()
         if uid is False:
             return False
-        self.on_badge(uid)
+        self.core.badge(uid)
+        self.wake.set()
         return True
 
     def queue_invite(self, ticket):
@@ -131,11 +126,7 @@ class App:
             now = self.tb.mono_ms()
             for k, kind, _at in keys.process(now):
                 self.on_key(k, kind)
-            d = keys.next_deadline()
-            p = keys.poll_deadline(now)
-            if p is not None and (d is None or p < d):
-                d = p
-            await self.tb.wait(keys.flag, d)
+            await self.tb.wait(keys.flag, keys.deadline)
 
     async def core_task(self):
         while True:

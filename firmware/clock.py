@@ -29,11 +29,6 @@ def days_from_civil(y, m, d):
     return era * 146097 + doe - 730425
 
 
-def weekday(days):
-    """0 = Monday (2000-01-01 was a Saturday)."""
-    return (days + 5) % 7
-
-
 def iso(t, tz_min):
     """Seconds since 2000 UTC -> ISO 8601 in the hall's zone, with offset."""
     lt = t + tz_min * 60
@@ -82,9 +77,6 @@ class Clock:
         self._base = wall_s * 1000 - self.mono_ms()
         return old is None or abs(old - wall_s) > 2
 
-    def forget(self):
-        self._base = None
-
     def wall(self):
         if self._base is None:
             return None
@@ -101,11 +93,4 @@ class Clock:
             return None
         lt = w + self.tz_min * 60
         days = lt // 86400
-        return days, lt % 86400, weekday(days)
-
-    def hour_start(self):
-        """Record time of the start of the current hour (or uptime hour when unknown)."""
-        t = self.rec_time()
-        if t & REL:
-            return REL | ((t & ~REL) // 3600 * 3600)
-        return t // 3600 * 3600
+        return days, lt % 86400, (days + 5) % 7  # weekday: 0 = Monday (2000-01-01 a Saturday)

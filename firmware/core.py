@@ -58,9 +58,11 @@ class Core:
             self.roster = roster
         if boot:
             return
-        self.log.append(R.CONFIG, 1, *_v16(settings["version"]), time=self.clock.rec_time())
+        v = settings["version"]  # a config record's version: arg | staff << 8
+        self.log.append(R.CONFIG, 1, v & 0xFF, v >> 8 & 0xFF, self.clock.rec_time())
         if roster is not None:
-            self.log.append(R.CONFIG, 2, *_v16(roster.version), time=self.clock.rec_time())
+            v = roster.version
+            self.log.append(R.CONFIG, 2, v & 0xFF, v >> 8 & 0xFF, self.clock.rec_time())
             if self.uid:
                 self._badge(self.uid)
         self._update(R.WHY_SETTINGS)
@@ -90,19 +92,13 @@ class Core:
                 n = int(uid[-6:], 16)
                 self.log.append(R.UNKNOWN_BADGE, *R.split24(n), time=self.clock.rec_time())
 
-    def status_short(self):
-        """请稍候 on/off. False if there is nobody on duty to ask for it."""
+    def status_key(self, long):
+        """Status key: a short press toggles 请稍候, a long one 暂停服务.
+        False if there is nobody on duty to ask for it."""
         if not self.slot:
             return False
-        self.toggle = R.SERVING if self.toggle == R.WAIT else R.WAIT
-        self._update(R.WHY_KEY)
-        return True
-
-    def status_long(self):
-        """暂停服务 on/off."""
-        if not self.slot:
-            return False
-        self.toggle = R.SERVING if self.toggle == R.PAUSED else R.PAUSED
+        t = R.PAUSED if long else R.WAIT
+        self.toggle = R.SERVING if self.toggle == t else t
         self._update(R.WHY_KEY)
         return True
 
@@ -110,14 +106,11 @@ class Core:
         """Staff press 请评价. False when the window is not serving."""
         if self.settings["mode"] != "invite" or self.state not in _ALLOWED:
             return False
-        self._end_session(R.NO_RATING, 1)
-        now = self.clock.mono_ms()
-        self.phase = INVITE
+        self._end_session()
         self.ticket = ticket
         self.rated = False
-        self.invite_end = now + self.settings["invite_s"] * 1000
-        self.phase_end = self.invite_end
-        self._leds(LEDS_BLINK)
+        self.invite_end = self.clock.mono_ms() + self.settings["invite_s"] * 1000
+        self._phase(INVITE, self.invite_end, LEDS_BLINK)
         self._show()
         return True
 
@@ -126,7 +119,8 @@ class Core:
         now = self.clock.mono_ms()
         if self.phase == REASON:
             self.log.append(R.REASON, k, 0, self.slot, self.rating_seq)
-            self._beep()
+            if self.ui:
+                self.ui.beep()
             return self._thanks(now, "reason")
         if self.settings["mode"] == "free":
             if self.state == R.WAIT or (self.slot and self.toggle == R.PAUSED):
@@ -135,37 +129,39 @@ class Core:
             if self.last_free is not None and now - self.last_free < gap:
                 return self._tally(True)
             self.last_free = now
-            return self._rate(k, 1, now)
-        if self.invite_end is not None and now < self.invite_end:
+            mode = 1
+        elif self.invite_end is not None and now < self.invite_end:
             if self.rated:
                 return self._tally(True)
-            return self._rate(k, 0, now)
-        return self._tally(False)
-
-    def _rate(self, k, mode, now):
-        self.rating_seq = self.log.append_rating(self.ticket, R.RATING, k, mode, self.slot,
-                                                 self.clock.rec_time())
+            mode = 0
+        else:
+            return self._tally(False)
+        self.rating_seq = self.log.append(R.RATING, k, mode, self.slot, self.clock.rec_time(),
+                                          self.ticket)
         # durable from here: only now may the citizen see the thank-you
         self.rated = True
         self.ticket = None
-        self._beep()
+        if self.ui:
+            self.ui.beep()
         if k == 4:
-            self.phase = REASON
-            self.phase_end = now + self.settings["reason_s"] * 1000
-            self._leds(LEDS_BLINK)
+            self._phase(REASON, now + self.settings["reason_s"] * 1000, LEDS_BLINK)
             self._show()
             return "rating"
         return self._thanks(now, "rating")
 
     def _thanks(self, now, what):
-        self.phase = THANKS
-        self.phase_end = now + self.settings["thanks_s"] * 1000
-        self._leds(LEDS_ON)
+        self._phase(THANKS, now + self.settings["thanks_s"] * 1000, LEDS_ON)
         self._show()
         return what
 
     def _tally(self, dropped):
-        self._roll_tally_hour()
+        t = self.clock.rec_time()
+        s = (t & ~R.REL) % 3600  # into the hour (wall, or uptime while the clock is unknown)
+        if self.tally_hour is not None and t - s != self.tally_hour:
+            self._flush_tallies()
+        if self.tally_hour is None:
+            self.tally_hour = t - s
+            self.tally_end = self.clock.mono_ms() + (3600 - s) * 1000
         if dropped:
             self.dropped += 1
             return "dropped"
@@ -187,22 +183,17 @@ class Core:
         if self.invite_end is not None and now >= self.invite_end:
             self.invite_end = None
             if not self.rated:
-                self.log.append_rating(self.ticket, R.NO_RATING, 0, 0, self.slot,
-                                       self.clock.rec_time())
+                self.log.append(R.NO_RATING, 0, 0, self.slot, self.clock.rec_time(), self.ticket)
                 self.ticket = None
                 self.rated = True
                 if self.phase == INVITE:
-                    self.phase = None
-                    self.phase_end = None
-                    self._leds(LEDS_OFF)
+                    self._phase(None)
                     self._show()
         if self.phase_end is not None and now >= self.phase_end:
             if self.phase == REASON:
                 self._thanks(now, None)
             else:
-                self.phase = None
-                self.phase_end = None
-                self._leds(LEDS_OFF)
+                self._phase(None)
                 self._show()
         if self.wait_end is not None and now >= self.wait_end:
             self.wait_end = None
@@ -213,57 +204,51 @@ class Core:
             self._flush_tallies()
 
     # ---- state ----------------------------------------------------------
-    def open_now(self):
-        local = self.clock.local()
-        return None if local is None else self.schedule.open_at(local)
-
-    def _derive(self):
-        is_open = self.open_now()
-        if not self.slot:
-            return R.CLOSED if is_open is False else R.PAUSED
-        if self.toggle != R.SERVING:
-            return self.toggle
-        return R.OVERTIME if is_open is False else R.SERVING
-
     def _update(self, why):
+        """Derive the state from duty, the staff's choice and the hours; record a change."""
         now = self.clock.mono_ms()
         local = self.clock.local()
-        self.sched_at = None if local is None else now + self.schedule.next_change(local) * 1000
-        new = self._derive()
+        is_open = None  # unknown clock
+        self.sched_at = None
+        if local is not None:
+            is_open, d = self.schedule.at(local)
+            self.sched_at = now + d * 1000
+        if not self.slot:
+            new = R.CLOSED if is_open is False else R.PAUSED
+        elif self.toggle != R.SERVING:
+            new = self.toggle
+        else:
+            new = R.OVERTIME if is_open is False else R.SERVING
         if new != self.state or self.slot != self.status_slot:
             self._flush_tallies()
             arg = why
-            if new == R.PAUSED and not self.slot and self.open_now():
+            if new == R.PAUSED and not self.slot and is_open:
                 arg |= R.FLAGGED  # nobody at the window in working hours
             self.log.append(R.STATUS, new | self.state << 4, arg, self.slot, self.clock.rec_time())
             self.state = new
             self.status_slot = self.slot
             self.wait_end = now + self.settings["wait_max_s"] * 1000 if new == R.WAIT else None
             if new not in _ALLOWED:
-                self._end_session(R.NO_RATING, 1)
+                self._end_session()
         self._show()
 
-    def _end_session(self, kind, arg):
+    def _end_session(self):
+        """An open invitation ends unrated: a no_rating, cancelled."""
         if self.invite_end is not None and not self.rated:
-            self.log.append_rating(self.ticket, kind, 0, arg, self.slot, self.clock.rec_time())
+            self.log.append(R.NO_RATING, 0, 1, self.slot, self.clock.rec_time(), self.ticket)
         self.invite_end = None
         self.rated = False
         self.ticket = None
         if self.phase is not None:
-            self.phase = None
-            self.phase_end = None
-            self._leds(LEDS_OFF)
+            self._phase(None)
+
+    def _phase(self, phase, end=None, leds=LEDS_OFF):
+        self.phase = phase
+        self.phase_end = end
+        if self.ui:
+            self.ui.leds(leds)
 
     # ---- tallies of presses that count nothing ------------------------------
-    def _roll_tally_hour(self):
-        h = self.clock.hour_start()
-        if self.tally_hour is not None and h != self.tally_hour:
-            self._flush_tallies()
-        if self.tally_hour is None:
-            self.tally_hour = h
-            s = self.clock.rec_time() & ~R.REL
-            self.tally_end = self.clock.mono_ms() + (3600 - s % 3600) * 1000
-
     def _flush_tallies(self):
         h = self.tally_hour
         if self.stray:
@@ -312,15 +297,3 @@ class Core:
             self.screen = s
             if self.on_screen:
                 self.on_screen(s)
-
-    def _leds(self, pattern):
-        if self.ui:
-            self.ui.leds(pattern)
-
-    def _beep(self):
-        if self.ui:
-            self.ui.beep()
-
-
-def _v16(v):
-    return v & 0xFF, v >> 8 & 0xFF

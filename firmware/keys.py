@@ -24,78 +24,66 @@ class Keys:
         n = len(pins)
         self.flag = flag  # set by the IRQ handler (a ThreadSafeFlag on the board)
         self.dropped = 0  # edges lost to a full ring
-        self._rk = bytearray(_CAP)
-        self._rl = bytearray(_CAP)
-        self._rt = array.array("i", [0] * _CAP)
+        # the ring: (key << 1 | level, ticks) pairs; one array, no object per edge
+        self._ring = array.array("i", [0] * (2 * _CAP))
         self._head = 0  # written by the IRQ
         self._tail = 0  # read by the task
         self.level = bytearray(b"\x01" * n)  # debounced level (1: released)
-        self._changed = [-(1 << 20)] * n  # mono ms of the last accepted change
-        self._pressed_at = [0] * n
-        self._long_done = bytearray(n)
-        self._recheck = None
+        # mono ms of the last accepted change: while a key is down, when it went down
+        self._changed = [-(1 << 20)] * n
+        self.long_done = bytearray(n)  # the held key already gave its LONG
+        self.deadline = None  # mono ms when process() must run again without a new edge
         self._polled = False
-        for i, p in enumerate(pins):
+        irq = self._irq  # one bound method for every pin: it finds the key by its pin
+        for p in pins:
             if hasattr(p, "irq"):
-                p.irq(handler=self._handler(i), trigger=3)  # IRQ_FALLING | IRQ_RISING
+                p.irq(handler=irq, trigger=3)  # IRQ_FALLING | IRQ_RISING
             else:
                 self._polled = True
 
-    def _handler(self, i):
-        def irq(pin):
-            h = self._head
-            nxt = (h + 1) % _CAP
-            if nxt == self._tail:
-                self.dropped += 1
-            else:
-                self._rk[h] = i
-                self._rl[h] = pin.value()
-                self._rt[h] = self.ticks_ms()
-                self._head = nxt
-            self.flag.set()
-
-        return irq
-
-    def _value(self, i):
-        p = self.pins[i]
-        return p() if callable(p) and not hasattr(p, "value") else p.value()
-
-    def next_deadline(self):
-        """Mono ms when process() must run again without a new edge, or None."""
-        d = self._recheck
-        for i in self.long_keys:
-            if not self.level[i] and not self._long_done[i]:
-                t = self._pressed_at[i] + self.long_ms
-                d = t if d is None or t < d else d
-        return d
-
-    def poll_deadline(self, now):
-        return now + _POLL_MS if self._polled else None
+    def _irq(self, pin):
+        h = self._head
+        nxt = (h + 1) % _CAP
+        if nxt == self._tail:
+            self.dropped += 1
+        else:
+            r = self._ring
+            # the IRQ passes the pin object it was set on (ESP32 pins are static objects);
+            # index() compares identity first and allocates nothing
+            r[2 * h] = self.pins.index(pin) << 1 | pin.value()
+            r[2 * h + 1] = self.ticks_ms()
+            self._head = nxt
+        self.flag.set()
 
     def process(self, now):
-        """Debounced events since the last call: [(key, PRESS|RELEASE|LONG, mono ms)]."""
+        """Debounced events since the last call: [(key, PRESS|RELEASE|LONG, mono ms)];
+        sets deadline."""
         out = []
         tnow = self.ticks_ms()
+        r = self._ring
         while self._tail != self._head:
             t = self._tail
-            k, lvl = self._rk[t], self._rl[t]
-            at = now - ticks_diff(tnow, self._rt[t])
+            c = r[2 * t]
             self._tail = (t + 1) % _CAP
-            self._edge(k, lvl, at, out)
-        self._recheck = None
-        for i in range(len(self.pins)):
-            lvl = self._value(i)
+            self._edge(c >> 1, c & 1, now - ticks_diff(tnow, r[2 * t + 1]), out)
+        d = now + _POLL_MS if self._polled else None
+        for i, p in enumerate(self.pins):
+            lvl = p() if callable(p) and not hasattr(p, "value") else p.value()
             if lvl != self.level[i]:
                 if now - self._changed[i] >= self.debounce_ms:
                     self._edge(i, lvl, now, out)
                 else:
-                    r = self._changed[i] + self.debounce_ms
-                    self._recheck = r if self._recheck is None else min(r, self._recheck)
+                    t = self._changed[i] + self.debounce_ms
+                    d = t if d is None or t < d else d
         for i in self.long_keys:
-            if not self.level[i] and not self._long_done[i]:
-                if now - self._pressed_at[i] >= self.long_ms:
-                    self._long_done[i] = 1
+            if not self.level[i] and not self.long_done[i]:
+                t = self._changed[i] + self.long_ms
+                if now >= t:
+                    self.long_done[i] = 1
                     out.append((i, LONG, now))
+                else:
+                    d = t if d is None or t < d else d
+        self.deadline = d
         return out
 
     def _edge(self, k, lvl, at, out):
@@ -104,8 +92,7 @@ class Keys:
         self.level[k] = lvl
         self._changed[k] = at
         if lvl == 0:
-            self._pressed_at[k] = at
-            self._long_done[k] = 0
+            self.long_done[k] = 0
             out.append((k, PRESS, at))
         else:
             out.append((k, RELEASE, at))

@@ -39,19 +39,9 @@ class Log:
             st = {}
         self.acked = int(st.get("acked", 0))
         self.boot = int(st.get("boot", 0)) + 1
-        self._segs = self._list_segments()
-        self.seq = self._last_seq_in_segments()
-        self._jn = 0
-        self._load_journal()
-        self.seq = max(self.seq, self.acked)  # seqs never go back, even after a wipe
-        self._save_state()
         self.over = storage.load_json(self._opath, None)  # {"counts": {...}, "lost": n}
-        self.full = self.over is not None
-        self._check_space()
-
-    # ---- opening -------------------------------------------------------
-    def _list_segments(self):
-        segs = []
+        self.full = self.over is not None  # before a roll below checks the space
+        segs = self._segs = []
         for name in os.listdir(self.dir):
             if len(name) == 9 and name[0] == "s":
                 try:
@@ -59,27 +49,16 @@ class Log:
                 except ValueError:
                     pass
         segs.sort()
-        return segs
-
-    def _seg_path(self, first):
-        return "%s/s%08x" % (self.dir, first)
-
-    def _last_seq_in_segments(self):
-        bad = self.corrupt  # counted when the log is read, not at this scan
-        for first in reversed(self._segs):
-            last = 0
-            for r in self._seg_records(first):
-                last = r[0]
-            self.corrupt = bad
-            if last:
-                return last
-            storage.remove(self._seg_path(first))  # empty: created, power cut before data
-            self._segs.remove(first)
-        return 0
-
-    def _load_journal(self):
-        # Keep only records newer than the segments (a roll may have been cut
-        # after the segment got them and before the journal was emptied).
+        # the last seq in the segments
+        self.seq = 0
+        while segs and not self.seq:
+            for r in self._seg_records(segs[-1]):
+                self.seq = r[0]
+            if not self.seq:  # empty: created, power cut before data
+                storage.remove(self._seg_path(segs.pop()))
+        self.corrupt = 0  # counted when the log is read, not at this scan
+        # Keep only journal records newer than the segments (a roll may have been
+        # cut after the segment got them and before the journal was emptied).
         try:
             with open(self._jpath, "rb") as f:
                 n = f.readinto(self._jbuf)
@@ -103,54 +82,56 @@ class Log:
         if keep * R.SIZE != n:
             with open(self._jpath, "wb") as f:
                 f.write(memoryview(jb)[: keep * R.SIZE])
-        if self._jn >= _JREC:
+        if keep >= _JREC:
             self._roll()
-
-    def _save_state(self):
+        self.seq = max(self.seq, self.acked)  # seqs never go back, even after a wipe
         storage.save_json(self._spath, {"boot": self.boot, "acked": self.acked})
+        self._check_space()
+
+    def _seg_path(self, first):
+        return "%s/s%08x" % (self.dir, first)
 
     # ---- writing -------------------------------------------------------
-    def append(self, kind, val=0, arg=0, staff=0, time=0):
-        """Store one record durably; returns its seq (0 if the log is full)."""
-        if self.full:
-            return self._overflow(kind, val, time)
-        off = self._jn * R.SIZE
-        seq = self.seq + 1
-        R.pack_into(self._jbuf, off, seq, kind, val, arg, staff, time)
-        self._commit(1)
-        return seq
-
-    def append_rating(self, ticket, kind, val, arg, staff, time):
-        """A rating or no_rating with its ticket chunks, in one durable write."""
-        if self.full:
-            return self._overflow(kind, val, time)
+    def append(self, kind, val=0, arg=0, staff=0, time=0, ticket=None):
+        """Store one record durably, a rating or no_rating with its ticket chunks
+        in the same write; returns its seq (0 if the log is full)."""
+        if self.full:  # ratings become per-hour counts, anything else is counted lost
+            o = self.over
+            if kind == R.RATING or kind == R.NO_RATING:
+                h = (time & R.REL) | ((time & ~R.REL) // 3600 * 3600)
+                key = "%d:%d" % (h, val if kind == R.RATING else 0)
+                o["counts"][key] = o["counts"].get(key, 0) + 1
+            else:
+                o["lost"] = o["lost"] + 1
+            storage.save_json(self._opath, o)
+            return 0
         chunks = R.ticket_chunks(ticket) if ticket else ()
         seq = self.seq
-        off = self._jn * R.SIZE
+        start = off = self._jn * R.SIZE
         for c in chunks:
             seq += 1
-            self._jbuf[off : off + R.SIZE] = R.pack_ticket(seq, c)
+            R.pack_into(self._jbuf, off, seq, R.TICKET, *c)
             off += R.SIZE
         seq += 1
         R.pack_into(self._jbuf, off, seq, kind, val, arg, staff, time)
-        self._commit(len(chunks) + 1)
-        return seq
-
-    def _commit(self, n):
-        start = self._jn * R.SIZE
         with open(self._jpath, "ab") as f:
-            f.write(memoryview(self._jbuf)[start : start + n * R.SIZE])
+            f.write(memoryview(self._jbuf)[start : off + R.SIZE])
         # durable from here
-        self._jn += n
-        self.seq += n
+        self._jn += seq - self.seq
+        self.seq = seq
         self.writes += 1
         if self._jn >= _JREC:
             self._roll()
+        return seq
 
     def _roll(self):
-        if not self._segs or self._seg_count(self._segs[-1]) + self._jn > _SEG_RECS:
-            first = R.seq_of(self._jbuf, 0)
-            self._segs.append(first)
+        segs = self._segs
+        try:
+            n = os.stat(self._seg_path(segs[-1]))[6] // R.SIZE if segs else _SEG_RECS
+        except OSError:
+            n = 0
+        if n + self._jn > _SEG_RECS:
+            segs.append(R.seq_of(self._jbuf, 0))
         with open(self._seg_path(self._segs[-1]), "ab") as f:
             f.write(memoryview(self._jbuf)[: self._jn * R.SIZE])
         with open(self._jpath, "wb"):
@@ -158,22 +139,12 @@ class Log:
         self._jn = 0
         self._check_space()
 
-    def _seg_count(self, first):
-        try:
-            return os.stat(self._seg_path(first))[6] // R.SIZE
-        except OSError:
-            return 0
-
     # ---- space ---------------------------------------------------------
-    def free_blocks(self):
-        st = os.statvfs(self.dir)
-        return st[3]
-
     def _check_space(self):
-        if self.free_blocks() >= _RESERVE_BLOCKS * 3:
+        if os.statvfs(self.dir)[3] >= _RESERVE_BLOCKS * 3:
             return
         self._free_acked()
-        if self.free_blocks() < _RESERVE_BLOCKS:
+        if os.statvfs(self.dir)[3] < _RESERVE_BLOCKS:
             if not self.full:
                 self.full = True
                 self.over = {"counts": {}, "lost": 0}
@@ -187,42 +158,30 @@ class Log:
                         else self.acked >= self.seq - self._jn):
             storage.remove(self._seg_path(segs.pop(0)))
 
-    def _overflow(self, kind, val, time):
-        o = self.over
-        if kind == R.RATING or kind == R.NO_RATING:
-            h = (time & R.REL) | ((time & ~R.REL) // 3600 * 3600)
-            key = "%d:%d" % (h, val if kind == R.RATING else 0)
-            o["counts"][key] = o["counts"].get(key, 0) + 1
-        else:
-            o["lost"] = o["lost"] + 1
-        storage.save_json(self._opath, o)
-        return 0
-
     def ack(self, seq):
         """The collector holds every record up to seq."""
         seq = min(seq, self.seq)
         if seq <= self.acked:
             return
         self.acked = seq
-        self._save_state()
+        storage.save_json(self._spath, {"boot": self.boot, "acked": self.acked})
         if self.full:
             self._free_acked()
-            if self.free_blocks() >= _RESERVE_BLOCKS + 4:
-                self._drain_overflow()
-
-    def _drain_overflow(self):
-        o = self.over
-        self.full = False
-        self.over = None
-        for key, n in o["counts"].items():
-            h, lvl = key.split(":")
-            while n > 0:
-                c = min(n, 0xFFFF)
-                self.append(R.OVERFLOW, int(lvl), c & 0xFF, c >> 8, int(h))
-                n -= c
-        if o["lost"]:
-            self.append(R.OVERFLOW, 0xFF, o["lost"] & 0xFF, min(o["lost"] >> 8, 0xFF), 0)
-        storage.remove(self._opath)
+            if os.statvfs(self.dir)[3] < _RESERVE_BLOCKS + 4:
+                return
+            # space again: the counts come back as overflow records
+            o = self.over
+            self.full = False
+            self.over = None
+            for key, n in o["counts"].items():
+                h, lvl = key.split(":")
+                while n > 0:
+                    c = min(n, 0xFFFF)
+                    self.append(R.OVERFLOW, int(lvl), c & 0xFF, c >> 8, int(h))
+                    n -= c
+            if o["lost"]:
+                self.append(R.OVERFLOW, 0xFF, o["lost"] & 0xFF, min(o["lost"] >> 8, 0xFF), 0)
+            storage.remove(self._opath)
 
     def unsynced(self):
         n = self.seq - self.acked

@@ -111,12 +111,13 @@ def split24(n):
 
 
 def ticket_chunks(text):
-    """Ticket text -> list of 7-byte chunks (stored as TICKET records)."""
+    """Ticket text -> a TICKET record's (val, arg, staff, time) for each 7-byte chunk:
+    pack(seq, TICKET, *chunk)."""
     b = text.encode()[:TICKET_MAX]
     out = []
     for i in range(0, len(b), TICKET_CHUNK):
-        c = b[i : i + TICKET_CHUNK]
-        out.append(c + bytes(TICKET_CHUNK - len(c)))
+        c = b[i : i + TICKET_CHUNK] + bytes(TICKET_CHUNK)
+        out.append((c[0], c[1], c[2], c[3] | c[4] << 8 | c[5] << 16 | c[6] << 24))
     return out
 
 
@@ -126,13 +127,3 @@ def ticket_chunk(buf, off=0):
 
 def ticket_text(chunks):
     return b"".join(chunks).rstrip(b"\x00").decode()
-
-
-def pack_ticket(seq, chunk):
-    b = bytearray(SIZE)
-    struct.pack_into("<IB", b, 0, seq, TICKET)
-    b[5:12] = chunk
-    crc = crc32(b[:12]) & 0xFFFF
-    b[12] = crc & 0xFF
-    b[13] = crc >> 8
-    return b

@@ -8,7 +8,9 @@
 # no parse into objects (a tuple of three strings costs some 500 bytes of heap
 # here, a line about 30), so a full roster needs a few KB and no JSON.
 
-MAX_STAFF = 254
+from firmware.record import const
+
+_MAX_STAFF = const(254)
 
 
 def normalize_uid(uid):
@@ -43,7 +45,7 @@ class Roster:
             j = rows.find(b"\n", i + 1)
             n += 1
             f = str(rows[i + 1 : j], "utf-8").split("\t")
-            if len(f) != 3 or normalize_uid(f[0]) != f[0] or n > MAX_STAFF:
+            if len(f) != 3 or normalize_uid(f[0]) != f[0] or n > _MAX_STAFF:
                 raise ValueError("roster line %d: not UID<tab>staff_no<tab>name" % (n + 1))
             i = j
         self.count = n

@@ -37,20 +37,18 @@ def _spans(text):
     out = []
     for part in text.replace(",", " ").split():
         a, _, b = part.partition("-")
-        s, e = _minute(a), _minute(b)
-        if e <= s:
+        se = []
+        for hm in (a, b):  # start, end: minutes of the day
+            h, _, m = hm.partition(":")
+            h, m = int(h), int(m or 0)
+            if not (0 <= h <= 24 and 0 <= m < 60 and h * 60 + m <= 1440):
+                raise ValueError("bad time: " + hm)
+            se.append(h * 60 + m)
+        if se[1] <= se[0]:
             raise ValueError("span ends before it starts: " + part)
-        out.append((s, e))
+        out.append(tuple(se))
     out.sort()
     return out
-
-
-def _minute(hm):
-    h, _, m = hm.partition(":")
-    h, m = int(h), int(m or 0)
-    if not (0 <= h <= 24 and 0 <= m < 60 and h * 60 + m <= 1440):
-        raise ValueError("bad time: " + hm)
-    return h * 60 + m
 
 
 def _day(text):
@@ -97,29 +95,22 @@ class Schedule:
         self.holidays = {_day(d) for d in s["holidays"]}
         self.workdays = {_day(d) for d in s["workdays"]}
 
-    def spans(self, days, wd):
+    def at(self, local):
+        """(open now, seconds until the next span edge today or until midnight)
+        at local = (days since 2000, seconds of day, weekday)."""
+        days, sec, wd = local
         if days in self.holidays:
-            return ()
-        if days in self.workdays:
-            return self.days[0]
-        return self.days[wd]
-
-    def open_at(self, local):
-        days, sec, wd = local
-        m = sec // 60
-        for s, e in self.spans(days, wd):
-            if s <= m < e:
-                return True
-        return False
-
-    def next_change(self, local):
-        """Seconds until the next span edge today, or until midnight."""
-        days, sec, wd = local
-        for s, e in self.spans(days, wd):
-            for edge in (s, e):
-                if edge * 60 > sec:
-                    return edge * 60 - sec
-        return 86400 - sec
+            spans = ()
+        else:
+            spans = self.days[0 if days in self.workdays else wd]
+        is_open = False
+        for s, e in spans:
+            if s * 60 <= sec < e * 60:
+                is_open = True
+            for edge in (s * 60, e * 60):
+                if edge > sec:
+                    return is_open, edge - sec
+        return is_open, 86400 - sec
 
 
 def load(path):

@@ -4,14 +4,6 @@ import json
 import os
 
 
-def exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
 def makedirs(path):
     cur = ""
     for part in path.split("/"):
@@ -19,7 +11,9 @@ def makedirs(path):
             cur = "/" if not cur else cur
             continue
         cur = cur + part if cur.endswith("/") or not cur else cur + "/" + part
-        if not exists(cur):
+        try:
+            os.stat(cur)
+        except OSError:
             os.mkdir(cur)
 
 

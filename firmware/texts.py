@@ -25,18 +25,12 @@ def window_label(window):
     return ("%s号窗口" % window) if window else "服务窗口"
 
 
-def staff_line(f):
-    if not f.get("staff_name"):
-        return ""
-    return "%s  工号 %s" % (f["staff_name"], f["staff_no"])
-
-
-def lines(screen):
-    """The sign's text, top to bottom (the text rendering of a screen)."""
+def text(screen):
+    """The sign as one line of text, top to bottom joined by " | "."""
     name, f = screen
     out = [window_label(f.get("window")), TITLES.get(name, name)]
-    if name in ("serving", "overtime", "wait"):
-        out.append(staff_line(f))
+    if name in ("serving", "overtime", "wait") and f.get("staff_name"):
+        out.append("%s  工号 %s" % (f["staff_name"], f["staff_no"]))
     elif name == "invite":
         out.append("  ".join(KEYS))
     elif name == "reason":
@@ -45,11 +39,7 @@ def lines(screen):
         out.append(NOTICES.get(f["notice"], f["notice"]))
     if f.get("alert"):
         out.append("⚠ " + ALERTS.get(f["alert"], f["alert"]))
-    return [x for x in out if x]
-
-
-def text(screen):
-    return " | ".join(lines(screen))
+    return " | ".join([x for x in out if x])
 
 # Small print on the e-ink sign (firmware/layout.py)
 SIGN = {

@@ -37,7 +37,7 @@ class Dev:
     def rating(self, level, t, staff=1, ticket=None, mode=0) -> int:
         for ch in R.ticket_chunks(ticket) if ticket else ():
             self.seq += 1
-            self.log.append(bytes(R.pack_ticket(self.seq, ch)))
+            self.log.append(bytes(R.pack(self.seq, R.TICKET, *ch)))
         return self.add(R.RATING, level, mode, staff, t)
 
     def frame(self, first: int = 1, last: int | None = None, sver=0, rver=0) -> bytes:

@@ -45,13 +45,13 @@ def day(core, ms, n=40):
         core.key(2)  # a second press in the same window counts nothing
         step(core, ms, 12000)
         if i % 10 == 3:
-            core.status_short()
+            core.status_key(False)
             step(core, ms, 30000)
-            core.status_short()
+            core.status_key(False)
         if i % 10 == 8:
             core.key(3)  # stray
             core.badge(None)
             step(core, ms, 5000)
             core.badge("0E0F1011" if i % 20 == 8 else "0A1B2C3D")
-    core.status_long()
+    core.status_key(True)
     step(core, ms, 3600 * 1000)

@@ -46,7 +46,7 @@ pins[2].value(0)
 at(20005)
 pins[2].value(1)
 assert events(20006) == [(2, PRESS)]
-d = keys.next_deadline()
+d = keys.deadline
 assert d is not None and d <= 20000 + keys.debounce_ms, d
 assert events(d) == [(2, RELEASE)]
 
@@ -60,7 +60,7 @@ assert events(30300) == [(5, RELEASE)]
 at(40000)
 pins[5].value(0)
 assert events(40000) == [(5, PRESS)]
-assert keys.next_deadline() == 41500
+assert keys.deadline == 41500
 assert events(41499) == []
 assert events(41500) == [(5, LONG)]
 assert events(45000) == [], "LONG fires once"

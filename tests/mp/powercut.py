@@ -45,11 +45,14 @@ written = bytearray()  # every record whose append returned, in seq order
 
 
 class WatchedLog(L.Log):
-    def _commit(self, n):
+    def append(self, *args, **kw):
         start = self._jn * R.SIZE
-        super()._commit(n)
-        # _commit may roll the journal; the bytes stay in the buffer until the next write
-        written.extend(memoryview(self._jbuf)[start:start + n * R.SIZE])
+        seq0 = self.seq
+        seq = super().append(*args, **kw)
+        # append may roll the journal; the bytes stay in the buffer until the next write
+        if seq:
+            written.extend(memoryview(self._jbuf)[start:start + (seq - seq0) * R.SIZE])
+        return seq
 
 
 def run(die_at):
