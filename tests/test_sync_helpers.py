@@ -116,7 +116,8 @@ class Device:
 
 class Proxy:
     """TCP relay to the collector that can misbehave, one mode at a time:
-    pass, refuse (close at once), cut_request (forward N bytes then cut),
+    pass, refuse (close at once), cut_request (forward cut_after bytes, or all but the
+    last -cut_after, then cut),
     drop_answer (the collector answers, the device never hears it)."""
 
     def __init__(self, target_port: int):
