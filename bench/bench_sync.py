@@ -28,7 +28,7 @@ from starlette.routing import Route  # noqa: E402
 
 from firmware import frame as F  # noqa: E402
 from firmware import record as R  # noqa: E402
-from firmware.clock import parse_iso  # noqa: E402
+from firmware.decode import parse_iso  # noqa: E402
 from host_tools.collector import Collector  # noqa: E402
 from host_tools.server import SYNC_PATH, ServerThread  # noqa: E402
 

@@ -98,14 +98,6 @@ def seq_of(buf, off=0):
     return struct.unpack_from("<I", buf, off)[0]
 
 
-def data16(r):
-    return r[2] | r[3] << 8
-
-
-def data24(r):
-    return r[2] | r[3] << 8 | r[4] << 16
-
-
 def split24(n):
     return n & 0xFF, (n >> 8) & 0xFF, (n >> 16) & 0xFF
 
@@ -119,11 +111,3 @@ def ticket_chunks(text):
         c = b[i : i + TICKET_CHUNK] + bytes(TICKET_CHUNK)
         out.append((c[0], c[1], c[2], c[3] | c[4] << 8 | c[5] << 16 | c[6] << 24))
     return out
-
-
-def ticket_chunk(buf, off=0):
-    return bytes(buf[off + 5 : off + 12])
-
-
-def ticket_text(chunks):
-    return b"".join(chunks).rstrip(b"\x00").decode()

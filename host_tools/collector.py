@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from firmware import decode as D
 from firmware import frame as F
 from firmware import record as R
 from firmware import roster as roster_mod
@@ -327,11 +328,11 @@ class Collector:
         for i, r in enumerate(recs):
             seq, kind, val, arg, slot, t = r
             if kind == R.BOOT:
-                boot = R.data24(r)
+                boot = D.data24(r)
             elif kind == R.CLOCK_SET:
-                offsets[boot] = new_offsets[boot] = t - R.data24(r)
+                offsets[boot] = new_offsets[boot] = t - D.data24(r)
             if kind == R.TICKET:
-                chunks.append((seq, R.ticket_chunk(req.records, i * R.SIZE)))
+                chunks.append((seq, D.ticket_chunk(req.records, i * R.SIZE)))
             if seq in have:
                 if kind in (R.RATING, R.NO_RATING):
                     chunks = []
@@ -360,7 +361,7 @@ class Collector:
                                       1 if arg & R.FLAGGED else 0, None, boot, uptime, when))
             elif kind in (R.STRAY, R.DROPPED):
                 events.append(base + ("stray" if kind == R.STRAY else "dropped", window, slot, staff_no, None, None,
-                                      None, None, None, None, None, None, R.data16(r), boot,
+                                      None, None, None, None, None, None, D.data16(r), boot,
                                       uptime, when))
             elif kind == R.OVERFLOW:
                 events.append(base + ("overflow", window, 0, None, val, None, None, None, None,
@@ -401,11 +402,11 @@ class Collector:
             for s, kind, val, arg, staff, t in prev:
                 if s != expect or kind != R.TICKET:
                     break
-                parts.insert(0, R.ticket_chunk(R.pack(s, kind, val, arg, staff, t)))
+                parts.insert(0, D.ticket_chunk(R.pack(s, kind, val, arg, staff, t)))
                 expect -= 1
         if not parts:
             return None
         try:
-            return R.ticket_text(parts)
+            return D.ticket_text(parts)
         except UnicodeError:
             return None

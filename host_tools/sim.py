@@ -20,7 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-from firmware.clock import EPOCH_UNIX, iso, parse_iso
+from firmware.clock import EPOCH_UNIX, iso
+from firmware.decode import parse_iso
 from host_tools import build, rostercsv
 from host_tools.build import BUILD, compile_all
 from host_tools.collector import CollectorError

@@ -6,7 +6,8 @@ import sys
 
 from firmware import record as R
 from firmware.app import K_INVITE, K_STATUS
-from firmware.clock import iso, parse_iso
+from firmware.clock import iso
+from firmware.decode import parse_iso
 
 _PRESS_MS = 100
 _LONG_MS = 1600

@@ -8,7 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from firmware.clock import parse_iso
+from firmware.decode import parse_iso
 from firmware.roster import dumps
 from host_tools.build import BUILD, ROOT, mp_command, mp_env
 from host_tools.collector_api import file_bytes, provision_device, start_collector

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from conftest import BUILD, compile_tests, micropython_bin, mp_env
 
-from firmware.clock import parse_iso
+from firmware.decode import parse_iso
 from host_tools.collector_api import file_bytes, provision_device, start_collector
 
 EXAMPLES = Path("/work/shared/examples")
