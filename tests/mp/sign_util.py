@@ -6,10 +6,8 @@ import asyncio
 from hw.panel_model import PanelModel
 from hw.simpins import SimPin, SimSPI
 from hw.ssd168x import SSD168x
-from hw.vtime import (
-    VirtualTime,
-    until_done,  # noqa: F401 (the sign tests call U.until_done)
-)
+from hw.sim_sign import until_done  # noqa: F401 (the sign tests call U.until_done)
+from hw.vtime import VirtualTime
 
 CS, DC, RST, BUSY = 5, 17, 16, 4  # hw/board.py's wiring
 
