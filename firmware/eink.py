@@ -20,23 +20,26 @@ _RETRY_MAX_MS = const(960_000)
 class EinkSign:
     """driver: an SSD168x driver; layout: a Layout drawing on it."""
 
+    # state and counters start as class defaults: an instance holds only what
+    # has changed (every attribute is a slot on the device's heap)
+    on_update = None  # callable(sign) after each panel update
+    screen = None  # the newest screen asked for
+    shown = None  # the screen on the panel (None: unknown)
+    _flag = None
+    _end = None  # mono_ms when the last update ended
+    _full = None  # mono_ms when the last full update began
+    _partials = 0  # partial updates since the last full one
+    requests = 0  # show() calls
+    full = partial = 0  # panel updates (updates: their sum)
+    daily = 0  # full refreshes made only because a day had passed
+    errors = 0  # updates lost to a panel fault
+    last_error = None
+
     def __init__(self, driver, layout, on_update=None):
         self.driver = driver
         self.layout = layout
-        self.on_update = on_update  # callable(sign) after each panel update
-        self.screen = None  # the newest screen asked for
-        self.shown = None  # the screen on the panel (None: unknown)
-        self._flag = None
-        self._end = None  # mono_ms when the last update ended
-        self._full = None  # mono_ms when the last full update began
-        self._partials = 0  # partial updates since the last full one
-        self.requests = 0  # show() calls
-        self.updates = 0  # panel updates
-        self.full = 0
-        self.partial = 0
-        self.daily = 0  # full refreshes made only because a day had passed
-        self.errors = 0  # updates lost to a panel fault
-        self.last_error = None
+        if on_update:
+            self.on_update = on_update
 
     # --- the sign interface
     def show(self, screen):
@@ -49,7 +52,7 @@ class EinkSign:
         return texts.text(self.screen) if self.screen else ""
 
     def counts(self):
-        return {"requests": self.requests, "updates": self.updates, "full": self.full,
+        return {"requests": self.requests, "updates": self.full + self.partial, "full": self.full,
                 "partial": self.partial, "daily": self.daily, "errors": self.errors}
 
     # --- the refresh task
@@ -94,7 +97,6 @@ class EinkSign:
             retry = _RETRY_MS
             self._end = tb.mono_ms()
             self.shown = screen
-            self.updates += 1
             if full:
                 self.full += 1
                 self._full = now

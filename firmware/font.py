@@ -22,6 +22,10 @@ _gbuf = bytearray(0)  # the glyph being drawn, shared by fonts (see bitmap)
 
 
 class Font:
+    # counters and the cache's next slot start as class defaults (an instance
+    # attribute is a heap slot; 12 of them fit the smaller map)
+    _next = hits = misses = 0
+
     def __init__(self, path, slots=16):
         global _gbuf
         f = open(path, "rb")
@@ -40,14 +44,12 @@ class Font:
             f.seek(_HEADER + 2 * k * _BLOCK)
             f.readinto(b2)
             c[k] = b2[0] | b2[1] << 8
-        # the cache: code point, glyph number and width per slot
-        self.slots = slots
-        self._keys = array("i", [-1] * slots)
-        self._nums = array("H", bytes(2 * slots))
+        # the cache, per slot: code point (_keys[i]), glyph number (_keys[slots + i])
+        # and width; one array for both numbers, and slots is len(widths)
+        self._keys = k = array("i", bytes(8 * slots))
+        for i in range(slots):
+            k[i] = -1
         self.widths = bytearray(slots)
-        self._next = 0
-        self.hits = 0
-        self.misses = 0
         if framebuf:
             bm = h[6] * h[7]
             if len(_gbuf) < bm:  # a bigger font: a bigger shared buffer from now on
@@ -57,7 +59,7 @@ class Font:
 
     def cache_bytes(self):
         """RAM held by the glyph cache's entries."""
-        return 7 * self.slots
+        return 9 * len(self.widths)
 
     def index(self, cp):
         """The glyph number of code point cp, or -1 when the font lacks it."""
@@ -90,12 +92,14 @@ class Font:
 
     def _rec(self, i):
         """Where the record (width, then bitmap) of cache slot i's glyph starts."""
-        return _HEADER + 2 * self.count + self._nums[i] * (1 + self.stride * self.height)
+        return _HEADER + 2 * self.count + self._keys[len(self.widths) + i] * (
+            1 + self.stride * self.height)
 
     def slot(self, cp):
         """Cache slot of code point cp (looked up on a miss), or -1 if missing."""
         keys = self._keys
-        for i in range(self.slots):
+        n = len(self.widths)
+        for i in range(n):
             if keys[i] == cp:
                 self.hits += 1
                 return i
@@ -104,9 +108,9 @@ class Font:
         if g < 0:
             return -1
         i = self._next
-        self._next = (i + 1) % self.slots
+        self._next = (i + 1) % n
         keys[i] = cp
-        self._nums[i] = g
+        keys[n + i] = g
         self._f.seek(self._rec(i))
         self.widths[i] = self._f.read(1)[0]
         return i

@@ -44,7 +44,7 @@ class Layout:
         self.h = fb.height
         self.big = big = self.h >= 200  # 4.2" 400x300, else 2.9" 296x128
         self.fonts = fonts = {}
-        # glyph cache slots per size (7 bytes each): a screen's glyphs at that
+        # glyph cache slots per size (9 bytes each): a screen's glyphs at that
         # size fit (the reasons take 32 at 32 px), so each band of a paged
         # frame finds them without a lookup in the file's index
         for px, n in ((48, 16), (32, 32), (24, 24), (16, 32)):

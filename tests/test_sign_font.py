@@ -85,9 +85,9 @@ def test_glyph_cache_is_bounded():
     f = Font(str(LIB / "pj16.pjf"), slots=8)
     for c in fontgen.gb2312_chars()[:500]:
         glyph(f, ord(c))
-    # code point (4 bytes), glyph number (2) and width (1) a slot; no bitmaps
-    assert f.cache_bytes() == 8 * 7
-    assert len(f._keys) == len(f._nums) == len(f.widths) == 8
+    # code point (4 bytes), glyph number (4) and width (1) a slot; no bitmaps
+    assert f.cache_bytes() == 8 * 9
+    assert len(f._keys) == 2 * len(f.widths) == 16  # code points and glyph numbers
     assert f.misses >= 500
     glyph(f, ord(fontgen.gb2312_chars()[499]))
     assert f.hits >= 1
