@@ -119,16 +119,6 @@ class Layout:
         return sizes[-1]
 
     # --- parts
-    def _header(self, f):
-        """Black band with the window's name, white."""
-        label = (texts.window_label(f.get("window")),)
-        big = self.big
-        hb = 68 if big else 30
-        self.fb.fill_rect(0, 0, self.w, hb, _INK)
-        px = self.fit(label, (48, 32, 16) if big else (24, 16), self.w - (24 if big else 12))
-        self.center(label[0], (hb - px) // 2, px, _PAPER)
-        return hb
-
     def _staff(self, f, y):
         """Staff name (name font, scaled on the big panel) and number."""
         name = f.get("staff_name")
@@ -152,30 +142,6 @@ class Layout:
         tw = self.width(name, npx) + gap + self.width(no, nopx)
         x = self.text(name, max(2, (self.w - tw) // 2), y, npx) + gap
         self.text(no, x, y + (npx - nopx) // 2, nopx)
-
-    def _banner(self, f):
-        """Technician alert along the bottom, white on black; returns its top."""
-        a = f.get("alert")
-        if not a:
-            return self.h
-        fb, w = self.fb, self.w
-        msg = texts.ALERTS.get(a, a)
-        bh = 36 if self.big else 20
-        top = self.h - bh
-        fb.fill_rect(0, top, w, bh, _INK)
-        px = self.fit((msg,), (24, 16) if self.big else (16,), w - bh - 8)
-        # a warning triangle with "!" before the text
-        tw = self.width(msg, px)
-        s = bh - 10
-        x = (w - tw - s - 6) // 2
-        cy = top + 5
-        for i in range(s):  # filled triangle, one row at a time
-            half = i // 2
-            fb.fill_rect(x + s // 2 - half, cy + i, 2 * half + 1, 1, _PAPER)
-        fb.fill_rect(x + s // 2, cy + s // 3, 1, s // 3, _INK)
-        fb.fill_rect(x + s // 2, cy + s - 3, 1, 1, _INK)
-        self.text(msg, x + s + 6, top + (bh - px) // 2, px, _PAPER)
-        return top
 
     def _keys(self, items, y, bottom):
         """Key labels with the key number in a black square: a 2x2 grid."""
@@ -215,9 +181,29 @@ class Layout:
     # --- screens
     def draw(self, screen):
         name, f = screen
-        fb = self.fb
-        bottom = self._banner(f)
+        fb, w = self.fb, self.w
         big = self.big
+        # a technician alert along the bottom, white on black (parts drawn once
+        # a screen are inline here: a method costs heap)
+        bottom = self.h
+        a = f.get("alert")
+        if a:
+            msg = texts.ALERTS.get(a, a)
+            bh = 36 if big else 20
+            bottom -= bh
+            fb.fill_rect(0, bottom, w, bh, _INK)
+            px = self.fit((msg,), (24, 16) if big else (16,), w - bh - 8)
+            # a warning triangle with "!" before the text
+            tw = self.width(msg, px)
+            s = bh - 10
+            x = (w - tw - s - 6) // 2
+            cy = bottom + 5
+            for i in range(s):  # filled triangle, one row at a time
+                half = i // 2
+                fb.fill_rect(x + s // 2 - half, cy + i, 2 * half + 1, 1, _PAPER)
+            fb.fill_rect(x + s // 2, cy + s // 3, 1, s // 3, _INK)
+            fb.fill_rect(x + s // 2, cy + s - 3, 1, 1, _INK)
+            self.text(msg, x + s + 6, bottom + (bh - px) // 2, px, _PAPER)
         hint = texts.SIGN.get(name + "_hint")
         if name in ("invite", "reason"):
             title = texts.TITLES[name]
@@ -242,7 +228,12 @@ class Layout:
             if hint:
                 self.center(hint, y + px + (16 if big else 6), 24 if big else 16)
             return
-        top = self._header(f)
+        # the header: a black band with the window's name, white
+        label = (texts.window_label(f.get("window")),)
+        top = 68 if big else 30
+        fb.fill_rect(0, 0, w, top, _INK)
+        px = self.fit(label, (48, 32, 16) if big else (24, 16), w - (24 if big else 12))
+        self.center(label[0], (top - px) // 2, px, _PAPER)
         title = texts.TITLES.get(name, name)
         tpx = self.fit((title,), (48, 32) if big else (32, 24), self.w - 16)
         staff = name in ("serving", "wait", "overtime") and f.get("staff_name")

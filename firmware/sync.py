@@ -147,7 +147,56 @@ class Link:
                               app.settings["version"], app.roster.version,
                               int.from_bytes(os.urandom(4), "little"))  # the nonce
         mac = bytes(buf[size - F.MAC_LEN : size])
-        body = await self._post(memoryview(buf)[:size])
+        body = memoryview(buf)[:size]
+        # the POST (inline: a method of its own costs heap): join the network if
+        # need be, then POST body to sync_url; the answer's body
+        w = self.wlan
+        if not w.isconnected():
+            dev = app.device
+            w.active(True)
+            w.connect(dev.get("ssid"), dev.get("password"))
+            for _ in range(_WIFI_MS // 100):  # bounded wait for the access point
+                # ESP32 status 2xx: no AP, wrong password, association failed
+                if w.isconnected() or 200 <= w.status() < 300:
+                    break
+                await asyncio.sleep_ms(100)
+            if not w.isconnected():
+                raise OSError("wifi not connected (status %d)" % w.status())
+        url = app.settings["sync_url"]  # http://host[:port]/path
+        if not url.startswith("http://"):
+            raise ValueError("sync_url is not http://")
+        host, _, path = url[7:].partition("/")
+        host, _, port = host.partition(":")
+        port = int(port or 80)
+        wait = asyncio.wait_for_ms
+        reader, writer = await wait(asyncio.open_connection(host, port), _TIMEOUT_MS)
+        try:
+            # HTTP/1.0: the server closes after its answer. No Content-Type:
+            # application/octet-stream is what a body without one is.
+            writer.write(b"POST /%s HTTP/1.0\r\nHost: %s:%d\r\nContent-Length: %d\r\n\r\n"
+                         % (path.encode(), host.encode(), port, len(body)))
+            writer.write(body)
+            await wait(writer.drain(), _TIMEOUT_MS)
+            head = (await wait(reader.readline(), _TIMEOUT_MS)).split(None, 2)  # HTTP/1.1 200 OK
+            n = -1
+            for _ in range(_HEAD_LINES):
+                h = (await wait(reader.readline(), _TIMEOUT_MS)).lower()
+                if h.startswith(b"content-length:"):
+                    n = int(h[15:])
+                elif not h.strip():  # the blank line that ends the head (or the stream's end)
+                    break
+            if len(head) < 2 or not head[0].startswith(b"HTTP/") or not 0 <= n <= F.ANSWER_MAX:
+                raise OSError("no HTTP answer with a usable Content-Length")
+            # one allocation of the answer's size (a 128 KB heap has few big holes)
+            body = await wait(reader.readexactly(n), _TIMEOUT_MS) if n else b""
+        finally:
+            writer.close()
+            try:
+                await wait(writer.wait_closed(), _TIMEOUT_MS)
+            except Exception:
+                pass
+        if head[1] != b"200":
+            raise OSError("collector said %s %s" % (head[1].decode(), body[:120].decode()))
         self.frames += 1
         self.sent += n
         try:
@@ -206,54 +255,3 @@ class Link:
             out += ", roster v%d" % new_r.version
         app.core.apply_settings(app.settings, new_r)
         return out
-
-    async def _post(self, body):
-        """Join the network if need be, then POST body to sync_url; the answer's body."""
-        w = self.wlan
-        if not w.isconnected():
-            dev = self.app.device
-            w.active(True)
-            w.connect(dev.get("ssid"), dev.get("password"))
-            for _ in range(_WIFI_MS // 100):  # bounded wait for the access point
-                # ESP32 status 2xx: no AP, wrong password, association failed
-                if w.isconnected() or 200 <= w.status() < 300:
-                    break
-                await asyncio.sleep_ms(100)
-            if not w.isconnected():
-                raise OSError("wifi not connected (status %d)" % w.status())
-        url = self.app.settings["sync_url"]  # http://host[:port]/path
-        if not url.startswith("http://"):
-            raise ValueError("sync_url is not http://")
-        host, _, path = url[7:].partition("/")
-        host, _, port = host.partition(":")
-        port = int(port or 80)
-        wait = asyncio.wait_for_ms
-        reader, writer = await wait(asyncio.open_connection(host, port), _TIMEOUT_MS)
-        try:
-            # HTTP/1.0: the server closes after its answer. No Content-Type:
-            # application/octet-stream is what a body without one is.
-            writer.write(b"POST /%s HTTP/1.0\r\nHost: %s:%d\r\nContent-Length: %d\r\n\r\n"
-                         % (path.encode(), host.encode(), port, len(body)))
-            writer.write(body)
-            await wait(writer.drain(), _TIMEOUT_MS)
-            head = (await wait(reader.readline(), _TIMEOUT_MS)).split(None, 2)  # HTTP/1.1 200 OK
-            n = -1
-            for _ in range(_HEAD_LINES):
-                h = (await wait(reader.readline(), _TIMEOUT_MS)).lower()
-                if h.startswith(b"content-length:"):
-                    n = int(h[15:])
-                elif not h.strip():  # the blank line that ends the head (or the stream's end)
-                    break
-            if len(head) < 2 or not head[0].startswith(b"HTTP/") or not 0 <= n <= F.ANSWER_MAX:
-                raise OSError("no HTTP answer with a usable Content-Length")
-            # one allocation of the answer's size (a 128 KB heap has few big holes)
-            data = await wait(reader.readexactly(n), _TIMEOUT_MS) if n else b""
-        finally:
-            writer.close()
-            try:
-                await wait(writer.wait_closed(), _TIMEOUT_MS)
-            except Exception:
-                pass
-        if head[1] != b"200":
-            raise OSError("collector said %s %s" % (head[1].decode(), data[:120].decode()))
-        return data

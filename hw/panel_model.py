@@ -38,6 +38,8 @@ class BusyPin(SimPin):
             raise PanelFault("BUSY is an output of the panel")
         return self._model.busy_level()
 
+    __call__ = value  # SimPin's pin() is its own value()
+
 
 class PanelModel:
     # (sources, gates, rotation of the image as mounted)

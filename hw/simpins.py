@@ -35,8 +35,7 @@ class SimPin:
             if self._h and self._t & (_RISE if v else _FALL):
                 self._h(self)
 
-    def __call__(self, v=None):  # through value(): a subclass may override it
-        return self.value(v)
+    __call__ = value  # pin() is pin.value() (a subclass that overrides value sets it too)
 
     def irq(self, handler=None, trigger=_FALL | _RISE):
         self._h = handler
