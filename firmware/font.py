@@ -1,7 +1,7 @@
 # The sign's glyph files (lib/*.pjf, made by `pingjia fontgen`; format in
 # host_tools/fontgen.py). A glyph is found through a small coarse index held in
 # RAM and one 128-byte read of the file's index; a small FIFO cache keeps the
-# glyph number and width of the last code points looked up, so measuring a line
+# glyph offset and width of the last code points looked up, so measuring a line
 # and drawing it looks each glyph up once. A bitmap is read from the file into
 # one buffer shared by all fonts when it is drawn: the font never sits in RAM.
 from array import array
@@ -44,7 +44,7 @@ class Font:
             f.seek(_HEADER + 2 * k * _BLOCK)
             f.readinto(b2)
             c[k] = b2[0] | b2[1] << 8
-        # the cache, per slot: code point (_keys[i]), glyph number (_keys[slots + i])
+        # the cache, per slot: code point (_keys[i]), glyph record offset (_keys[slots + i])
         # and width; one array for both numbers, and slots is len(widths)
         self._keys = k = array("i", bytes(8 * slots))
         for i in range(slots):
@@ -90,11 +90,6 @@ class Font:
                 hi = mid - 1
         return -1
 
-    def _rec(self, i):
-        """Where the record (width, then bitmap) of cache slot i's glyph starts."""
-        return _HEADER + 2 * self.count + self._keys[len(self.widths) + i] * (
-            1 + self.stride * self.height)
-
     def slot(self, cp):
         """Cache slot of code point cp (looked up on a miss), or -1 if missing."""
         keys = self._keys
@@ -110,8 +105,9 @@ class Font:
         i = self._next
         self._next = (i + 1) % n
         keys[i] = cp
-        keys[n + i] = g
-        self._f.seek(self._rec(i))
+        # where the glyph's record (width, then bitmap) starts
+        keys[n + i] = g = _HEADER + 2 * self.count + g * (1 + self.stride * self.height)
+        self._f.seek(g)
         self.widths[i] = self._f.read(1)[0]
         return i
 
@@ -125,6 +121,6 @@ class Font:
     def bitmap(self, i):
         """A FrameBuffer with cache slot i's glyph read in (ink pixels are 1),
         valid until the next call on any font: they share its buffer."""
-        self._f.seek(self._rec(i) + 1)
+        self._f.seek(self._keys[len(self.widths) + i] + 1)
         self._f.readinto(self._gb, self.stride * self.height)
         return self._g

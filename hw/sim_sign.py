@@ -58,7 +58,7 @@ def make_panel(spi, timebase, size="4.2", cs=None, dc=None, rst=None, strict=Tru
     dc = dc or SimPin(B.EINK_DC, SimPin.OUT, value=1)
     rst = rst or SimPin(B.EINK_RST, SimPin.OUT, value=1)
     model = PanelModel(size, timebase, cs, dc, rst, B.EINK_BUSY, strict)
-    spi.attach(cs, model)
+    spi.chips.append((cs, model))
     driver = SSD168x(spi, cs, dc, rst, model.busy_pin, timebase, rows, size)
     return driver, model
 

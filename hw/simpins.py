@@ -69,10 +69,9 @@ class SimSPI:
     """A shared SPI bus: bytes go to the chip whose CS line is low."""
 
     def __init__(self, id, baudrate=0):
-        self.chips = []  # (cs pin, model with exchange(byte) -> byte)
-
-    def attach(self, cs, model):
-        self.chips.append((cs, model))
+        # (cs pin, model with exchange(byte) -> byte): a chip goes on the bus
+        # as spi.chips.append((cs, model))
+        self.chips = []
 
     def write_readinto(self, wbuf, rbuf=None):
         m = None
