@@ -20,17 +20,7 @@ _RETRY_MAX_MS = const(960_000)
 class EinkSign:
     """driver: an SSD168x driver; layout: a Layout drawing on it."""
 
-    # state and counters start as class defaults: an instance holds only what
-    # has changed (every attribute is a slot on the device's heap)
-    on_update = None  # callable(sign) after each panel update
-    screen = None  # the newest screen asked for
-    shown = None  # the screen on the panel (None: unknown)
-    _flag = None
-    _end = None  # mono_ms when the last update ended
-    _full = None  # mono_ms when the last full update began
-    _partials = 0  # partial updates since the last full one
-    requests = 0  # show() calls
-    full = partial = 0  # panel updates (updates: their sum)
+    # rare ones as class defaults: an instance attribute is a heap slot
     daily = 0  # full refreshes made only because a day had passed
     errors = 0  # updates lost to a panel fault
     last_error = None
@@ -38,8 +28,15 @@ class EinkSign:
     def __init__(self, driver, layout, on_update=None):
         self.driver = driver
         self.layout = layout
-        if on_update:
-            self.on_update = on_update
+        self.on_update = on_update  # callable(sign) after each panel update
+        self.screen = None  # the newest screen asked for
+        self.shown = None  # the screen on the panel (None: unknown)
+        self._flag = None
+        self._end = None  # mono_ms when the last update ended
+        self._full = None  # mono_ms when the last full update began
+        self._partials = 0  # partial updates since the last full one
+        self.requests = 0  # show() calls
+        self.full = self.partial = 0  # panel updates (the count of all: their sum)
 
     # --- the sign interface
     def show(self, screen):

@@ -22,10 +22,6 @@ _gbuf = bytearray(0)  # the glyph being drawn, shared by fonts (see bitmap)
 
 
 class Font:
-    # counters and the cache's next slot start as class defaults (an instance
-    # attribute is a heap slot; 12 of them fit the smaller map)
-    _next = hits = misses = 0
-
     def __init__(self, path, slots=16):
         global _gbuf
         f = open(path, "rb")
@@ -50,11 +46,12 @@ class Font:
         for i in range(slots):
             k[i] = -1
         self.widths = bytearray(slots)
+        # instance attributes from the start: a cache hit allocates nothing
+        self._next = self.hits = self.misses = 0
         if framebuf:
             bm = h[6] * h[7]
             if len(_gbuf) < bm:  # a bigger font: a bigger shared buffer from now on
                 _gbuf = bytearray(bm)
-            self._gb = _gbuf
             self._g = framebuf.FrameBuffer(_gbuf, 8 * h[7], h[6], framebuf.MONO_HLSB)
 
     def cache_bytes(self):
@@ -122,5 +119,5 @@ class Font:
         """A FrameBuffer with cache slot i's glyph read in (ink pixels are 1),
         valid until the next call on any font: they share its buffer."""
         self._f.seek(self._keys[len(self.widths) + i] + 1)
-        self._f.readinto(self._gb, self.stride * self.height)
+        self._f.readinto(self._g, self.stride * self.height)  # a FrameBuffer is a buffer
         return self._g

@@ -119,30 +119,6 @@ class Layout:
         return sizes[-1]
 
     # --- parts
-    def _staff(self, f, y):
-        """Staff name (name font, scaled on the big panel) and number."""
-        name = f.get("staff_name")
-        if not name:
-            return
-        no = "%s %s" % (texts.SIGN["staff_no"], f.get("staff_no") or "")
-        if self.big:
-            # the name font tripled: names must read from three metres
-            px = self.fit((name,), (48, 32, 16), self.w - 24)
-            self.center(name, y, px)
-            self.center(no, y + px + 6, 32)
-            return
-        # one line: the name doubled (name font) and the number at 24 px
-        room = self.w - 8
-        npx, nopx = 32, 24
-        if f.get("alert") or self.width(name, 32) + self.width(no, 24) + 16 > room:
-            npx = 16  # a long name, or the alert banner needs the room
-        if self.width(name, npx) + self.width(no, nopx) + 16 > room:
-            nopx = 16
-        gap = 16 if self.width(name, npx) + self.width(no, nopx) + 16 <= room else 6
-        tw = self.width(name, npx) + gap + self.width(no, nopx)
-        x = self.text(name, max(2, (self.w - tw) // 2), y, npx) + gap
-        self.text(no, x, y + (npx - nopx) // 2, nopx)
-
     def _keys(self, items, y, bottom):
         """Key labels with the key number in a black square: a 2x2 grid."""
         fb = self.fb
@@ -261,7 +237,25 @@ class Layout:
         self.center(title, y, tpx)
         y += tpx + frame + gap
         if staff:
-            self._staff(f, y)
+            # the staff name (name font, scaled) and number
+            no = "%s %s" % (texts.SIGN["staff_no"], f.get("staff_no") or "")
+            if big:
+                # the name font tripled: names must read from three metres
+                px = self.fit((staff,), (48, 32, 16), w - 24)
+                self.center(staff, y, px)
+                self.center(no, y + px + 6, 32)
+                return
+            # one line: the name doubled (name font) and the number at 24 px
+            room = w - 8
+            npx, nopx = 32, 24
+            if bottom < self.h or self.width(staff, 32) + self.width(no, 24) + 16 > room:
+                npx = 16  # a long name, or the alert banner needs the room
+            if self.width(staff, npx) + self.width(no, nopx) + 16 > room:
+                nopx = 16
+            gap = 16 if self.width(staff, npx) + self.width(no, nopx) + 16 <= room else 6
+            tw = self.width(staff, npx) + gap + self.width(no, nopx)
+            x = self.text(staff, max(2, (w - tw) // 2), y, npx) + gap
+            self.text(no, x, y + (npx - nopx) // 2, nopx)
         elif notice:
             msg = texts.NOTICES.get(notice, notice)
             npx = 32 if big else 16

@@ -212,46 +212,39 @@ class Link:
             if not app.clock.known:
                 note = ", clock set"
             app.core.set_time(t)
-        note += self._configure(s, ro)
+        if s is not None or ro is not None:
+            # settings and roster from the collector: check both, store both (each
+            # file replaced atomically), then apply. A bad or failed push changes nothing.
+            try:
+                if s is not None:
+                    s = settings_mod.validate(json.loads(s))
+                    if not s["sync_url"]:
+                        s["sync_url"] = app.settings["sync_url"]  # never cut our own link
+                new_r = roster_mod.Roster(ro) if ro is not None else None
+            except Exception as e:
+                self.refused += 1
+                raise ValueError("pushed config rejected: %s" % e)
+            # write both new files first; renames come last so a failure leaves the old ones
+            staged = []
+            try:
+                for name, data in (("roster", ro), ("settings", s)):
+                    if data is not None:
+                        path = app.paths[name]
+                        staged.append(path)
+                        with open(path + ".new", "wb") as f:
+                            f.write(data if name == "roster" else json.dumps(data).encode())
+            except Exception:
+                for path in staged:
+                    storage.remove(path + ".new")
+                raise
+            for path in staged:
+                os.rename(path + ".new", path)
+            if s is not None:
+                app.settings = s
+                note += ", settings v%d" % s["version"]
+            if new_r is not None:
+                app.roster = new_r
+                note += ", roster v%d" % new_r.version
+            app.core.apply_settings(app.settings, new_r)
         app.wake.set()  # the core's deadlines may have moved (clock, settings)
         return n, note
-
-    def _configure(self, s, ro):
-        """Settings and roster from the collector: check both, store both (each file
-        replaced atomically), then apply. A bad or failed push changes nothing."""
-        if s is None and ro is None:
-            return ""
-        app = self.app
-        try:
-            if s is not None:
-                s = settings_mod.validate(json.loads(s))
-                if not s["sync_url"]:
-                    s["sync_url"] = app.settings["sync_url"]  # never cut our own link
-            new_r = roster_mod.Roster(ro) if ro is not None else None
-        except Exception as e:
-            self.refused += 1
-            raise ValueError("pushed config rejected: %s" % e)
-        # write both new files first; renames come last so a failure leaves the old ones
-        staged = []
-        try:
-            for name, data in (("roster", ro), ("settings", s)):
-                if data is not None:
-                    path = app.paths[name]
-                    staged.append(path)
-                    with open(path + ".new", "wb") as f:
-                        f.write(data if name == "roster" else json.dumps(data).encode())
-        except Exception:
-            for path in staged:
-                storage.remove(path + ".new")
-            raise
-        for path in staged:
-            os.rename(path + ".new", path)
-        out = ""
-        if s is not None:
-            app.settings = s
-            out += ", settings v%d" % s["version"]
-        if new_r is not None:
-            app.roster = new_r
-            out += ", roster v%d" % new_r.version
-        app.core.apply_settings(app.settings, new_r)
-        return out
