@@ -64,11 +64,15 @@ class Layout:
             w += f.widths[i] if i >= 0 else self.names.advance(cp) * k
         return w
 
-    def text(self, s, x, y, px, color=_INK):
-        """Draw s with its top-left at (x, y); returns the x after it."""
+    def text(self, s, x, y, px, color=_INK, w=0):
+        """Draw s with its top-left at (x, y), or centred in the w pixels from x;
+        returns the x after it."""
         fb = self.fb
         if y >= fb.oy + fb.rows or y + px <= fb.oy:
             return x + self.width(s, px)  # paged: the line is outside this band
+        if w:
+            # too long even at the smallest size: keep its start, clip the end
+            x += max(0, (w - self.width(s, px)) // 2)
         f = self.fonts[px]
         n = self.names
         k = px // _NAME or 1
@@ -98,14 +102,6 @@ class Layout:
             x += w * k
         return x
 
-    def center(self, s, y, px, color=_INK, x0=0, w=None):
-        if w is None:
-            w = self.w - x0
-        tw = self.width(s, px)
-        # too long even at the smallest size: keep its start, clip the end
-        self.text(s, x0 + max(0, (w - tw) // 2), y, px, color)
-        return tw
-
     def fit(self, items, sizes, room, sq=0):
         """The largest of sizes at which each of items fits in room pixels
         (sq=1: items are "N text" labels, their text beside a numbered square
@@ -117,42 +113,6 @@ class Layout:
             else:
                 return px
         return sizes[-1]
-
-    # --- parts
-    def _keys(self, items, y, bottom):
-        """Key labels with the key number in a black square: a 2x2 grid."""
-        fb = self.fb
-        gap = 10 if self.big else 4
-        cw = (self.w - 3 * gap) // 2
-        ch = (bottom - y - gap) // 2
-        # one size for all four labels: the largest at which the longest fits
-        px = self._kpx
-        if px is None:
-            px = self._kpx = self.fit(items, (32, 24, 16) if self.big else (16,), cw - 22, 1)
-        sq = min(px + 8, ch - 4)
-        for i, label in enumerate(items):
-            cx = gap + (i % 2) * (cw + gap)
-            cy = y + (i // 2) * (ch + gap)
-            fb.rect(cx, cy, cw, ch, _INK)
-            sy = cy + (ch - sq) // 2
-            fb.fill_rect(cx + 4, sy, sq, sq, _INK)
-            self.center(label[0], sy + (sq - px) // 2, px, _PAPER, cx + 4, sq)
-            self.text(label[2:], cx + sq + 10, cy + (ch - px) // 2, px)
-
-    def _rows(self, items, y, bottom):
-        """Numbered choices, one a row (the reasons: some are long)."""
-        rh = (bottom - y) // len(items)
-        x0 = 14 if self.big else 16
-        px = self._rpx
-        if px is None:
-            sizes = (32, 24) if self.big and rh >= 40 else (24, 16) if self.big else (16,)
-            px = self._rpx = self.fit(items, sizes, self.w - x0 - 18, 1)
-        for i, label in enumerate(items):
-            ry = y + i * rh + (rh - px - 6) // 2
-            sq = px + 6
-            self.fb.fill_rect(x0, ry, sq, sq, _INK)
-            self.center(label[0], ry + 3, px, _PAPER, x0, sq)
-            self.text(label[2:], x0 + sq + 12, ry + 3, px)
 
     # --- screens
     def draw(self, screen):
@@ -188,28 +148,59 @@ class Layout:
             if name == "invite":
                 # two lines, split after the comma
                 a, b = title.split("，", 1)
-                self.center(a + "，", y + (8 if big else 0), px)
-                self.center(b, y + (52 if big else 26), px)
-                self._keys(texts.KEYS, y + (100 if big else 54), bottom - (8 if big else 2))
+                self.text(a + "，", 0, y + (8 if big else 0), px, _INK, w)
+                self.text(b, 0, y + (52 if big else 26), px, _INK, w)
+                # the key labels, the key number in a black square: a 2x2 grid
+                y += 100 if big else 54
+                gap = 10 if big else 4
+                cw = (w - 3 * gap) // 2
+                ch = (bottom - (8 if big else 2) - y - gap) // 2
+                # one size for all four labels: the largest at which the longest fits
+                px = self._kpx
+                if px is None:
+                    px = self._kpx = self.fit(texts.KEYS, (32, 24, 16) if big else (16,),
+                                              cw - 22, 1)
+                sq = min(px + 8, ch - 4)
+                for i, label in enumerate(texts.KEYS):
+                    cx = gap + (i % 2) * (cw + gap)
+                    cy = y + (i // 2) * (ch + gap)
+                    fb.rect(cx, cy, cw, ch, _INK)
+                    sy = cy + (ch - sq) // 2
+                    fb.fill_rect(cx + 4, sy, sq, sq, _INK)
+                    self.text(label[0], cx + 4, sy + (sq - px) // 2, px, _PAPER, sq)
+                    self.text(label[2:], cx + sq + 10, cy + (ch - px) // 2, px)
             else:
-                self.center(title, y + (8 if big else 0), px)
+                self.text(title, 0, y + (8 if big else 0), px, _INK, w)
                 top = y + (52 if big else 30)
                 fb.fill_rect(20, top - (6 if big else 3), self.w - 40, 1, _INK)
-                self._rows(texts.REASONS, top, bottom - (4 if big else 0))
+                # the reasons, numbered, one a row (some are long)
+                items = texts.REASONS
+                rh = (bottom - (4 if big else 0) - top) // len(items)
+                x0 = 14 if big else 16
+                px = self._rpx
+                if px is None:
+                    sizes = (32, 24) if big and rh >= 40 else (24, 16) if big else (16,)
+                    px = self._rpx = self.fit(items, sizes, w - x0 - 18, 1)
+                sq = px + 6
+                for i, label in enumerate(items):
+                    ry = top + i * rh + (rh - px - 6) // 2
+                    fb.fill_rect(x0, ry, sq, sq, _INK)
+                    self.text(label[0], x0, ry + 3, px, _PAPER, sq)
+                    self.text(label[2:], x0 + sq + 12, ry + 3, px)
             return
         if name == "thanks":
             px = 48 if big else 32
             y = (bottom - px) // 2 - (16 if big else 10)
-            self.center(texts.TITLES[name], y, px)
+            self.text(texts.TITLES[name], 0, y, px, _INK, w)
             if hint:
-                self.center(hint, y + px + (16 if big else 6), 24 if big else 16)
+                self.text(hint, 0, y + px + (16 if big else 6), 24 if big else 16, _INK, w)
             return
         # the header: a black band with the window's name, white
         label = (texts.window_label(f.get("window")),)
         top = 68 if big else 30
         fb.fill_rect(0, 0, w, top, _INK)
         px = self.fit(label, (48, 32, 16) if big else (24, 16), w - (24 if big else 12))
-        self.center(label[0], (top - px) // 2, px, _PAPER)
+        self.text(label[0], 0, (top - px) // 2, px, _PAPER, w)
         title = texts.TITLES.get(name, name)
         tpx = self.fit((title,), (48, 32) if big else (32, 24), self.w - 16)
         staff = name in ("serving", "wait", "overtime") and f.get("staff_name")
@@ -234,7 +225,7 @@ class Layout:
             x = (self.w - tw) // 2 - pad
             fb.rect(x, y - frame, tw + 2 * pad, tpx + 2 * frame, _INK)
             fb.rect(x + 1, y - frame + 1, tw + 2 * pad - 2, tpx + 2 * frame - 2, _INK)
-        self.center(title, y, tpx)
+        self.text(title, 0, y, tpx, _INK, w)
         y += tpx + frame + gap
         if staff:
             # the staff name (name font, scaled) and number
@@ -242,8 +233,8 @@ class Layout:
             if big:
                 # the name font tripled: names must read from three metres
                 px = self.fit((staff,), (48, 32, 16), w - 24)
-                self.center(staff, y, px)
-                self.center(no, y + px + 6, 32)
+                self.text(staff, 0, y, px, _INK, w)
+                self.text(no, 0, y + px + 6, 32, _INK, w)
                 return
             # one line: the name doubled (name font) and the number at 24 px
             room = w - 8
@@ -261,6 +252,6 @@ class Layout:
             npx = 32 if big else 16
             tw = self.width(msg, npx)
             fb.fill_rect((self.w - tw) // 2 - 10, y - 2, tw + 20, npx + 4, _INK)
-            self.center(msg, y, npx, _PAPER)
+            self.text(msg, 0, y, npx, _PAPER, w)
         elif hint:
-            self.center(hint, y, 24 if big else 16)
+            self.text(hint, 0, y, 24 if big else 16, _INK, w)

@@ -20,10 +20,6 @@ class SimPin:
     def __init__(self, id, mode=_IN, pull=None, value=1):
         self._v = value
 
-    def init(self, mode=-1, pull=-1, value=None):
-        if value is not None:
-            self.value(value)
-
     def value(self, v=None):
         if v is None:
             return self._v

@@ -87,9 +87,10 @@ class SSD168x(framebuf.FrameBuffer):
         self.rst = rst
         self.busy = busy
         self.tb = timebase
-        cs.init(cs.OUT, value=1)
-        dc.init(dc.OUT, value=1)
-        rst.init(rst.OUT, value=1)
+        # the pins come initialised as outputs (nano-gui style): set idle levels
+        cs(1)
+        dc(1)
+        rst(1)
 
     # --- drawing in whole-panel coordinates (the layout's calls)
     def fill_rect(self, x, y, w, h, c):
