@@ -29,7 +29,7 @@ _ANTICOLL_CL1 = const(0x93)
 _ANTICOLL_CL2 = const(0x95)
 _HLTA = const(0x50)
 
-_VERSIONS = (0x88, 0x90, 0x91, 0x92, 0xB2)  # clones and MFRC522 v0/v1/v2
+_VERSIONS = const(b"\x88\x90\x91\x92\xb2")  # clones and MFRC522 v0/v1/v2
 
 
 class ReaderError(OSError):
