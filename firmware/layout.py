@@ -40,9 +40,7 @@ class Layout:
 
     def __init__(self, fb, folder):
         self.fb = fb
-        self.w = fb.width
-        self.h = fb.height
-        self.big = big = self.h >= 200  # 4.2" 400x300, else 2.9" 296x128
+        self.big = big = fb.height >= 200  # 4.2" 400x300, else 2.9" 296x128
         self.fonts = fonts = {}
         # glyph cache slots per size (9 bytes each): a screen's glyphs at that
         # size fit (the reasons take 32 at 32 px), so each band of a paged
@@ -117,11 +115,13 @@ class Layout:
     # --- screens
     def draw(self, screen):
         name, f = screen
-        fb, w = self.fb, self.w
+        fb = self.fb
+        w = fb.width
+        h = fb.height
         big = self.big
         # a technician alert along the bottom, white on black (parts drawn once
         # a screen are inline here: a method costs heap)
-        bottom = self.h
+        bottom = h
         a = f.get("alert")
         if a:
             msg = texts.ALERTS.get(a, a)
@@ -172,7 +172,7 @@ class Layout:
             else:
                 self.text(title, 0, y + (8 if big else 0), px, _INK, w)
                 top = y + (52 if big else 30)
-                fb.fill_rect(20, top - (6 if big else 3), self.w - 40, 1, _INK)
+                fb.fill_rect(20, top - (6 if big else 3), w - 40, 1, _INK)
                 # the reasons, numbered, one a row (some are long)
                 items = texts.REASONS
                 rh = (bottom - (4 if big else 0) - top) // len(items)
@@ -202,10 +202,10 @@ class Layout:
         px = self.fit(label, (48, 32, 16) if big else (24, 16), w - (24 if big else 12))
         self.text(label[0], 0, (top - px) // 2, px, _PAPER, w)
         title = texts.TITLES.get(name, name)
-        tpx = self.fit((title,), (48, 32) if big else (32, 24), self.w - 16)
+        tpx = self.fit((title,), (48, 32) if big else (32, 24), w - 16)
         staff = name in ("serving", "wait", "overtime") and f.get("staff_name")
         notice = f.get("notice")
-        if not big and bottom < self.h:
+        if not big and bottom < h:
             hint = None  # the 2.9" has room for the alert or the hint
         frame = 6 if name == "serving" else 0
         gap = 20 if big else 6
@@ -222,7 +222,7 @@ class Layout:
             # the state in a frame: the window is open
             tw = self.width(title, tpx)
             pad = 16 if big else 8
-            x = (self.w - tw) // 2 - pad
+            x = (w - tw) // 2 - pad
             fb.rect(x, y - frame, tw + 2 * pad, tpx + 2 * frame, _INK)
             fb.rect(x + 1, y - frame + 1, tw + 2 * pad - 2, tpx + 2 * frame - 2, _INK)
         self.text(title, 0, y, tpx, _INK, w)
@@ -239,7 +239,7 @@ class Layout:
             # one line: the name doubled (name font) and the number at 24 px
             room = w - 8
             npx, nopx = 32, 24
-            if bottom < self.h or self.width(staff, 32) + self.width(no, 24) + 16 > room:
+            if bottom < h or self.width(staff, 32) + self.width(no, 24) + 16 > room:
                 npx = 16  # a long name, or the alert banner needs the room
             if self.width(staff, npx) + self.width(no, nopx) + 16 > room:
                 nopx = 16
@@ -251,7 +251,7 @@ class Layout:
             msg = texts.NOTICES.get(notice, notice)
             npx = 32 if big else 16
             tw = self.width(msg, npx)
-            fb.fill_rect((self.w - tw) // 2 - 10, y - 2, tw + 20, npx + 4, _INK)
+            fb.fill_rect((w - tw) // 2 - 10, y - 2, tw + 20, npx + 4, _INK)
             self.text(msg, 0, y, npx, _PAPER, w)
         elif hint:
             self.text(hint, 0, y, 24 if big else 16, _INK, w)

@@ -32,8 +32,8 @@ class VirtualTime:
         flag.clear()
         self._waiters.pop(flag, None)
 
-    async def sleep_ms(self, ms):
-        await self.wait(asyncio.Event(), self.ms + ms)
+    def sleep_ms(self, ms):  # a coroutine to await, as asyncio.sleep_ms() is
+        return self.wait(asyncio.Event(), self.ms + ms)
 
     async def settle(self):
         for _ in range(_SETTLE):
