@@ -55,7 +55,7 @@ class PanelModel:
         self.cs = cs
         self.dc = dc
         self.rst = rst
-        rst.listeners.append(self._on_rst)
+        rst.listen(self._on_rst)
         self.busy_pin = BusyPin(self, busy_id)
         self.strict = strict
         self.xbytes = self.sources // 8

@@ -15,7 +15,7 @@ class SimPin:
     IN = _IN
     OUT = _OUT
     _h = None  # IRQ handler (set by irq())
-    _ls = ()  # models watching this line, fn(pin, level): a list once one listens
+    _ls = ()  # models watching this line, fn(pin, level)
 
     def __init__(self, id, mode=_IN, pull=None, value=1):
         self._v = value
@@ -37,12 +37,9 @@ class SimPin:
         self._h = handler
         self._t = trigger
 
-    @property
-    def listeners(self):
-        """The models watching this line (append fn(pin, level) to listen)."""
-        if self._ls == ():
-            self._ls = []
-        return self._ls
+    def listen(self, fn):
+        """A model watches this line: fn(pin, level) on every change."""
+        self._ls += (fn,)
 
 
 class SimPWM:
