@@ -20,6 +20,11 @@ _RETRY_MAX_MS = const(960_000)
 class EinkSign:
     """driver: an SSD168x driver; layout: a Layout drawing on it."""
 
+    # rare ones as class defaults: an instance attribute is a heap slot
+    daily = 0  # full refreshes made only because a day had passed
+    errors = 0  # updates lost to a panel fault
+    last_error = None
+
     def __init__(self, driver, layout, on_update=None):
         self.driver = driver
         self.layout = layout
@@ -31,12 +36,7 @@ class EinkSign:
         self._full = None  # mono_ms when the last full update began
         self._partials = 0  # partial updates since the last full one
         self.requests = 0  # show() calls
-        self.updates = 0  # panel updates
-        self.full = 0
-        self.partial = 0
-        self.daily = 0  # full refreshes made only because a day had passed
-        self.errors = 0  # updates lost to a panel fault
-        self.last_error = None
+        self.full = self.partial = 0  # panel updates (the count of all: their sum)
 
     # --- the sign interface
     def show(self, screen):
@@ -49,7 +49,7 @@ class EinkSign:
         return texts.text(self.screen) if self.screen else ""
 
     def counts(self):
-        return {"requests": self.requests, "updates": self.updates, "full": self.full,
+        return {"requests": self.requests, "updates": self.full + self.partial, "full": self.full,
                 "partial": self.partial, "daily": self.daily, "errors": self.errors}
 
     # --- the refresh task
@@ -94,7 +94,6 @@ class EinkSign:
             retry = _RETRY_MS
             self._end = tb.mono_ms()
             self.shown = screen
-            self.updates += 1
             if full:
                 self.full += 1
                 self._full = now

@@ -1,7 +1,7 @@
 # The sign's glyph files (lib/*.pjf, made by `pingjia fontgen`; format in
 # host_tools/fontgen.py). A glyph is found through a small coarse index held in
 # RAM and one 128-byte read of the file's index; a small FIFO cache keeps the
-# glyph number and width of the last code points looked up, so measuring a line
+# glyph offset and width of the last code points looked up, so measuring a line
 # and drawing it looks each glyph up once. A bitmap is read from the file into
 # one buffer shared by all fonts when it is drawn: the font never sits in RAM.
 from array import array
@@ -40,24 +40,23 @@ class Font:
             f.seek(_HEADER + 2 * k * _BLOCK)
             f.readinto(b2)
             c[k] = b2[0] | b2[1] << 8
-        # the cache: code point, glyph number and width per slot
-        self.slots = slots
-        self._keys = array("i", [-1] * slots)
-        self._nums = array("H", bytes(2 * slots))
+        # the cache, per slot: code point (_keys[i]), glyph record offset (_keys[slots + i])
+        # and width; one array for both numbers, and slots is len(widths)
+        self._keys = k = array("i", bytes(8 * slots))
+        for i in range(slots):
+            k[i] = -1
         self.widths = bytearray(slots)
-        self._next = 0
-        self.hits = 0
-        self.misses = 0
+        # instance attributes from the start: a cache hit allocates nothing
+        self._next = self.hits = self.misses = 0
         if framebuf:
             bm = h[6] * h[7]
             if len(_gbuf) < bm:  # a bigger font: a bigger shared buffer from now on
                 _gbuf = bytearray(bm)
-            self._gb = _gbuf
             self._g = framebuf.FrameBuffer(_gbuf, 8 * h[7], h[6], framebuf.MONO_HLSB)
 
     def cache_bytes(self):
         """RAM held by the glyph cache's entries."""
-        return 7 * self.slots
+        return 9 * len(self.widths)
 
     def index(self, cp):
         """The glyph number of code point cp, or -1 when the font lacks it."""
@@ -88,14 +87,11 @@ class Font:
                 hi = mid - 1
         return -1
 
-    def _rec(self, i):
-        """Where the record (width, then bitmap) of cache slot i's glyph starts."""
-        return _HEADER + 2 * self.count + self._nums[i] * (1 + self.stride * self.height)
-
     def slot(self, cp):
         """Cache slot of code point cp (looked up on a miss), or -1 if missing."""
         keys = self._keys
-        for i in range(self.slots):
+        n = len(self.widths)
+        for i in range(n):
             if keys[i] == cp:
                 self.hits += 1
                 return i
@@ -104,10 +100,11 @@ class Font:
         if g < 0:
             return -1
         i = self._next
-        self._next = (i + 1) % self.slots
+        self._next = (i + 1) % n
         keys[i] = cp
-        self._nums[i] = g
-        self._f.seek(self._rec(i))
+        # where the glyph's record (width, then bitmap) starts
+        keys[n + i] = g = _HEADER + 2 * self.count + g * (1 + self.stride * self.height)
+        self._f.seek(g)
         self.widths[i] = self._f.read(1)[0]
         return i
 
@@ -121,6 +118,6 @@ class Font:
     def bitmap(self, i):
         """A FrameBuffer with cache slot i's glyph read in (ink pixels are 1),
         valid until the next call on any font: they share its buffer."""
-        self._f.seek(self._rec(i) + 1)
-        self._f.readinto(self._gb, self.stride * self.height)
+        self._f.seek(self._keys[len(self.widths) + i] + 1)
+        self._f.readinto(self._g, self.stride * self.height)  # a FrameBuffer is a buffer
         return self._g

@@ -40,11 +40,9 @@ class Layout:
 
     def __init__(self, fb, folder):
         self.fb = fb
-        self.w = fb.width
-        self.h = fb.height
-        self.big = big = self.h >= 200  # 4.2" 400x300, else 2.9" 296x128
+        self.big = big = fb.height >= 200  # 4.2" 400x300, else 2.9" 296x128
         self.fonts = fonts = {}
-        # glyph cache slots per size (7 bytes each): a screen's glyphs at that
+        # glyph cache slots per size (9 bytes each): a screen's glyphs at that
         # size fit (the reasons take 32 at 32 px), so each band of a paged
         # frame finds them without a lookup in the file's index
         for px, n in ((48, 16), (32, 32), (24, 24), (16, 32)):
@@ -64,11 +62,15 @@ class Layout:
             w += f.widths[i] if i >= 0 else self.names.advance(cp) * k
         return w
 
-    def text(self, s, x, y, px, color=_INK):
-        """Draw s with its top-left at (x, y); returns the x after it."""
+    def text(self, s, x, y, px, color=_INK, w=0):
+        """Draw s with its top-left at (x, y), or centred in the w pixels from x;
+        returns the x after it."""
         fb = self.fb
         if y >= fb.oy + fb.rows or y + px <= fb.oy:
             return x + self.width(s, px)  # paged: the line is outside this band
+        if w:
+            # too long even at the smallest size: keep its start, clip the end
+            x += max(0, (w - self.width(s, px)) // 2)
         f = self.fonts[px]
         n = self.names
         k = px // _NAME or 1
@@ -98,14 +100,6 @@ class Layout:
             x += w * k
         return x
 
-    def center(self, s, y, px, color=_INK, x0=0, w=None):
-        if w is None:
-            w = self.w - x0
-        tw = self.width(s, px)
-        # too long even at the smallest size: keep its start, clip the end
-        self.text(s, x0 + max(0, (w - tw) // 2), y, px, color)
-        return tw
-
     def fit(self, items, sizes, room, sq=0):
         """The largest of sizes at which each of items fits in room pixels
         (sq=1: items are "N text" labels, their text beside a numbered square
@@ -118,106 +112,34 @@ class Layout:
                 return px
         return sizes[-1]
 
-    # --- parts
-    def _header(self, f):
-        """Black band with the window's name, white."""
-        label = (texts.window_label(f.get("window")),)
-        big = self.big
-        hb = 68 if big else 30
-        self.fb.fill_rect(0, 0, self.w, hb, _INK)
-        px = self.fit(label, (48, 32, 16) if big else (24, 16), self.w - (24 if big else 12))
-        self.center(label[0], (hb - px) // 2, px, _PAPER)
-        return hb
-
-    def _staff(self, f, y):
-        """Staff name (name font, scaled on the big panel) and number."""
-        name = f.get("staff_name")
-        if not name:
-            return
-        no = "%s %s" % (texts.SIGN["staff_no"], f.get("staff_no") or "")
-        if self.big:
-            # the name font tripled: names must read from three metres
-            px = self.fit((name,), (48, 32, 16), self.w - 24)
-            self.center(name, y, px)
-            self.center(no, y + px + 6, 32)
-            return
-        # one line: the name doubled (name font) and the number at 24 px
-        room = self.w - 8
-        npx, nopx = 32, 24
-        if f.get("alert") or self.width(name, 32) + self.width(no, 24) + 16 > room:
-            npx = 16  # a long name, or the alert banner needs the room
-        if self.width(name, npx) + self.width(no, nopx) + 16 > room:
-            nopx = 16
-        gap = 16 if self.width(name, npx) + self.width(no, nopx) + 16 <= room else 6
-        tw = self.width(name, npx) + gap + self.width(no, nopx)
-        x = self.text(name, max(2, (self.w - tw) // 2), y, npx) + gap
-        self.text(no, x, y + (npx - nopx) // 2, nopx)
-
-    def _banner(self, f):
-        """Technician alert along the bottom, white on black; returns its top."""
-        a = f.get("alert")
-        if not a:
-            return self.h
-        fb, w = self.fb, self.w
-        msg = texts.ALERTS.get(a, a)
-        bh = 36 if self.big else 20
-        top = self.h - bh
-        fb.fill_rect(0, top, w, bh, _INK)
-        px = self.fit((msg,), (24, 16) if self.big else (16,), w - bh - 8)
-        # a warning triangle with "!" before the text
-        tw = self.width(msg, px)
-        s = bh - 10
-        x = (w - tw - s - 6) // 2
-        cy = top + 5
-        for i in range(s):  # filled triangle, one row at a time
-            half = i // 2
-            fb.fill_rect(x + s // 2 - half, cy + i, 2 * half + 1, 1, _PAPER)
-        fb.fill_rect(x + s // 2, cy + s // 3, 1, s // 3, _INK)
-        fb.fill_rect(x + s // 2, cy + s - 3, 1, 1, _INK)
-        self.text(msg, x + s + 6, top + (bh - px) // 2, px, _PAPER)
-        return top
-
-    def _keys(self, items, y, bottom):
-        """Key labels with the key number in a black square: a 2x2 grid."""
-        fb = self.fb
-        gap = 10 if self.big else 4
-        cw = (self.w - 3 * gap) // 2
-        ch = (bottom - y - gap) // 2
-        # one size for all four labels: the largest at which the longest fits
-        px = self._kpx
-        if px is None:
-            px = self._kpx = self.fit(items, (32, 24, 16) if self.big else (16,), cw - 22, 1)
-        sq = min(px + 8, ch - 4)
-        for i, label in enumerate(items):
-            cx = gap + (i % 2) * (cw + gap)
-            cy = y + (i // 2) * (ch + gap)
-            fb.rect(cx, cy, cw, ch, _INK)
-            sy = cy + (ch - sq) // 2
-            fb.fill_rect(cx + 4, sy, sq, sq, _INK)
-            self.center(label[0], sy + (sq - px) // 2, px, _PAPER, cx + 4, sq)
-            self.text(label[2:], cx + sq + 10, cy + (ch - px) // 2, px)
-
-    def _rows(self, items, y, bottom):
-        """Numbered choices, one a row (the reasons: some are long)."""
-        rh = (bottom - y) // len(items)
-        x0 = 14 if self.big else 16
-        px = self._rpx
-        if px is None:
-            sizes = (32, 24) if self.big and rh >= 40 else (24, 16) if self.big else (16,)
-            px = self._rpx = self.fit(items, sizes, self.w - x0 - 18, 1)
-        for i, label in enumerate(items):
-            ry = y + i * rh + (rh - px - 6) // 2
-            sq = px + 6
-            self.fb.fill_rect(x0, ry, sq, sq, _INK)
-            self.center(label[0], ry + 3, px, _PAPER, x0, sq)
-            self.text(label[2:], x0 + sq + 12, ry + 3, px)
-
     # --- screens
     def draw(self, screen):
         name, f = screen
         fb = self.fb
-        bottom = self._banner(f)
+        w = fb.width
+        h = fb.height
         big = self.big
+        # a technician alert along the bottom, white on black (parts drawn once
+        # a screen are inline here: a method costs heap)
+        bottom = h
+        a = f.get("alert")
+        if a:
+            msg = texts.ALERTS.get(a, a)
+            bh = 36 if big else 20
+            bottom -= bh
+            fb.fill_rect(0, bottom, w, bh, _INK)
+            px = self.fit((msg,), (24, 16) if big else (16,), w - bh - 8)
+            # a warning triangle with "!" before the text
+            tw = self.width(msg, px)
+            s = bh - 10
+            x = (w - tw - s - 6) // 2
+            cy = bottom + 5
+            for i in range(s):  # filled triangle, one row at a time
+                half = i // 2
+                fb.fill_rect(x + s // 2 - half, cy + i, 2 * half + 1, 1, _PAPER)
+            fb.fill_rect(x + s // 2, cy + s // 3, 1, s // 3, _INK)
+            fb.fill_rect(x + s // 2, cy + s - 3, 1, 1, _INK)
+            self.text(msg, x + s + 6, bottom + (bh - px) // 2, px, _PAPER)
         hint = texts.SIGN.get(name + "_hint")
         if name in ("invite", "reason"):
             title = texts.TITLES[name]
@@ -226,28 +148,64 @@ class Layout:
             if name == "invite":
                 # two lines, split after the comma
                 a, b = title.split("，", 1)
-                self.center(a + "，", y + (8 if big else 0), px)
-                self.center(b, y + (52 if big else 26), px)
-                self._keys(texts.KEYS, y + (100 if big else 54), bottom - (8 if big else 2))
+                self.text(a + "，", 0, y + (8 if big else 0), px, _INK, w)
+                self.text(b, 0, y + (52 if big else 26), px, _INK, w)
+                # the key labels, the key number in a black square: a 2x2 grid
+                y += 100 if big else 54
+                gap = 10 if big else 4
+                cw = (w - 3 * gap) // 2
+                ch = (bottom - (8 if big else 2) - y - gap) // 2
+                # one size for all four labels: the largest at which the longest fits
+                px = self._kpx
+                if px is None:
+                    px = self._kpx = self.fit(texts.KEYS, (32, 24, 16) if big else (16,),
+                                              cw - 22, 1)
+                sq = min(px + 8, ch - 4)
+                for i, label in enumerate(texts.KEYS):
+                    cx = gap + (i % 2) * (cw + gap)
+                    cy = y + (i // 2) * (ch + gap)
+                    fb.rect(cx, cy, cw, ch, _INK)
+                    sy = cy + (ch - sq) // 2
+                    fb.fill_rect(cx + 4, sy, sq, sq, _INK)
+                    self.text(label[0], cx + 4, sy + (sq - px) // 2, px, _PAPER, sq)
+                    self.text(label[2:], cx + sq + 10, cy + (ch - px) // 2, px)
             else:
-                self.center(title, y + (8 if big else 0), px)
+                self.text(title, 0, y + (8 if big else 0), px, _INK, w)
                 top = y + (52 if big else 30)
-                fb.fill_rect(20, top - (6 if big else 3), self.w - 40, 1, _INK)
-                self._rows(texts.REASONS, top, bottom - (4 if big else 0))
+                fb.fill_rect(20, top - (6 if big else 3), w - 40, 1, _INK)
+                # the reasons, numbered, one a row (some are long)
+                items = texts.REASONS
+                rh = (bottom - (4 if big else 0) - top) // len(items)
+                x0 = 14 if big else 16
+                px = self._rpx
+                if px is None:
+                    sizes = (32, 24) if big and rh >= 40 else (24, 16) if big else (16,)
+                    px = self._rpx = self.fit(items, sizes, w - x0 - 18, 1)
+                sq = px + 6
+                for i, label in enumerate(items):
+                    ry = top + i * rh + (rh - px - 6) // 2
+                    fb.fill_rect(x0, ry, sq, sq, _INK)
+                    self.text(label[0], x0, ry + 3, px, _PAPER, sq)
+                    self.text(label[2:], x0 + sq + 12, ry + 3, px)
             return
         if name == "thanks":
             px = 48 if big else 32
             y = (bottom - px) // 2 - (16 if big else 10)
-            self.center(texts.TITLES[name], y, px)
+            self.text(texts.TITLES[name], 0, y, px, _INK, w)
             if hint:
-                self.center(hint, y + px + (16 if big else 6), 24 if big else 16)
+                self.text(hint, 0, y + px + (16 if big else 6), 24 if big else 16, _INK, w)
             return
-        top = self._header(f)
+        # the header: a black band with the window's name, white
+        label = (texts.window_label(f.get("window")),)
+        top = 68 if big else 30
+        fb.fill_rect(0, 0, w, top, _INK)
+        px = self.fit(label, (48, 32, 16) if big else (24, 16), w - (24 if big else 12))
+        self.text(label[0], 0, (top - px) // 2, px, _PAPER, w)
         title = texts.TITLES.get(name, name)
-        tpx = self.fit((title,), (48, 32) if big else (32, 24), self.w - 16)
+        tpx = self.fit((title,), (48, 32) if big else (32, 24), w - 16)
         staff = name in ("serving", "wait", "overtime") and f.get("staff_name")
         notice = f.get("notice")
-        if not big and bottom < self.h:
+        if not big and bottom < h:
             hint = None  # the 2.9" has room for the alert or the hint
         frame = 6 if name == "serving" else 0
         gap = 20 if big else 6
@@ -264,18 +222,36 @@ class Layout:
             # the state in a frame: the window is open
             tw = self.width(title, tpx)
             pad = 16 if big else 8
-            x = (self.w - tw) // 2 - pad
+            x = (w - tw) // 2 - pad
             fb.rect(x, y - frame, tw + 2 * pad, tpx + 2 * frame, _INK)
             fb.rect(x + 1, y - frame + 1, tw + 2 * pad - 2, tpx + 2 * frame - 2, _INK)
-        self.center(title, y, tpx)
+        self.text(title, 0, y, tpx, _INK, w)
         y += tpx + frame + gap
         if staff:
-            self._staff(f, y)
+            # the staff name (name font, scaled) and number
+            no = "%s %s" % (texts.SIGN["staff_no"], f.get("staff_no") or "")
+            if big:
+                # the name font tripled: names must read from three metres
+                px = self.fit((staff,), (48, 32, 16), w - 24)
+                self.text(staff, 0, y, px, _INK, w)
+                self.text(no, 0, y + px + 6, 32, _INK, w)
+                return
+            # one line: the name doubled (name font) and the number at 24 px
+            room = w - 8
+            npx, nopx = 32, 24
+            if bottom < h or self.width(staff, 32) + self.width(no, 24) + 16 > room:
+                npx = 16  # a long name, or the alert banner needs the room
+            if self.width(staff, npx) + self.width(no, nopx) + 16 > room:
+                nopx = 16
+            gap = 16 if self.width(staff, npx) + self.width(no, nopx) + 16 <= room else 6
+            tw = self.width(staff, npx) + gap + self.width(no, nopx)
+            x = self.text(staff, max(2, (w - tw) // 2), y, npx) + gap
+            self.text(no, x, y + (npx - nopx) // 2, nopx)
         elif notice:
             msg = texts.NOTICES.get(notice, notice)
             npx = 32 if big else 16
             tw = self.width(msg, npx)
-            fb.fill_rect((self.w - tw) // 2 - 10, y - 2, tw + 20, npx + 4, _INK)
-            self.center(msg, y, npx, _PAPER)
+            fb.fill_rect((w - tw) // 2 - 10, y - 2, tw + 20, npx + 4, _INK)
+            self.text(msg, 0, y, npx, _PAPER, w)
         elif hint:
-            self.center(hint, y, 24 if big else 16)
+            self.text(hint, 0, y, 24 if big else 16, _INK, w)

@@ -147,71 +147,12 @@ class Link:
                               app.settings["version"], app.roster.version,
                               int.from_bytes(os.urandom(4), "little"))  # the nonce
         mac = bytes(buf[size - F.MAC_LEN : size])
-        body = await self._post(memoryview(buf)[:size])
-        self.frames += 1
-        self.sent += n
-        try:
-            ack, t, s, ro = F.parse_answer(body, self.hm, mac)
-        except F.FrameError:
-            self.refused += 1
-            raise
-        body = None
-        if n and ack >= first:
-            log.ack(min(ack, last))  # only records this frame carried
-        note = ""
-        if t:
-            if not app.clock.known:
-                note = ", clock set"
-            app.core.set_time(t)
-        note += self._configure(s, ro)
-        app.wake.set()  # the core's deadlines may have moved (clock, settings)
-        return n, note
-
-    def _configure(self, s, ro):
-        """Settings and roster from the collector: check both, store both (each file
-        replaced atomically), then apply. A bad or failed push changes nothing."""
-        if s is None and ro is None:
-            return ""
-        app = self.app
-        try:
-            if s is not None:
-                s = settings_mod.validate(json.loads(s))
-                if not s["sync_url"]:
-                    s["sync_url"] = app.settings["sync_url"]  # never cut our own link
-            new_r = roster_mod.Roster(ro) if ro is not None else None
-        except Exception as e:
-            self.refused += 1
-            raise ValueError("pushed config rejected: %s" % e)
-        # write both new files first; renames come last so a failure leaves the old ones
-        staged = []
-        try:
-            for name, data in (("roster", ro), ("settings", s)):
-                if data is not None:
-                    path = app.paths[name]
-                    staged.append(path)
-                    with open(path + ".new", "wb") as f:
-                        f.write(data if name == "roster" else json.dumps(data).encode())
-        except Exception:
-            for path in staged:
-                storage.remove(path + ".new")
-            raise
-        for path in staged:
-            os.rename(path + ".new", path)
-        out = ""
-        if s is not None:
-            app.settings = s
-            out += ", settings v%d" % s["version"]
-        if new_r is not None:
-            app.roster = new_r
-            out += ", roster v%d" % new_r.version
-        app.core.apply_settings(app.settings, new_r)
-        return out
-
-    async def _post(self, body):
-        """Join the network if need be, then POST body to sync_url; the answer's body."""
+        body = memoryview(buf)[:size]
+        # the POST (inline: a method of its own costs heap): join the network if
+        # need be, then POST body to sync_url; the answer's body
         w = self.wlan
         if not w.isconnected():
-            dev = self.app.device
+            dev = app.device
             w.active(True)
             w.connect(dev.get("ssid"), dev.get("password"))
             for _ in range(_WIFI_MS // 100):  # bounded wait for the access point
@@ -221,7 +162,7 @@ class Link:
                 await asyncio.sleep_ms(100)
             if not w.isconnected():
                 raise OSError("wifi not connected (status %d)" % w.status())
-        url = self.app.settings["sync_url"]  # http://host[:port]/path
+        url = app.settings["sync_url"]  # http://host[:port]/path
         if not url.startswith("http://"):
             raise ValueError("sync_url is not http://")
         host, _, path = url[7:].partition("/")
@@ -247,7 +188,7 @@ class Link:
             if len(head) < 2 or not head[0].startswith(b"HTTP/") or not 0 <= n <= F.ANSWER_MAX:
                 raise OSError("no HTTP answer with a usable Content-Length")
             # one allocation of the answer's size (a 128 KB heap has few big holes)
-            data = await wait(reader.readexactly(n), _TIMEOUT_MS) if n else b""
+            body = await wait(reader.readexactly(n), _TIMEOUT_MS) if n else b""
         finally:
             writer.close()
             try:
@@ -255,5 +196,55 @@ class Link:
             except Exception:
                 pass
         if head[1] != b"200":
-            raise OSError("collector said %s %s" % (head[1].decode(), data[:120].decode()))
-        return data
+            raise OSError("collector said %s %s" % (head[1].decode(), body[:120].decode()))
+        self.frames += 1
+        self.sent += n
+        try:
+            ack, t, s, ro = F.parse_answer(body, self.hm, mac)
+        except F.FrameError:
+            self.refused += 1
+            raise
+        body = None
+        if n and ack >= first:
+            log.ack(min(ack, last))  # only records this frame carried
+        note = ""
+        if t:
+            if not app.clock.known:
+                note = ", clock set"
+            app.core.set_time(t)
+        if s is not None or ro is not None:
+            # settings and roster from the collector: check both, store both (each
+            # file replaced atomically), then apply. A bad or failed push changes nothing.
+            try:
+                if s is not None:
+                    s = settings_mod.validate(json.loads(s))
+                    if not s["sync_url"]:
+                        s["sync_url"] = app.settings["sync_url"]  # never cut our own link
+                new_r = roster_mod.Roster(ro) if ro is not None else None
+            except Exception as e:
+                self.refused += 1
+                raise ValueError("pushed config rejected: %s" % e)
+            # write both new files first; renames come last so a failure leaves the old ones
+            staged = []
+            try:
+                for name, data in (("roster", ro), ("settings", s)):
+                    if data is not None:
+                        path = app.paths[name]
+                        staged.append(path)
+                        with open(path + ".new", "wb") as f:
+                            f.write(data if name == "roster" else json.dumps(data).encode())
+            except Exception:
+                for path in staged:
+                    storage.remove(path + ".new")
+                raise
+            for path in staged:
+                os.rename(path + ".new", path)
+            if s is not None:
+                app.settings = s
+                note += ", settings v%d" % s["version"]
+            if new_r is not None:
+                app.roster = new_r
+                note += ", roster v%d" % new_r.version
+            app.core.apply_settings(app.settings, new_r)
+        app.wake.set()  # the core's deadlines may have moved (clock, settings)
+        return n, note

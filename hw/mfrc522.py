@@ -29,7 +29,7 @@ _ANTICOLL_CL1 = const(0x93)
 _ANTICOLL_CL2 = const(0x95)
 _HLTA = const(0x50)
 
-_VERSIONS = (0x88, 0x90, 0x91, 0x92, 0xB2)  # clones and MFRC522 v0/v1/v2
+_VERSIONS = const(b"\x88\x90\x91\x92\xb2")  # clones and MFRC522 v0/v1/v2
 
 
 class ReaderError(OSError):
@@ -120,26 +120,23 @@ class MFRC522:
         atqa = self._transceive(b"\x52", 7)  # WUPA, short frame
         if atqa is None or len(atqa) != 2:
             return None
-        u = self._level(_ANTICOLL_CL1)
-        if u is None:
-            return None
-        uid = u[:4]
-        if u[0] == 0x88:  # cascade tag: select level 1, then the rest at level 2
-            sel = bytes((_ANTICOLL_CL1, 0x70)) + u
+        uid = b""
+        for cmd in (_ANTICOLL_CL1, _ANTICOLL_CL2):
+            # anticollision at this cascade level: 4 UID bytes and their BCC, checked
+            u = self._transceive(bytes((cmd, 0x20)))
+            if u is None or len(u) != 5 or u[0] ^ u[1] ^ u[2] ^ u[3] != u[4]:
+                return None
+            if u[0] != 0x88:  # no cascade tag: the UID is complete
+                uid += u[:4]
+                break
+            if cmd == _ANTICOLL_CL2:  # a 10-byte UID: not used for badges
+                return None
+            # cascade tag: select level 1, then the rest at level 2
+            sel = bytes((cmd, 0x70)) + u
             sak = self._transceive(sel + crc_a(sel))
             if sak is None or not sak or not sak[0] & 0x04:
                 return None
-            v = self._level(_ANTICOLL_CL2)
-            if v is None or v[0] == 0x88:  # a 10-byte UID: not used for badges
-                return None
-            uid = u[1:4] + v[:4]
+            uid = u[1:4]
         hlta = bytes((_HLTA, 0))
         self._transceive(hlta + crc_a(hlta))
-        return "".join("%02X" % b for b in uid)
-
-    def _level(self, cmd):
-        """Anticollision at one cascade level: 4 UID bytes and their BCC, checked."""
-        u = self._transceive(bytes((cmd, 0x20)))
-        if u is None or len(u) != 5 or u[0] ^ u[1] ^ u[2] ^ u[3] != u[4]:
-            return None
-        return bytes(u)
+        return uid.hex().upper()

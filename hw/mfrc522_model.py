@@ -20,9 +20,9 @@ class MFRC522Model:
         self.regs = bytearray(64)
         self._addr = None  # this CS-low transaction's address byte; None: it comes next
         self.reset()
-        cs.listeners.append(self._cs)
+        cs.listen(self._cs)
         if rst is not None:
-            rst.listeners.append(self.reset)
+            rst.listen(self.reset)
 
     def reset(self, pin=None, level=0):
         """Power-on state; as a listener of the RST line, when it goes low."""

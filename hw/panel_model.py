@@ -38,6 +38,8 @@ class BusyPin(SimPin):
             raise PanelFault("BUSY is an output of the panel")
         return self._model.busy_level()
 
+    __call__ = value  # SimPin's pin() is its own value()
+
 
 class PanelModel:
     # (sources, gates, rotation of the image as mounted)
@@ -53,7 +55,7 @@ class PanelModel:
         self.cs = cs
         self.dc = dc
         self.rst = rst
-        rst.listeners.append(self._on_rst)
+        rst.listen(self._on_rst)
         self.busy_pin = BusyPin(self, busy_id)
         self.strict = strict
         self.xbytes = self.sources // 8

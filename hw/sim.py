@@ -44,7 +44,7 @@ class SimBoard:
         cs = Pin(B.RFID_CS, Pin.OUT, value=1)
         rst = Pin(B.RFID_RST, Pin.OUT, value=1)
         self.rfid = MFRC522Model(cs, rst)  # the chip; the slot's card is rfid.card
-        self.spi.attach(cs, self.rfid)
+        self.spi.chips.append((cs, self.rfid))
         self.reader = MFRC522(self.spi, cs, rst)
         if sign is None:
             if eink:  # the e-ink sign on the panel model

@@ -9,10 +9,27 @@ from firmware.layout import Layout
 from hw import board as B
 from hw.simpins import SimPin
 from hw.ssd168x import SSD168x
-from hw.vtime import until_done
 
 # framebuffer rows: the 4.2" draws in bands of 64 rows (3.2 KB, not 15 KB)
 PAGE_ROWS = {"4.2": B.EINK_ROWS, "2.9": None}  # as the board draws them
+
+
+async def until_done(tb, coro, step_ms=20, limit_ms=120_000):
+    """Run coro while virtual time moves on; its result, or its exception."""
+    # gather(return_exceptions=True): the task ends well either way, so no
+    # exception handler sees coro's error before it is raised here
+    t = asyncio.create_task(asyncio.gather(coro, return_exceptions=True))
+    spent = 0
+    while not t.done() and spent < limit_ms:
+        await tb.advance(step_ms)
+        spent += step_ms
+    if not t.done():
+        t.cancel()
+        raise RuntimeError("not done in %d virtual ms" % limit_ms)
+    r = (await t)[0]
+    if isinstance(r, Exception):
+        raise r
+    return r
 
 
 def font_dir():
@@ -41,7 +58,7 @@ def make_panel(spi, timebase, size="4.2", cs=None, dc=None, rst=None, strict=Tru
     dc = dc or SimPin(B.EINK_DC, SimPin.OUT, value=1)
     rst = rst or SimPin(B.EINK_RST, SimPin.OUT, value=1)
     model = PanelModel(size, timebase, cs, dc, rst, B.EINK_BUSY, strict)
-    spi.attach(cs, model)
+    spi.chips.append((cs, model))
     driver = SSD168x(spi, cs, dc, rst, model.busy_pin, timebase, rows, size)
     return driver, model
 

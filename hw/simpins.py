@@ -15,14 +15,10 @@ class SimPin:
     IN = _IN
     OUT = _OUT
     _h = None  # IRQ handler (set by irq())
-    _ls = ()  # models watching this line, fn(pin, level): a list once one listens
+    _ls = ()  # models watching this line, fn(pin, level)
 
     def __init__(self, id, mode=_IN, pull=None, value=1):
         self._v = value
-
-    def init(self, mode=-1, pull=-1, value=None):
-        if value is not None:
-            self.value(value)
 
     def value(self, v=None):
         if v is None:
@@ -35,19 +31,15 @@ class SimPin:
             if self._h and self._t & (_RISE if v else _FALL):
                 self._h(self)
 
-    def __call__(self, v=None):  # through value(): a subclass may override it
-        return self.value(v)
+    __call__ = value  # pin() is pin.value() (a subclass that overrides value sets it too)
 
     def irq(self, handler=None, trigger=_FALL | _RISE):
         self._h = handler
         self._t = trigger
 
-    @property
-    def listeners(self):
-        """The models watching this line (append fn(pin, level) to listen)."""
-        if self._ls == ():
-            self._ls = []
-        return self._ls
+    def listen(self, fn):
+        """A model watches this line: fn(pin, level) on every change."""
+        self._ls += (fn,)
 
 
 class SimPWM:
@@ -70,10 +62,9 @@ class SimSPI:
     """A shared SPI bus: bytes go to the chip whose CS line is low."""
 
     def __init__(self, id, baudrate=0):
-        self.chips = []  # (cs pin, model with exchange(byte) -> byte)
-
-    def attach(self, cs, model):
-        self.chips.append((cs, model))
+        # (cs pin, model with exchange(byte) -> byte): a chip goes on the bus
+        # as spi.chips.append((cs, model))
+        self.chips = []
 
     def write_readinto(self, wbuf, rbuf=None):
         m = None

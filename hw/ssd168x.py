@@ -47,6 +47,15 @@ class PanelBusyError(Exception):
 
 
 class SSD168x(framebuf.FrameBuffer):
+    # the 4.2" panel's values as class defaults: an instance holds only what
+    # differs (every attribute is a slot on the device's heap)
+    ssd1680 = False
+    width = 400
+    height = 300
+    init = _INIT_42  # the panel's init commands (a test may swap them)
+    full_refreshes = partial_refreshes = 0
+    resets = 0  # hardware resets forced by a stuck BUSY
+
     def __init__(self, spi, cs, dc, rst, busy, timebase, rows=None, size="4.2"):
         """size "4.2": 400x300 SSD1683, landscape as its RAM lies. "2.9": 296x128
         SSD1680 mounted landscape: the panel is 128 sources x 296 gates, and the
@@ -57,29 +66,31 @@ class SSD168x(framebuf.FrameBuffer):
         of 8) and show(full, draw) calls draw() once per band; fill_rect, rect
         and blit take whole-panel coordinates, shifted to the band drawn now:
         3.2 KB instead of 15 KB of RAM on the 4.2" panel."""
-        self.ssd1680 = v = size == "2.9"
-        self.width = w = 296 if v else 400
-        self.height = h = 128 if v else 300
+        v = size == "2.9"
+        if v:
+            self.ssd1680 = True
+            self.width = 296
+            self.height = 128
+            self.init = _INIT_29
+        w = self.width
+        h = self.height
         self.rows = r = h if rows is None else rows
         if r != h and (r % 8 or not 0 < r < h):
             raise ValueError("rows: a multiple of 8 up to %d" % h)
-        self.pages = (h + r - 1) // r
         self.oy = 0  # first panel row of the band
-        self.buf = bytearray(w * r // 8)
-        super().__init__(self.buf, w, r, framebuf.MONO_VLSB if v else framebuf.MONO_HLSB)
-        self.init = _INIT_29 if v else _INIT_42
+        # the band's bytes: sent as memoryview(self) (a FrameBuffer is a buffer)
+        super().__init__(bytearray(w * r // 8), w, r,
+                         framebuf.MONO_VLSB if v else framebuf.MONO_HLSB)
         self.spi = spi
         self.cs = cs
         self.dc = dc
         self.rst = rst
         self.busy = busy
         self.tb = timebase
-        cs.init(cs.OUT, value=1)
-        dc.init(dc.OUT, value=1)
-        rst.init(rst.OUT, value=1)
-        self.full_refreshes = 0
-        self.partial_refreshes = 0
-        self.resets = 0  # hardware resets forced by a stuck BUSY
+        # the pins come initialised as outputs (nano-gui style): set idle levels
+        cs(1)
+        dc(1)
+        rst(1)
 
     # --- drawing in whole-panel coordinates (the layout's calls)
     def fill_rect(self, x, y, w, h, c):
@@ -108,15 +119,14 @@ class SSD168x(framebuf.FrameBuffer):
         a band: 15 KB take ~30 ms at 4 MHz, short against the refresh; key
         presses meanwhile wait in their IRQ flags. (Yielding between chunks
         would let virtual time run ahead of a transfer that takes none.)"""
-        if draw is None and self.pages > 1:
+        if draw is None and self.rows < self.height:
             raise ValueError("paged driver: show() needs draw")
-        for p in range(self.pages):
-            y0 = p * self.rows
+        for y0 in range(0, self.height, self.rows):
             if draw:
                 self.oy = y0
                 self.fill(1)
                 draw()
-            data = memoryview(self.buf)[:self.width * min(self.rows, self.height - y0) // 8]
+            data = memoryview(self)[:self.width * min(self.rows, self.height - y0) // 8]
             for c in planes:
                 # the RAM address of the band's first byte: on the 2.9" the X
                 # byte (counting down) of the source that drives row y0
@@ -173,7 +183,7 @@ class SSD168x(framebuf.FrameBuffer):
         await self._wait_busy(_REFRESH_TIMEOUT_MS)
         if not full:
             # the next partial refresh needs the image now shown in RAM 0x26
-            self._planes((_WRITE_RED,), draw if self.pages > 1 else None)
+            self._planes((_WRITE_RED,), draw if self.rows < self.height else None)
         cmd(_DEEP_SLEEP, b"\x01")  # mode 1: RAM kept, wake by reset
         if full:
             self.full_refreshes += 1

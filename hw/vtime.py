@@ -32,8 +32,8 @@ class VirtualTime:
         flag.clear()
         self._waiters.pop(flag, None)
 
-    async def sleep_ms(self, ms):
-        await self.wait(asyncio.Event(), self.ms + ms)
+    def sleep_ms(self, ms):  # a coroutine to await, as asyncio.sleep_ms() is
+        return self.wait(asyncio.Event(), self.ms + ms)
 
     async def settle(self):
         for _ in range(_SETTLE):
@@ -55,20 +55,3 @@ class VirtualTime:
         self.ms = target
         await self.settle()
 
-
-async def until_done(tb, coro, step_ms=20, limit_ms=120_000):
-    """Run coro while virtual time moves on; its result, or its exception."""
-    # gather(return_exceptions=True): the task ends well either way, so no
-    # exception handler sees coro's error before it is raised here
-    t = asyncio.create_task(asyncio.gather(coro, return_exceptions=True))
-    spent = 0
-    while not t.done() and spent < limit_ms:
-        await tb.advance(step_ms)
-        spent += step_ms
-    if not t.done():
-        t.cancel()
-        raise RuntimeError("not done in %d virtual ms" % limit_ms)
-    r = (await t)[0]
-    if isinstance(r, Exception):
-        raise r
-    return r

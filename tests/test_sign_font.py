@@ -20,12 +20,13 @@ BUDGET = 400 * 1024  # flash left to the glyphs; the log needs the rest
 
 def glyph(f: Font, cp: int) -> tuple[int, bytes] | None:
     """(width, MONO_HLSB bitmap) of code point cp as the device draws it: the
-    cache slot's width, the bitmap read from the slot's record."""
+    cache slot's width, the bitmap read from the slot's record (its offset is
+    the cache's second half)."""
     i = f.slot(cp)
     if i < 0:
         return None
     bm = f.stride * f.height
-    f._f.seek(f._rec(i) + 1)
+    f._f.seek(f._keys[len(f.widths) + i] + 1)
     return f.widths[i], f._f.read(bm)
 
 
@@ -85,9 +86,9 @@ def test_glyph_cache_is_bounded():
     f = Font(str(LIB / "pj16.pjf"), slots=8)
     for c in fontgen.gb2312_chars()[:500]:
         glyph(f, ord(c))
-    # code point (4 bytes), glyph number (2) and width (1) a slot; no bitmaps
-    assert f.cache_bytes() == 8 * 7
-    assert len(f._keys) == len(f._nums) == len(f.widths) == 8
+    # code point (4 bytes), glyph offset (4) and width (1) a slot; no bitmaps
+    assert f.cache_bytes() == 8 * 9
+    assert len(f._keys) == 2 * len(f.widths) == 16  # code points and glyph offsets
     assert f.misses >= 500
     glyph(f, ord(fontgen.gb2312_chars()[499]))
     assert f.hits >= 1

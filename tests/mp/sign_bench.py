@@ -40,8 +40,8 @@ for name, screen in U.SCREENS:
     best = None
     for _ in range(3):
         t = time.ticks_us()
-        for p in range(drv.pages):  # as show() draws it: once per band
-            drv.oy = p * drv.rows
+        for y0 in range(0, drv.height, drv.rows):  # as show() draws it: once per band
+            drv.oy = y0
             drv.fill(1)
             lay.draw(screen)
         dt = time.ticks_diff(time.ticks_us(), t)

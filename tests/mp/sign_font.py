@@ -18,7 +18,7 @@ out = {"checked": 0, "bad": [], "heap_locked_ok": False}
 def record(f, i):
     """The bitmap bytes of cache slot i's glyph, straight from the file."""
     with open("%s/pj%d.pjf" % (d, f.height), "rb") as r:
-        r.seek(f._rec(i) + 1)
+        r.seek(f._keys[len(f.widths) + i] + 1)  # the slot's record offset
         return r.read(f.stride * f.height)
 
 

@@ -29,7 +29,7 @@ class Other:
 tb = VirtualTime()
 spi = SimSPI(2)
 other = Other()
-spi.attach(SimPin(15, SimPin.OUT, value=1), other)
+spi.chips.append((SimPin(15, SimPin.OUT, value=1), other))
 seen = []
 sign = make_sign(spi, tb, size, fonts=fonts, image_path=image,
                  on_update=lambda s: seen.append(s.shown[0]))

@@ -4,12 +4,10 @@
 import asyncio
 
 from hw.panel_model import PanelModel
+from hw.sim_sign import until_done  # noqa: F401 (the sign tests call U.until_done)
 from hw.simpins import SimPin, SimSPI
 from hw.ssd168x import SSD168x
-from hw.vtime import (
-    VirtualTime,
-    until_done,  # noqa: F401 (the sign tests call U.until_done)
-)
+from hw.vtime import VirtualTime
 
 CS, DC, RST, BUSY = 5, 17, 16, 4  # hw/board.py's wiring
 
@@ -21,7 +19,7 @@ def panel(size="4.2", strict=True, tb=None, spi=None, rows=None):
     dc = SimPin(DC, SimPin.OUT, value=1)
     rst = SimPin(RST, SimPin.OUT, value=1)
     model = PanelModel(size, tb, cs, dc, rst, BUSY, strict)
-    spi.attach(cs, model)
+    spi.chips.append((cs, model))
     drv = SSD168x(spi, cs, dc, rst, model.busy_pin, tb, rows, size)
     return tb, drv, model
 
