@@ -138,18 +138,29 @@ class App:
             self.poll_badge()
             await self.tb.sleep_ms(POLL_MS)
 
+    errors = 0  # task loops restarted after an exception
+    last_error = None
+
+    async def _keep(self, loop, *args):
+        """Run a task's loop for good: an exception (a full heap, a flash fault) is
+        counted and the loop starts again, so no fault leaves the keypad dead."""
+        while True:
+            try:
+                return await loop(*args)  # a loop that ends (the text sign's) is done
+            except Exception as e:
+                self.errors += 1
+                self.last_error = e
+                print("task restarted:", repr(e))
+                await self.tb.sleep_ms(100)
+
     def start(self):
         """Create every task; returns them."""
         t = self.tasks
-        t.append(asyncio.create_task(self.keys_task()))
-        t.append(asyncio.create_task(self.core_task()))
-        t.append(asyncio.create_task(self.ui.run()))
-        if self.badge:
-            t.append(asyncio.create_task(self.badge_task()))
-        if self.sign:
-            t.append(asyncio.create_task(self.sign.run(self.tb)))
-        if self.link:
-            t.append(asyncio.create_task(self.link.run()))
+        for loop, *args in ((self.keys_task,), (self.core_task,), (self.ui.run,),
+                            (self.badge and self.badge_task,), (self.sign and self.sign.run, self.tb),
+                            (self.link and self.link.run,)):
+            if loop:
+                t.append(asyncio.create_task(self._keep(loop, *args)))
         return t
 
     async def run(self):

@@ -24,6 +24,8 @@ _CHUNK = const(32)  # records read at a time
 
 
 class Log:
+    roll_errors = 0
+
     def __init__(self, root):
         self.dir = root.rstrip("/") + "/log"
         storage.makedirs(self.dir)
@@ -106,6 +108,8 @@ class Log:
             storage.save_json(self._opath, o)
             return 0
         chunks = R.ticket_chunks(ticket) if ticket else ()
+        if self._jn + len(chunks) + 1 > _JMAX:
+            self._roll()  # the roll after the last append failed: now, or nothing is stored
         seq = self.seq
         start = off = self._jn * R.SIZE
         for c in chunks:
@@ -121,7 +125,10 @@ class Log:
         self.seq = seq
         self.writes += 1
         if self._jn >= _JREC:
-            self._roll()
+            try:
+                self._roll()
+            except (OSError, MemoryError):  # the records are safe in the journal; the
+                self.roll_errors += 1  # next append rolls again (readers skip repeats)
         return seq
 
     def _roll(self):

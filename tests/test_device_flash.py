@@ -29,3 +29,11 @@ def test_full_log_keeps_counts_and_alerts(mp, shm_dir):
 @pytest.mark.parametrize("script", ["irq.py", "keys.py"])
 def test_keys(mp, script):
     _passed(mp(script))
+
+
+def test_faults_in_tasks_and_rolls_lose_nothing(mp, shm_dir):
+    """A roll that fails (a full heap) keeps its records in the journal until a later
+    one succeeds; an exception in a task restarts the task, the keypad goes on."""
+    p = mp("taskfault.py", str(shm_dir / "tf.img"))
+    assert p.stdout.strip().splitlines()[-1] == "PASS", p.stdout + p.stderr
+    assert "task restarted: MemoryError" in p.stdout
