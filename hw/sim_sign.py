@@ -127,23 +127,23 @@ def blocks(model, cols=None):
 
 
 # screens for the previews: (file name, screen)
-def _f(window="B01", no=None, name=None, notice=None, alert=None):
+def fields(window="B01", no=None, name=None, notice=None, alert=None):
     return {"window": window, "staff_no": no, "staff_name": name, "notice": notice,
             "alert": alert}
 
 
 SAMPLES = (
-    ("closed", ("closed", _f())),
-    ("serving", ("serving", _f(no="SB0101", name="张伟"))),
-    ("wait", ("wait", _f(no="SB0101", name="张伟"))),
-    ("paused", ("paused", _f())),
-    ("paused_unknown_badge", ("paused", _f(notice="unknown_badge"))),
-    ("overtime", ("overtime", _f(no="SB0102", name="刘洋"))),
-    ("invite", ("invite", _f(no="SB0101", name="张伟"))),
-    ("reason", ("reason", _f(no="SB0101", name="张伟"))),
-    ("thanks", ("thanks", _f(no="SB0101", name="张伟"))),
-    ("serving_alert", ("serving", _f(no="SB0207", name="欧阳晓燕", alert="sync_failing"))),
-    ("closed_alert", ("closed", _f(alert="log_full"))),
+    ("closed", ("closed", fields())),
+    ("serving", ("serving", fields(no="SB0101", name="张伟"))),
+    ("wait", ("wait", fields(no="SB0101", name="张伟"))),
+    ("paused", ("paused", fields())),
+    ("paused_unknown_badge", ("paused", fields(notice="unknown_badge"))),
+    ("overtime", ("overtime", fields(no="SB0102", name="刘洋"))),
+    ("invite", ("invite", fields(no="SB0101", name="张伟"))),
+    ("reason", ("reason", fields(no="SB0101", name="张伟"))),
+    ("thanks", ("thanks", fields(no="SB0101", name="张伟"))),
+    ("serving_alert", ("serving", fields(no="SB0207", name="欧阳晓燕", alert="sync_failing"))),
+    ("closed_alert", ("closed", fields(alert="log_full"))),
 )
 
 

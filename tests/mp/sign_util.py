@@ -4,7 +4,7 @@
 import asyncio
 
 from hw.panel_model import PanelModel
-from hw.sim_sign import until_done  # noqa: F401 (the sign tests call U.until_done)
+from hw.sim_sign import SAMPLES, fields, until_done  # noqa: F401 (U.until_done)
 from hw.simpins import SimPin, SimSPI
 from hw.ssd168x import SSD168x
 from hw.vtime import VirtualTime
@@ -34,24 +34,9 @@ def run(coro):
     return asyncio.run(coro)
 
 
-def fields(window="B01", no=None, name=None, notice=None, alert=None):
-    return {"window": window, "staff_no": no, "staff_name": name, "notice": notice,
-            "alert": alert}
-
-
-# the reference screens (tests/data/sign/<size>/<name>.pbm)
-SCREENS = (
-    ("closed", ("closed", fields())),
-    ("serving", ("serving", fields(no="SB0101", name="张伟"))),
-    ("wait", ("wait", fields(no="SB0101", name="张伟"))),
-    ("paused", ("paused", fields())),
-    ("paused_unknown_badge", ("paused", fields(notice="unknown_badge"))),
-    ("overtime", ("overtime", fields(no="SB0102", name="刘洋"))),
-    ("invite", ("invite", fields(no="SB0101", name="张伟"))),
-    ("reason", ("reason", fields(no="SB0101", name="张伟"))),
-    ("thanks", ("thanks", fields(no="SB0101", name="张伟"))),
-    ("serving_alert", ("serving", fields(no="SB0207", name="欧阳晓燕", alert="sync_failing"))),
-    ("closed_alert", ("closed", fields(alert="log_full"))),
+# the reference screens (tests/data/sign/<size>/<name>.pbm): the preview samples and
+# two that test the edges
+SCREENS = SAMPLES + (
     ("missing_glyph", ("serving", fields(window="B😀", no="X1", name="张\U0001F600伟"))),
     ("long_names", ("serving", fields(window="社会保障卡综合服务窗口12", no="SB20260001",
                                       name="阿卜杜热合曼·买买提"))),
