@@ -124,7 +124,7 @@ class Layout:
         bottom = h
         a = f.get("alert")
         if a:
-            msg = texts.ALERTS.get(a, a)
+            msg = texts.get(a, a)
             bh = 36 if big else 20
             bottom -= bh
             fb.fill_rect(0, bottom, w, bh, _INK)
@@ -140,9 +140,9 @@ class Layout:
             fb.fill_rect(x + s // 2, cy + s // 3, 1, s // 3, _INK)
             fb.fill_rect(x + s // 2, cy + s - 3, 1, 1, _INK)
             self.text(msg, x + s + 6, bottom + (bh - px) // 2, px, _PAPER)
-        hint = texts.SIGN.get(name + "_hint")
+        hint = texts.get(name + "_hint")
         if name in ("invite", "reason"):
-            title = texts.TITLES[name]
+            title = texts.get(name)
             y = 6 if big else 2
             px = 32 if big else 24
             if name == "invite":
@@ -156,25 +156,26 @@ class Layout:
                 cw = (w - 3 * gap) // 2
                 ch = (bottom - (8 if big else 2) - y - gap) // 2
                 # one size for all four labels: the largest at which the longest fits
+                keys = texts.get("keys").split("|")
                 px = self._kpx
                 if px is None:
-                    px = self._kpx = self.fit(texts.KEYS, (32, 24, 16) if big else (16,),
-                                              cw - 22, 1)
+                    px = self._kpx = self.fit(keys, (32, 24, 16) if big else (16,), cw - 22, 1)
                 sq = min(px + 8, ch - 4)
-                for i, label in enumerate(texts.KEYS):
+                for i, label in enumerate(keys):
                     cx = gap + (i % 2) * (cw + gap)
                     cy = y + (i // 2) * (ch + gap)
                     fb.rect(cx, cy, cw, ch, _INK)
                     sy = cy + (ch - sq) // 2
                     fb.fill_rect(cx + 4, sy, sq, sq, _INK)
-                    self.text(label[0], cx + 4, sy + (sq - px) // 2, px, _PAPER, sq)
+                    # a slice: indexing a str interns the character as a qstr
+                    self.text(label[:1], cx + 4, sy + (sq - px) // 2, px, _PAPER, sq)
                     self.text(label[2:], cx + sq + 10, cy + (ch - px) // 2, px)
             else:
                 self.text(title, 0, y + (8 if big else 0), px, _INK, w)
                 top = y + (52 if big else 30)
                 fb.fill_rect(20, top - (6 if big else 3), w - 40, 1, _INK)
                 # the reasons, numbered, one a row (some are long)
-                items = texts.REASONS
+                items = texts.get("reasons").split("|")
                 rh = (bottom - (4 if big else 0) - top) // len(items)
                 x0 = 14 if big else 16
                 px = self._rpx
@@ -185,13 +186,13 @@ class Layout:
                 for i, label in enumerate(items):
                     ry = top + i * rh + (rh - px - 6) // 2
                     fb.fill_rect(x0, ry, sq, sq, _INK)
-                    self.text(label[0], x0, ry + 3, px, _PAPER, sq)
+                    self.text(label[:1], x0, ry + 3, px, _PAPER, sq)
                     self.text(label[2:], x0 + sq + 12, ry + 3, px)
             return
         if name == "thanks":
             px = 48 if big else 32
             y = (bottom - px) // 2 - (16 if big else 10)
-            self.text(texts.TITLES[name], 0, y, px, _INK, w)
+            self.text(texts.get(name), 0, y, px, _INK, w)
             if hint:
                 self.text(hint, 0, y + px + (16 if big else 6), 24 if big else 16, _INK, w)
             return
@@ -201,7 +202,7 @@ class Layout:
         fb.fill_rect(0, 0, w, top, _INK)
         px = self.fit(label, (48, 32, 16) if big else (24, 16), w - (24 if big else 12))
         self.text(label[0], 0, (top - px) // 2, px, _PAPER, w)
-        title = texts.TITLES.get(name, name)
+        title = texts.get(name, name)
         tpx = self.fit((title,), (48, 32) if big else (32, 24), w - 16)
         staff = name in ("serving", "wait", "overtime") and f.get("staff_name")
         notice = f.get("notice")
@@ -229,7 +230,7 @@ class Layout:
         y += tpx + frame + gap
         if staff:
             # the staff name (name font, scaled) and number
-            no = "%s %s" % (texts.SIGN["staff_no"], f.get("staff_no") or "")
+            no = "%s %s" % (texts.get("staff_no"), f.get("staff_no") or "")
             if big:
                 # the name font tripled: names must read from three metres
                 px = self.fit((staff,), (48, 32, 16), w - 24)
@@ -248,7 +249,7 @@ class Layout:
             x = self.text(staff, max(2, (w - tw) // 2), y, npx) + gap
             self.text(no, x, y + (npx - nopx) // 2, nopx)
         elif notice:
-            msg = texts.NOTICES.get(notice, notice)
+            msg = texts.get(notice, notice)
             npx = 32 if big else 16
             tw = self.width(msg, npx)
             fb.fill_rect((w - tw) // 2 - 10, y - 2, tw + 20, npx + 4, _INK)

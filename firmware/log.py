@@ -81,9 +81,12 @@ class Log:
             keep += 1
             self.seq = s
         self._jn = keep
+        # The journal stays open between appends (write, then sync): a file object
+        # is 688 bytes, and a fragmented heap may not have them for every record.
+        self._jf = None
         if keep * R.SIZE != n:
-            with open(self._jpath, "wb") as f:
-                f.write(memoryview(jb)[: keep * R.SIZE])
+            self._jf = open(self._jpath, "wb")
+            self._jwrite(memoryview(jb)[: keep * R.SIZE])
         if keep >= _JREC:
             self._roll()
         self.seq = max(self.seq, self.acked)  # seqs never go back, even after a wipe
@@ -118,8 +121,7 @@ class Log:
             off += R.SIZE
         seq += 1
         R.pack_into(self._jbuf, off, seq, kind, val, arg, staff, time)
-        with open(self._jpath, "ab") as f:
-            f.write(memoryview(self._jbuf)[start : off + R.SIZE])
+        self._jwrite(memoryview(self._jbuf)[start : off + R.SIZE])
         # durable from here
         self._jn += seq - self.seq
         self.seq = seq
@@ -131,6 +133,19 @@ class Log:
                 self.roll_errors += 1  # next append rolls again (readers skip repeats)
         return seq
 
+    def _jwrite(self, data):
+        f = self._jf
+        if f is None:
+            f = self._jf = open(self._jpath, "ab")
+        try:
+            f.write(data)
+            f.flush()  # littlefs commits it: durable
+        except Exception:
+            # littlefs ignores later syncs of a file that failed once: a new one next time
+            self._jf = None
+            f.close()
+            raise
+
     def _roll(self):
         segs = self._segs
         try:
@@ -141,8 +156,12 @@ class Log:
             segs.append(R.seq_of(self._jbuf, 0))
         with open(self._seg_path(self._segs[-1]), "ab") as f:
             f.write(memoryview(self._jbuf)[: self._jn * R.SIZE])
-        with open(self._jpath, "wb"):
-            pass
+        # empty the journal: reopened to truncate it (closed and whole if that fails)
+        f = self._jf
+        self._jf = None
+        if f:
+            f.close()
+        self._jf = open(self._jpath, "wb")
         self._jn = 0
         self._check_space()
 
@@ -197,18 +216,29 @@ class Log:
         return n
 
     # ---- reading -------------------------------------------------------
-    def _seg_records(self, first):
-        """Valid records of one segment as tuples."""
+    def _seg_records(self, first, since=0):
+        """Valid records of one segment as tuples, from about seq since + 1 on."""
         try:
             f = open(self._seg_path(first), "rb")
         except OSError:
             return
         buf = self._rbuf
+        # seqs rise by at least one a record along a segment: the record at
+        # since + 1 - first is seq since + 1 unless seqs jumped (a wiped log's
+        # acked seq) before it, which its seq shows: then from the start
+        skip = since - first + 1
         with f:
+            if skip > 0:
+                f.seek(skip * R.SIZE)
             while True:
                 n = f.readinto(buf)
                 if not n:
                     break
+                if skip > 0:
+                    skip = 0
+                    if not R.valid(buf) or R.seq_of(buf) > since + 1:
+                        f.seek(0)
+                        continue
                 for off in range(0, n - n % R.SIZE, R.SIZE):
                     r = R.unpack(buf, off)
                     if r is None:
@@ -224,7 +254,7 @@ class Log:
         for i in range(len(segs)):
             if i + 1 < len(segs) and segs[i + 1] <= since + 1:
                 continue
-            for r in self._seg_records(segs[i]):
+            for r in self._seg_records(segs[i], since):
                 if r[0] > last:
                     last = r[0]
                     yield r

@@ -16,7 +16,8 @@ _MAX_STAFF = const(254)
 def normalize_uid(uid):
     """Hex UID text -> upper-case hex without separators; ValueError if it is not a UID."""
     u = uid.strip().replace(":", "").replace("-", "").replace(" ", "").upper()
-    if len(u) not in (8, 14, 20) or any(c not in "0123456789ABCDEF" for c in u):
+    # bytes, not the str: iterating a str interns each character as a qstr
+    if len(u) not in (8, 14, 20) or any(c not in b"0123456789ABCDEF" for c in u.encode()):
         raise ValueError("bad badge UID: " + uid)
     return u
 

@@ -178,17 +178,17 @@ class Link:
             writer.write(body)
             await wait(writer.drain(), _TIMEOUT_MS)
             head = (await wait(reader.readline(), _TIMEOUT_MS)).split(None, 2)  # HTTP/1.1 200 OK
-            n = -1
+            size = -1
             for _ in range(_HEAD_LINES):
                 h = (await wait(reader.readline(), _TIMEOUT_MS)).lower()
                 if h.startswith(b"content-length:"):
-                    n = int(h[15:])
+                    size = int(h[15:])
                 elif not h.strip():  # the blank line that ends the head (or the stream's end)
                     break
-            if len(head) < 2 or not head[0].startswith(b"HTTP/") or not 0 <= n <= F.ANSWER_MAX:
+            if len(head) < 2 or not head[0].startswith(b"HTTP/") or not 0 <= size <= F.ANSWER_MAX:
                 raise OSError("no HTTP answer with a usable Content-Length")
             # one allocation of the answer's size (a 128 KB heap has few big holes)
-            body = await wait(reader.readexactly(n), _TIMEOUT_MS) if n else b""
+            body = await wait(reader.readexactly(size), _TIMEOUT_MS) if size else b""
         finally:
             writer.close()
             try:

@@ -54,7 +54,10 @@ def _compile(sources: list[Path], base: Path, out: Path, arch: str | None = None
         dst = (out / src.relative_to(base)).with_suffix(".mpy")
         if not dst.exists() or dst.stat().st_mtime < src.stat().st_mtime:
             dst.parent.mkdir(parents=True, exist_ok=True)
-            cmd = [tool, "-o", str(dst), "-s", str(rel)]
+            # the source name a traceback shows: the module's dotted name, a string the
+            # import has interned anyway (a path would be one more qstr in RAM per module)
+            name = ".".join(src.relative_to(base).with_suffix("").parts)
+            cmd = [tool, "-o", str(dst), "-s", name.removesuffix(".__init__")]
             if arch:
                 cmd.append(f"-march={arch}")
             cmd.append(str(rel))

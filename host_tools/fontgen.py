@@ -61,14 +61,7 @@ def fixed_chars() -> str:
     """Every character of the sign's fixed texts (firmware/texts.py)."""
     from firmware import texts
 
-    s = EXTRA
-    for v in vars(texts).values():
-        if isinstance(v, str):
-            s += v
-        elif isinstance(v, dict):
-            s += "".join(str(x) for x in v.values())
-        elif isinstance(v, tuple):
-            s += "".join(str(x) for x in v)
+    s = EXTRA + texts.ALL
     return "".join(c for c in s if ord(c) > 0x7E and ord(c) <= 0xFFFF)
 
 
