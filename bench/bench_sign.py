@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -63,14 +64,18 @@ def main() -> int:
               f"{day['stats']['asleep']}")
         for rows in ("", "32") if size == "4.2" else ("",):  # 32: hw/board.py EINK_ROWS
             bench_heap(size, rows)
-    total = sum((LIB / f"{stem}.pjf").stat().st_size for stem, *_ in fontgen.SIZES)
+    data = (LIB / fontgen.FILE).read_bytes()
+    total = len(data)
     gb = len(fontgen.gb2312_chars())
-    naive = sum(gb * (1 + ((px + 7) // 8) * px) for _s, px, *_ in fontgen.SIZES)
+    naive = sum(gb * (1 + ((px + 7) // 8) * px) for px, *_ in fontgen.SIZES)
     print(f"font bytes on flash        {total / 1024:.0f} KB (budget 400 KB; all of GB2312 "
           f"at every size would take {naive / 1024:.0f} KB: {naive / total:.1f}x)")
-    for stem, px, _face, kind in fontgen.SIZES:
-        n = (LIB / f"{stem}.pjf").stat().st_size
-        print(f"  {stem}.pjf {px:2d} px {kind:7s} {n / 1024:6.1f} KB")
+    base = 0
+    for px, _face, kind in fontgen.SIZES:  # the blocks of lib/pj.pjf, in this order
+        count, height, stride = struct.unpack_from("<HBB", data, base + 4)
+        n = 16 + count * (3 + height * stride)
+        print(f"  {fontgen.FILE} {px:2d} px {kind:7s} {n / 1024:6.1f} KB")
+        base += n
     return 0
 
 

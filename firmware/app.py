@@ -1,6 +1,7 @@
 # The device application: builds the logic from a board and runs its tasks.
 # Every task is created here (one place); each waits through the timebase.
 import asyncio
+import gc
 
 from firmware import record as R
 from firmware import roster as roster_mod
@@ -11,8 +12,10 @@ from firmware.clock import Clock, iso
 from firmware.core import Core
 from firmware.keys import LONG, PRESS, RELEASE, Keys
 from firmware.log import Log
+from firmware.record import const
 from firmware.ui import Feedback
 
+_GC_EVERY = const(16384)
 # key indexes on board.keys: four citizen keys, then 请评价, then the status key
 K_INVITE = 4
 K_STATUS = 5
@@ -155,6 +158,11 @@ class App:
 
     def start(self):
         """Create every task; returns them."""
+        # collect after every _GC_EVERY bytes allocated, not only when the heap is
+        # exhausted: garbage is freed before long-lived objects (a file, a name)
+        # land in the middle of it and cut the free heap into small holes
+        gc.collect()
+        gc.threshold(_GC_EVERY)
         t = self.tasks
         for loop, *args in ((self.keys_task,), (self.core_task,), (self.ui.run,),
                             (self.badge and self.badge_task,), (self.sign and self.sign.run, self.tb),

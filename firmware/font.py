@@ -1,6 +1,8 @@
-# The sign's glyph files (lib/*.pjf, made by `pingjia fontgen`; format in
-# host_tools/fontgen.py). A glyph is found through a small coarse index held in
-# RAM and one 128-byte read of the file's index; a small FIFO cache keeps the
+# The sign's glyph file (lib/pj.pjf, made by `pingjia fontgen`: one PJF1 block
+# a size, back to back; format in host_tools/fontgen.py), open once for all
+# fonts: a littlefs file object is 688 bytes of heap. A glyph is found through
+# a small coarse index held in RAM and one 128-byte read of the file's index;
+# a small FIFO cache keeps the
 # glyph offset and width of the last code points looked up, so measuring a line
 # and drawing it looks each glyph up once. A bitmap is read from the file into
 # one buffer shared by all fonts when it is drawn: the font never sits in RAM.
@@ -21,15 +23,37 @@ _ibuf = bytearray(2 * _BLOCK)  # one index block: fonts look up one at a time
 _gbuf = bytearray(0)  # the glyph being drawn, shared by fonts (see bitmap)
 
 
-class Font:
-    def __init__(self, path, slots=16):
-        global _gbuf
-        f = open(path, "rb")
+def load(path, slots):
+    """{px: Font} of the glyph file at path for slots, ((px, glyph cache slots), ...),
+    made in that order."""
+    f = open(path, "rb")
+    at = {}  # px -> where its block starts
+    end = f.seek(0, 2)
+    base = 0
+    while base < end:
+        f.seek(base)
         h = f.read(_HEADER)
         if h[:4] != b"PJF1":
             f.close()
-            raise ValueError("not a PJF1 glyph file: %s" % path)
+            raise ValueError("no PJF1 glyph block at %d of %s" % (base, path))
+        at[h[6]] = base
+        base += _HEADER + (h[4] | h[5] << 8) * (3 + h[6] * h[7])
+    fonts = {}
+    for px, n in slots:
+        if px not in at:
+            raise ValueError("no %d px font in %s" % (px, path))
+        fonts[px] = Font(f, n, at[px])
+    return fonts
+
+
+class Font:
+    def __init__(self, f, slots=16, base=0):
+        """f: the glyph file, open; this font's PJF1 block starts at base."""
+        global _gbuf
+        f.seek(base)
+        h = f.read(_HEADER)
         self._f = f
+        self._base = base = base + _HEADER  # the index; the glyph records follow it
         self.count = n = h[4] | h[5] << 8
         self.height = h[6]
         self.stride = h[7]  # bytes per bitmap row
@@ -37,7 +61,7 @@ class Font:
         self._coarse = c = array("H", bytes(2 * ((n + _BLOCK - 1) // _BLOCK)))
         b2 = memoryview(_ibuf)[:2]
         for k in range(len(c)):
-            f.seek(_HEADER + 2 * k * _BLOCK)
+            f.seek(base + 2 * k * _BLOCK)
             f.readinto(b2)
             c[k] = b2[0] | b2[1] << 8
         # the cache, per slot: code point (_keys[i]), glyph record offset (_keys[slots + i])
@@ -72,7 +96,7 @@ class Font:
                 hi = mid - 1
         first = lo * _BLOCK
         f = self._f
-        f.seek(_HEADER + 2 * first)
+        f.seek(self._base + 2 * first)
         b = _ibuf
         f.readinto(b)
         lo, hi = 0, min(_BLOCK, self.count - first) - 1
@@ -103,7 +127,7 @@ class Font:
         self._next = (i + 1) % n
         keys[i] = cp
         # where the glyph's record (width, then bitmap) starts
-        keys[n + i] = g = _HEADER + 2 * self.count + g * (1 + self.stride * self.height)
+        keys[n + i] = g = self._base + 2 * self.count + g * (1 + self.stride * self.height)
         self._f.seek(g)
         self.widths[i] = self._f.read(1)[0]
         return i

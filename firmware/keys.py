@@ -25,7 +25,7 @@ class Keys:
         self.flag = flag  # set by the IRQ handler (a ThreadSafeFlag on the board)
         self.dropped = 0  # edges lost to a full ring
         # the ring: (key << 1 | level, ticks) pairs; one array, no object per edge
-        self._ring = array.array("i", [0] * (2 * _CAP))
+        self._ring = array.array("i", bytes(8 * _CAP))
         self._head = 0  # written by the IRQ
         self._tail = 0  # read by the task
         self.level = bytearray(b"\x01" * n)  # debounced level (1: released)

@@ -8,7 +8,7 @@ import gc
 from micropython import const
 
 from firmware import texts
-from firmware.font import Font
+from firmware.font import load
 
 _INK = const(0)
 _PAPER = const(1)
@@ -36,19 +36,18 @@ def _cps(s):
 class Layout:
     """Screens for one panel. fb: the driver, drawn on in whole-panel coordinates
     (blank white at each draw; a paged driver shifts each call to its band);
-    folder: the glyph files (lib/*.pjf)."""
+    folder: where the glyph file is (lib/pj.pjf)."""
 
     def __init__(self, fb, folder):
         self.fb = fb
         self.big = big = fb.height >= 200  # 4.2" 400x300, else 2.9" 296x128
-        self.fonts = fonts = {}
         # glyph cache slots per size (9 bytes each): a screen's glyphs at that
         # size fit (the reasons take 32 at 32 px), so each band of a paged
-        # frame finds them without a lookup in the file's index
-        for px, n in ((48, 16), (32, 32), (24, 24), (16, 32)):
-            if big or px < 48:
-                gc.collect()  # the biggest caches first, while the heap is whole
-                fonts[px] = Font("%s/pj%d.pjf" % (folder, px), n)
+        # frame finds them without a lookup in the file's index; the biggest
+        # caches first, while the heap is whole
+        gc.collect()
+        self.fonts = fonts = load(folder + "/pj.pjf", ((48, 16), (32, 32), (24, 24), (16, 32))
+                                  if big else ((32, 32), (24, 24), (16, 32)))
         self.names = fonts[_NAME]
         self._kpx = self._rpx = None  # label sizes, chosen once (the texts are fixed)
 

@@ -9,8 +9,12 @@
 # OSError (network, collector), FrameError (an answer that fails its checks)
 # or ValueError (a pushed config that fails validation).
 import asyncio
+import errno
+import gc
 import json
 import os
+import socket
+from time import ticks_diff, ticks_ms
 
 from firmware import frame as F
 from firmware import record as R
@@ -26,7 +30,34 @@ _BACKOFF_MIN_MS = const(5000)
 _BACKOFF_MAX_MS = const(600000)
 _QUIET_MS = const(5000)  # a burst of ratings is over when the log rests this long
 _POLL_MS = const(2000)
-_HEAD_LINES = const(32)  # header lines of an answer, at most
+_NET_POLL_MS = const(5)
+# a non-blocking socket's "not yet" (118, 119: the ESP32's EINPROGRESS and EALREADY)
+_BUSY = (errno.EAGAIN, errno.EINPROGRESS, errno.EALREADY, errno.ETIMEDOUT, 118, 119)
+
+
+async def _io(sock, data, write=True):
+    """Write all of data, or read once into data (0: the peer closed), on a
+    non-blocking socket; OSError when it makes no progress for _TIMEOUT_MS."""
+    t = ticks_ms()
+    done = 0
+    mv = memoryview(data)
+    while True:
+        try:
+            n = sock.write(mv[done:]) if write else sock.readinto(mv)
+        except OSError as e:
+            if e.errno not in _BUSY:
+                raise
+            n = None
+        if n is not None:
+            if not write:
+                return n
+            done += n
+            if done == len(mv):
+                return done
+            t = ticks_ms()
+        if ticks_diff(ticks_ms(), t) > _TIMEOUT_MS:
+            raise OSError(errno.ETIMEDOUT)
+        await asyncio.sleep_ms(_NET_POLL_MS)
 
 
 class Link:
@@ -92,6 +123,7 @@ class Link:
         else:
             return "error: a sync is still running"
         self.busy = True
+        gc.collect()
         log = app.log
         sent = frames = 0
         notes = ""  # what the answers brought: clock set, new settings or roster
@@ -168,33 +200,53 @@ class Link:
         host, _, path = url[7:].partition("/")
         host, _, port = host.partition(":")
         port = int(port or 80)
-        wait = asyncio.wait_for_ms
-        reader, writer = await wait(asyncio.open_connection(host, port), _TIMEOUT_MS)
+        # the POST on a non-blocking socket polled every few ms, as mqtt_as does:
+        # no stream objects or timeout tasks on the heap, and the answer's head
+        # is read into the frame buffer (the request in it is sent by then)
+        sock = socket.socket()
         try:
+            sock.setblocking(False)
+            try:
+                sock.connect(socket.getaddrinfo(host, port)[0][-1])
+            except OSError as e:
+                if e.errno not in _BUSY:
+                    raise
             # HTTP/1.0: the server closes after its answer. No Content-Type:
             # application/octet-stream is what a body without one is.
-            writer.write(b"POST /%s HTTP/1.0\r\nHost: %s:%d\r\nContent-Length: %d\r\n\r\n"
-                         % (path.encode(), host.encode(), port, len(body)))
-            writer.write(body)
-            await wait(writer.drain(), _TIMEOUT_MS)
-            head = (await wait(reader.readline(), _TIMEOUT_MS)).split(None, 2)  # HTTP/1.1 200 OK
+            await _io(sock, b"POST /%s HTTP/1.0\r\nHost: %s:%d\r\nContent-Length: %d\r\n\r\n"
+                      % (path.encode(), host.encode(), port, len(body)))
+            await _io(sock, body)
+            mv = memoryview(buf)
+            got = 0
+            end = -1
+            while end < 0:  # until the blank line that ends the head
+                k = await _io(sock, mv[got:], False) if got < len(buf) else 0
+                if not k:
+                    raise OSError("no HTTP answer head")
+                got += k
+                end = buf.find(b"\r\n\r\n", 0, got)
+            lines = bytes(mv[:end]).split(b"\r\n")
+            head = lines[0].split(None, 2)  # HTTP/1.1 200 OK
             size = -1
-            for _ in range(_HEAD_LINES):
-                h = (await wait(reader.readline(), _TIMEOUT_MS)).lower()
-                if h.startswith(b"content-length:"):
+            for h in lines:
+                if h.lower().startswith(b"content-length:"):
                     size = int(h[15:])
-                elif not h.strip():  # the blank line that ends the head (or the stream's end)
-                    break
-            if len(head) < 2 or not head[0].startswith(b"HTTP/") or not 0 <= size <= F.ANSWER_MAX:
+            lines = None
+            got -= end + 4  # body bytes read with the head
+            if len(head) < 2 or not head[0].startswith(b"HTTP/") or not got <= size <= F.ANSWER_MAX:
                 raise OSError("no HTTP answer with a usable Content-Length")
             # one allocation of the answer's size (a 128 KB heap has few big holes)
-            body = await wait(reader.readexactly(size), _TIMEOUT_MS) if size else b""
+            body = bytearray(size)
+            body[:got] = mv[end + 4 : end + 4 + got]
+            mv = memoryview(body)
+            while got < size:
+                k = await _io(sock, mv[got:], False)
+                if not k:
+                    raise OSError("HTTP answer cut short")
+                got += k
+            mv = None
         finally:
-            writer.close()
-            try:
-                await wait(writer.wait_closed(), _TIMEOUT_MS)
-            except Exception:
-                pass
+            sock.close()
         if head[1] != b"200":
             raise OSError("collector said %s %s" % (head[1].decode(), body[:120].decode()))
         self.frames += 1

@@ -1,6 +1,7 @@
-"""`pingjia fontgen`: rasterise a CJK font into the sign's 1-bit glyph files (lib/*.pjf).
+"""`pingjia fontgen`: rasterise a CJK font into the sign's 1-bit glyph file, lib/pj.pjf:
+one "PJF1" block a size (SIZES), back to back.
 
-File format "PJF1" (little endian), read by firmware/font.py with seek/readinto:
+Block format "PJF1" (little endian), read by firmware/font.py with seek/readinto:
 
     0   4  magic b"PJF1"
     4   2  count: number of glyphs
@@ -11,7 +12,8 @@ File format "PJF1" (little endian), read by firmware/font.py with seek/readinto:
     ...    records: count x (1 + stride*height) bytes: advance width, then the
            bitmap MONO_HLSB (row major, MSB = leftmost pixel, 1 = ink)
 
-A record has a fixed size, so glyph i sits at 16 + 2*count + i*(1 + stride*height).
+A record has a fixed size, so glyph i sits at 16 + 2*count + i*(1 + stride*height)
+from the block's start, and the next block starts at 16 + count*(3 + stride*height).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LIB = ROOT / "lib"
 FONT = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
 MAGIC = b"PJF1"
+FILE = "pj.pjf"  # on the device: /lib/pj.pjf
 HEADER = 16
 
 ASCII = "".join(chr(c) for c in range(0x20, 0x7F))
@@ -36,13 +39,13 @@ EXTRA = "服务窗口号工：，。、/·（）"
 # middle dot of transcribed names (GB2312's A1A4 decodes to U+30FB instead)
 NAME_EXTRA = "\u00b7彧犇堃喆玥珺昇赟頔甯琍瑄雯晧珏琰璟玙瑢婧姮昱淏浛煊炅焜燚垚鑫淼沄泓汭祎禕芃苡茜萱蕙喆嘉懿"
 
-# (file stem, pixel size, face index in the .ttc, charset): the name size
-# carries all of GB2312; the large sizes only the fixed texts.
+# (pixel size, face index in the .ttc, charset): the name size carries all of
+# GB2312; the large sizes only the fixed texts.
 SIZES = (
-    ("pj16", 16, 2, "gb2312"),  # Zen Hei Sharp: hand-tuned 16 px bitmaps
-    ("pj24", 24, 0, "fixed"),
-    ("pj32", 32, 0, "fixed"),
-    ("pj48", 48, 0, "fixed"),
+    (16, 2, "gb2312"),  # Zen Hei Sharp: hand-tuned 16 px bitmaps
+    (24, 0, "fixed"),
+    (32, 0, "fixed"),
+    (48, 0, "fixed"),
 )
 
 
@@ -81,7 +84,8 @@ def render(font: ImageFont.FreeTypeFont, size: int, cp: int, dy: int) -> tuple[i
     return adv, img
 
 
-def build(stem: str, size: int, face: int, kind: str, out: Path, font_path: str = FONT) -> Path:
+def build(size: int, face: int, kind: str, font_path: str = FONT) -> bytes:
+    """One PJF1 block: the glyphs of charset kind at size px."""
     font = ImageFont.truetype(font_path, size, index=face)
     top, bottom = font.getbbox("国")[1], font.getbbox("国")[3]
     dy = -top + (size - (bottom - top)) // 2  # centre the ideograph box in the cell
@@ -96,28 +100,29 @@ def build(stem: str, size: int, face: int, kind: str, out: Path, font_path: str 
         canvas.paste(img.crop((0, 0, min(img.width, stride * 8), size)), (0, 0))
         body.append(min(adv, stride * 8))
         body += canvas.tobytes()  # mode "1" rows are MSB-first, padded to bytes
+    return bytes(body)
+
+
+def build_all(out: Path = LIB, font_path: str = FONT) -> tuple[Path, list[int]]:
+    """lib/pj.pjf, the blocks of SIZES back to back (the device opens one file for
+    all sizes); (its path, each block's size)."""
+    blocks = [build(size, face, kind, font_path) for size, face, kind in SIZES]
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{stem}.pjf"
-    path.write_bytes(bytes(body))
-    return path
-
-
-def build_all(out: Path = LIB, font_path: str = FONT) -> list[Path]:
-    return [build(stem, size, face, kind, out, font_path) for stem, size, face, kind in SIZES]
+    path = out / FILE
+    path.write_bytes(b"".join(blocks))
+    return path, [len(b) for b in blocks]
 
 
 def run(args: argparse.Namespace) -> int:
-    total = 0
-    for p in build_all(Path(args.out), args.font):
-        n = p.stat().st_size
-        total += n
-        print(f"{p}: {n} bytes")
-    print(f"total: {total} bytes")
+    path, sizes = build_all(Path(args.out), args.font)
+    for (px, _face, kind), n in zip(SIZES, sizes, strict=True):
+        print(f"{px:2d} px ({kind}): {n} bytes")
+    print(f"{path}: {path.stat().st_size} bytes")
     return 0
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("fontgen", help="rasterise the sign's CJK glyph files into lib/")
+    p = subparsers.add_parser("fontgen", help="rasterise the sign's CJK glyph file, lib/pj.pjf")
     p.add_argument("--out", default=str(LIB), help="output directory (default lib/)")
     p.add_argument("--font", default=FONT, help="TrueType collection (fonts-wqy-zenhei)")
     p.set_defaults(func=run)

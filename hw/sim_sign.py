@@ -42,7 +42,7 @@ def font_dir():
     for up in ("/..", "/../../.."):
         cand = here + up + "/lib"
         try:
-            os.stat(cand + "/pj16.pjf")
+            os.stat(cand + "/pj.pjf")
             return cand
         except OSError:
             pass

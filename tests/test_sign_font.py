@@ -1,5 +1,5 @@
-"""The sign's glyph files (lib/*.pjf): coverage, flash budget, format, and that
-the committed files are what `pingjia fontgen` makes from the Debian font."""
+"""The sign's glyph file (lib/pj.pjf): coverage, flash budget, format, and that
+the committed file is what `pingjia fontgen` makes from the Debian font."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from firmware import texts
-from firmware.font import Font
+from firmware.font import Font, load
 from host_tools import fontgen
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,13 +30,16 @@ def glyph(f: Font, cp: int) -> tuple[int, bytes] | None:
     return f.widths[i], f._f.read(bm)
 
 
-def test_font_files_fit_the_flash_budget():
-    total = sum((LIB / f"{stem}.pjf").stat().st_size for stem, *_ in fontgen.SIZES)
-    assert total <= BUDGET
+def font(px: int, slots: int = 16) -> Font:
+    return load(str(LIB / fontgen.FILE), ((px, slots),))[px]
+
+
+def test_font_file_fits_the_flash_budget():
+    assert (LIB / fontgen.FILE).stat().st_size <= BUDGET
 
 
 def test_every_gb2312_character_at_the_name_size():
-    f = Font(str(LIB / "pj16.pjf"))
+    f = font(16)
     chars = fontgen.gb2312_chars()
     assert len(chars) == 7445
     missing = [c for c in chars if f.index(ord(c)) < 0]
@@ -55,7 +58,7 @@ def _fixed_texts() -> list[str]:
 
 @pytest.mark.parametrize("px", (24, 32, 48))
 def test_every_fixed_text_at_the_large_sizes(px):
-    f = Font(str(LIB / f"pj{px}.pjf"))
+    f = font(px)
     for s in _fixed_texts():
         for c in s:
             assert f.index(ord(c)) >= 0, (px, s, c)
@@ -64,25 +67,37 @@ def test_every_fixed_text_at_the_large_sizes(px):
 
 
 def test_missing_characters_are_reported_not_raised():
-    f = Font(str(LIB / "pj48.pjf"), slots=4)
+    f = font(48, slots=4)
     assert f.index(ord("燕")) == -1  # not a fixed text: drawn from the name font
     assert glyph(f, 0x1F600) is None and f.index(0x1F600) == -1
     assert f.advance(0x1F600) == 48  # a placeholder box keeps the line's width
     assert f.index(0) == -1
 
 
-def test_format_header_and_sorted_index():
-    data = (LIB / "pj16.pjf").read_bytes()
-    assert data[:4] == b"PJF1"
+def test_format_blocks_headers_and_sorted_indexes():
+    data = (LIB / fontgen.FILE).read_bytes()
+    base = 0
+    for px, _face, _kind in fontgen.SIZES:  # one block a size, back to back
+        assert data[base : base + 4] == b"PJF1"
+        count, height, stride = struct.unpack_from("<HBB", data, base + 4)
+        assert height == px
+        cps = struct.unpack_from(f"<{count}H", data, base + 16)
+        assert list(cps) == sorted(set(cps))
+        base += 16 + 2 * count + count * (1 + stride * height)
+    assert base == len(data)
+
+
+def test_a_file_that_is_not_glyphs_is_refused(tmp_path):
+    data = (LIB / fontgen.FILE).read_bytes()
     count, height, stride = struct.unpack_from("<HBB", data, 4)
-    assert (height, stride) == (16, 2)
-    cps = struct.unpack_from(f"<{count}H", data, 16)
-    assert list(cps) == sorted(set(cps))
-    assert len(data) == 16 + 2 * count + count * (1 + stride * height)
+    bad = tmp_path / "pj.pjf"  # the 16 px block, then no block
+    bad.write_bytes(data[: 16 + count * (3 + height * stride)] + b"not a glyph block")
+    with pytest.raises(ValueError, match="no PJF1 glyph block"):
+        load(str(bad), ((16, 8),))
 
 
 def test_glyph_cache_is_bounded():
-    f = Font(str(LIB / "pj16.pjf"), slots=8)
+    f = font(16, slots=8)
     for c in fontgen.gb2312_chars()[:500]:
         glyph(f, ord(c))
     # code point (4 bytes), glyph offset (4) and width (1) a slot; no bitmaps
@@ -102,7 +117,7 @@ def test_bitmaps_on_the_device(mp):
     assert got["heap_locked_ok"]
 
 
-def test_committed_files_are_what_fontgen_makes(tmp_path):
-    for p in fontgen.build_all(tmp_path):
-        assert p.read_bytes() == (LIB / p.name).read_bytes(), (
-            f"lib/{p.name} is stale: run `pingjia fontgen`")
+def test_committed_file_is_what_fontgen_makes(tmp_path):
+    p, _sizes = fontgen.build_all(tmp_path)
+    assert p.read_bytes() == (LIB / p.name).read_bytes(), (
+        f"lib/{p.name} is stale: run `pingjia fontgen`")

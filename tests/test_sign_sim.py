@@ -46,8 +46,7 @@ def test_preview_writes_a_png_per_screen_drawn_by_the_firmware(tmp_path):
 
 def test_fontgen_command(tmp_path):
     assert main(["fontgen", "--out", str(tmp_path)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "pj16.pjf", "pj24.pjf", "pj32.pjf", "pj48.pjf"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pj.pjf"]
 
 
 @pytest.mark.parametrize("size,rows,budget_kb", (("4.2", "", 24), ("4.2", "64", 12),

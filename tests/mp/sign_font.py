@@ -8,16 +8,17 @@ import sys
 import framebuf
 import micropython
 
-from firmware.font import Font
+from firmware.font import load
 
 d = sys.argv[1]
-fonts = [Font("%s/pj%d.pjf" % (d, px), 4) for px in (16, 48)]
+fonts = load(d + "/pj.pjf", ((16, 4), (48, 4)))
+fonts = [fonts[16], fonts[48]]
 out = {"checked": 0, "bad": [], "heap_locked_ok": False}
 
 
 def record(f, i):
     """The bitmap bytes of cache slot i's glyph, straight from the file."""
-    with open("%s/pj%d.pjf" % (d, f.height), "rb") as r:
+    with open(d + "/pj.pjf", "rb") as r:
         r.seek(f._keys[len(f.widths) + i] + 1)  # the slot's record offset
         return r.read(f.stride * f.height)
 
