@@ -19,8 +19,9 @@ from hw.sim import SimBoard
 
 IMG, PROV = sys.argv[1], sys.argv[2]
 N, SHIFTS = int(sys.argv[3]), int(sys.argv[4])
-# full: the e-ink sign (the real driver, layout and glyph files; no chip model, as on
-# the board) and the Wi-Fi link; else the text sign and no network
+# full: the e-ink sign (the real driver, layout and glyph file; no chip model, as on
+# the board) and the Wi-Fi link; else the text sign and no network. The glyph file
+# is copied onto the flash and read from there, as the board reads /lib/pj.pjf.
 FULL = sys.argv[5:6] == ["full"]
 FONTS = sys.argv[6] if len(sys.argv) > 6 else "lib"
 remove(IMG)
@@ -48,7 +49,16 @@ async def main():
 
         panel = SSD1683(board.spi, out(B.EINK_CS), out(B.EINK_DC), out(B.EINK_RST),
                         SimPin(B.EINK_BUSY, value=0), board.timebase, rows=B.EINK_ROWS)
-        board.sign = eink.build(panel, FONTS)
+        os.mkdir("/flash/lib")
+        buf = bytearray(4096)
+        with open(FONTS + "/pj.pjf", "rb") as src, open("/flash/lib/pj.pjf", "wb") as dst:
+            while True:
+                n = src.readinto(buf)
+                if not n:
+                    break
+                dst.write(memoryview(buf)[:n])
+        buf = None
+        board.sign = eink.build(panel, "/flash/lib")
     else:
         board.net = None
     for name in os.listdir(PROV):
@@ -90,7 +100,8 @@ async def main():
             staff.add(r[4])
     print(json.dumps({"base": base, "end": end, "free": gc.mem_free(), "samples": samples,
                       "ratings": ratings, "staff": len(staff), "seq": app.log.seq,
-                      "acked": app.log.acked, "frames": link.frames if link else 0}))
+                      "acked": app.log.acked, "frames": link.frames if link else 0,
+                      "sent": link.sent if link else 0}))
     assert ratings == N, ratings
     assert len(staff) == min(SHIFTS, (N + 19) // 20), staff  # each shift rated its own staff
     # the heap after gc is flat over the day: no leak per rating
