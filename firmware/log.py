@@ -81,12 +81,9 @@ class Log:
             keep += 1
             self.seq = s
         self._jn = keep
-        # The journal stays open between appends (write, then sync): a file object
-        # is 688 bytes, and a fragmented heap may not have them for every record.
-        self._jf = None
         if keep * R.SIZE != n:
-            self._jf = open(self._jpath, "wb")
-            self._jwrite(memoryview(jb)[: keep * R.SIZE])
+            with open(self._jpath, "wb") as f:
+                f.write(memoryview(jb)[: keep * R.SIZE])
         if keep >= _JREC:
             self._roll()
         self.seq = max(self.seq, self.acked)  # seqs never go back, even after a wipe
@@ -121,7 +118,8 @@ class Log:
             off += R.SIZE
         seq += 1
         R.pack_into(self._jbuf, off, seq, kind, val, arg, staff, time)
-        self._jwrite(memoryview(self._jbuf)[start : off + R.SIZE])
+        with open(self._jpath, "ab") as f:
+            f.write(memoryview(self._jbuf)[start : off + R.SIZE])
         # durable from here
         self._jn += seq - self.seq
         self.seq = seq
@@ -133,19 +131,6 @@ class Log:
                 self.roll_errors += 1  # next append rolls again (readers skip repeats)
         return seq
 
-    def _jwrite(self, data):
-        f = self._jf
-        if f is None:
-            f = self._jf = open(self._jpath, "ab")
-        try:
-            f.write(data)
-            f.flush()  # littlefs commits it: durable
-        except Exception:
-            # littlefs ignores later syncs of a file that failed once: a new one next time
-            self._jf = None
-            f.close()
-            raise
-
     def _roll(self):
         segs = self._segs
         try:
@@ -156,12 +141,8 @@ class Log:
             segs.append(R.seq_of(self._jbuf, 0))
         with open(self._seg_path(self._segs[-1]), "ab") as f:
             f.write(memoryview(self._jbuf)[: self._jn * R.SIZE])
-        # empty the journal: reopened to truncate it (closed and whole if that fails)
-        f = self._jf
-        self._jf = None
-        if f:
-            f.close()
-        self._jf = open(self._jpath, "wb")
+        with open(self._jpath, "wb"):
+            pass
         self._jn = 0
         self._check_space()
 

@@ -97,6 +97,28 @@ def test_answer_lost_after_commit_counts_nothing_twice(srv, shm_dir, devices):
     px.close()
 
 
+def test_answer_in_small_pieces_or_with_a_head_too_long(srv, shm_dir, devices):
+    """The answer read a few bytes at a time off the non-blocking socket still syncs;
+    a head longer than the frame buffer it is read into is a clean error, nothing
+    acked, and the next sync sends the records again (the collector counts them once)."""
+    px = Proxy(srv.port)
+    dev = boot(devices, shm_dir / "d.img", provision(srv, url=px.url))
+    dev.rate(1)
+    px.mode = "drip"
+    assert dev.sync().startswith("ok")
+    assert dev.link()["unsynced"] == 0 and count_ratings(srv) == 1
+    dev.rate(3)
+    acked = dev.link()["acked"]
+    px.mode = "long_head"
+    out = dev.sync()
+    assert out.startswith("error") and "HTTP answer head" in out, out
+    assert dev.link()["acked"] == acked
+    px.mode = "pass"
+    assert dev.sync().startswith("ok")
+    assert count_ratings(srv) == 2 and dev.link()["unsynced"] == 0
+    px.close()
+
+
 def test_network_cut_mid_frame(srv, shm_dir, devices):
     px = Proxy(srv.port)
     dev = boot(devices, shm_dir / "c.img", provision(srv, url=px.url))

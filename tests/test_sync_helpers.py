@@ -8,6 +8,7 @@ import json
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 from conftest import BUILD, compile_tests, micropython_bin, mp_env
@@ -118,7 +119,8 @@ class Proxy:
     """TCP relay to the collector that can misbehave, one mode at a time:
     pass, refuse (close at once), cut_request (forward cut_after bytes, or all but the
     last -cut_after, then cut),
-    drop_answer (the collector answers, the device never hears it)."""
+    drop_answer (the collector answers, the device never hears it),
+    drip (the answer 7 bytes at a time, 2 ms apart), long_head (2 KB more header lines)."""
 
     def __init__(self, target_port: int):
         self.target = ("127.0.0.1", target_port)
@@ -176,6 +178,13 @@ class Proxy:
                     c.sendall(answer[: len(answer) * 2 // 3])
                 elif mode == "replay_answer":
                     c.sendall(self.answers[0])
+                elif mode == "drip":
+                    for i in range(0, len(answer), 7):
+                        c.sendall(answer[i : i + 7])
+                        time.sleep(0.002)
+                elif mode == "long_head":
+                    head, _, body = answer.partition(b"\r\n")
+                    c.sendall(head + b"\r\n" + b"X-Pad: %s\r\n" % (b"." * 60) * 32 + body)
                 elif mode != "drop_answer":
                     c.sendall(answer)
             finally:
