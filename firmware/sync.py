@@ -220,7 +220,9 @@ class Link:
             got = 0
             end = -1
             while end < 0:  # until the blank line that ends the head
-                k = await _io(sock, mv[got:], False) if got < len(buf) else 0
+                if got == len(buf):
+                    raise OSError("HTTP answer head over %d bytes" % got)
+                k = await _io(sock, mv[got:], False)
                 if not k:
                     raise OSError("no HTTP answer head")
                 got += k

@@ -111,7 +111,7 @@ def test_answer_in_small_pieces_or_with_a_head_too_long(srv, shm_dir, devices):
     acked = dev.link()["acked"]
     px.mode = "long_head"
     out = dev.sync()
-    assert out.startswith("error") and "HTTP answer head" in out, out
+    assert out.startswith("error") and "HTTP answer head over" in out, out
     assert dev.link()["acked"] == acked
     px.mode = "pass"
     assert dev.sync().startswith("ok")
