@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -70,12 +69,9 @@ def main() -> int:
     naive = sum(gb * (1 + ((px + 7) // 8) * px) for px, *_ in fontgen.SIZES)
     print(f"font bytes on flash        {total / 1024:.0f} KB (budget 400 KB; all of GB2312 "
           f"at every size would take {naive / 1024:.0f} KB: {naive / total:.1f}x)")
-    base = 0
-    for px, _face, kind in fontgen.SIZES:  # the blocks of lib/pj.pjf, in this order
-        count, height, stride = struct.unpack_from("<HBB", data, base + 4)
-        n = 16 + count * (3 + height * stride)
+    for (px, _start, n), (_px, _face, kind) in zip(fontgen.blocks(data), fontgen.SIZES,
+                                                     strict=True):
         print(f"  {fontgen.FILE} {px:2d} px {kind:7s} {n / 1024:6.1f} KB")
-        base += n
     return 0
 
 

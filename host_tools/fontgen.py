@@ -113,6 +113,18 @@ def build_all(out: Path = LIB, font_path: str = FONT) -> tuple[Path, list[int]]:
     return path, [len(b) for b in blocks]
 
 
+def blocks(data: bytes) -> list[tuple[int, int, int]]:
+    """The blocks of a glyph file's bytes: (px, start, size) each, in file order."""
+    out = []
+    base = 0
+    while base < len(data):
+        count, height, stride = struct.unpack_from("<HBB", data, base + 4)
+        size = HEADER + count * (3 + stride * height)
+        out.append((height, base, size))
+        base += size
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     path, sizes = build_all(Path(args.out), args.font)
     for (px, _face, kind), n in zip(SIZES, sizes, strict=True):

@@ -89,9 +89,9 @@ def test_format_blocks_headers_and_sorted_indexes():
 
 def test_a_file_that_is_not_glyphs_is_refused(tmp_path):
     data = (LIB / fontgen.FILE).read_bytes()
-    count, height, stride = struct.unpack_from("<HBB", data, 4)
+    _px, _start, size = fontgen.blocks(data)[0]
     bad = tmp_path / "pj.pjf"  # the 16 px block, then no block
-    bad.write_bytes(data[: 16 + count * (3 + height * stride)] + b"not a glyph block")
+    bad.write_bytes(data[:size] + b"not a glyph block")
     with pytest.raises(ValueError, match="no PJF1 glyph block"):
         load(str(bad), ((16, 8),))
 

@@ -11,7 +11,7 @@ import os
 import sys
 
 import micropython
-from simday import remove, serve_one
+from simday import copy_file, remove, serve_one
 
 from firmware import storage
 from firmware.app import App
@@ -50,14 +50,7 @@ async def main():
         panel = SSD1683(board.spi, out(B.EINK_CS), out(B.EINK_DC), out(B.EINK_RST),
                         SimPin(B.EINK_BUSY, value=0), board.timebase, rows=B.EINK_ROWS)
         os.mkdir("/flash/lib")
-        buf = bytearray(4096)
-        with open(FONTS + "/pj.pjf", "rb") as src, open("/flash/lib/pj.pjf", "wb") as dst:
-            while True:
-                n = src.readinto(buf)
-                if not n:
-                    break
-                dst.write(memoryview(buf)[:n])
-        buf = None
+        copy_file(FONTS + "/pj.pjf", "/flash/lib/pj.pjf", bytearray(4096))
         board.sign = eink.build(panel, "/flash/lib")
     else:
         board.net = None

@@ -8,6 +8,7 @@ import sys
 import vfs
 from cutdev import CutBlockDev
 from daywork import Ms, boot, day
+from simday import copy_file
 
 from firmware import log as L
 from firmware import record as R
@@ -22,12 +23,7 @@ buf = bytearray(4096)
 
 
 def copy(src, dst):
-    with open(src, "rb") as a, open(dst, "wb") as b:
-        while True:
-            n = a.readinto(buf)
-            if not n:
-                break
-            b.write(buf, 0, n) if n < len(buf) else b.write(buf)
+    copy_file(src, dst, buf)
 
 
 def make_template():

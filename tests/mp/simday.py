@@ -13,6 +13,16 @@ def remove(path):
         pass
 
 
+def copy_file(src, dst, buf):
+    """Copy src to dst through buf (a file bigger than the heap goes a buffer at a time)."""
+    with open(src, "rb") as a, open(dst, "wb") as b:
+        while True:
+            n = a.readinto(buf)
+            if not n:
+                break
+            b.write(buf, 0, n) if n < len(buf) else b.write(buf)
+
+
 def fresh_flash(path, blocks, mountpoint="/f"):
     """A new littlefs image at path, formatted and mounted; its block device."""
     remove(path)
