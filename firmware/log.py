@@ -204,13 +204,16 @@ class Log:
         except OSError:
             return
         buf = self._rbuf
-        # seqs rise by at least one a record along a segment: the record at
-        # since + 1 - first is seq since + 1 unless seqs jumped (a wiped log's
-        # acked seq) before it, which its seq shows: then from the start
+        # seqs rise by at least one a record along a segment, so every record
+        # before one whose seq is at most since + 1 is older than since: start at
+        # since + 1 - first (the segment's last record if that is past its end)
+        # when the record there shows it, else (seqs jumped before it: a wiped
+        # log's acked seq) from the start
         skip = since - first + 1
         with f:
             if skip > 0:
-                f.seek(skip * R.SIZE)
+                skip = min(skip, f.seek(0, 2) // R.SIZE - 1)
+                f.seek(max(skip, 0) * R.SIZE)
             while True:
                 n = f.readinto(buf)
                 if not n:

@@ -26,6 +26,10 @@ def test_full_log_keeps_counts_and_alerts(mp, shm_dir):
     assert "counted 49" in out
 
 
+def test_reading_from_a_seq_seeks_and_survives_a_jump_in_seqs(mp, shm_dir):
+    assert "jumps 3" in _passed(mp("logseek.py", str(shm_dir / "seek.img")))
+
+
 @pytest.mark.parametrize("script", ["irq.py", "keys.py"])
 def test_keys(mp, script):
     _passed(mp(script))
