@@ -2,7 +2,7 @@
 import asyncio
 
 from firmware.app import App
-from hw.esp32_board import Board
+from hw.esp32.board import Board
 
 
 def run():

@@ -61,7 +61,7 @@ def main() -> int:
         print(f"{size}\" panel busy per day   {busy:.0f} s (naive full refresh per change "
               f"{naive:.0f} s: {naive / busy:.1f}x less flashing); asleep after every update: "
               f"{day['stats']['asleep']}")
-        for rows in ("", "32") if size == "4.2" else ("",):  # 32: hw/board.py EINK_ROWS
+        for rows in ("", "32") if size == "4.2" else ("",):  # 32: hw/esp32/wiring.py EINK_ROWS
             bench_heap(size, rows)
     data = (LIB / fontgen.FILE).read_bytes()
     total = len(data)

@@ -9,7 +9,7 @@ from simday import remove
 
 from firmware import storage
 from firmware.app import App
-from hw.sim import SimBoard
+from hw.sim.board import SimBoard
 
 IMG = sys.argv[1]
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 200

@@ -65,7 +65,7 @@ def code_heap() -> float:
     env = dict(os.environ, MICROPYPATH=f"{BUILD}:.frozen")
     code = ("import gc\ngc.collect()\na = gc.mem_alloc()\nimport asyncio\n"
             "import firmware.app, firmware.sync, firmware.eink, firmware.layout, firmware.font\n"
-            "import hw.board, hw.ssd168x, hw.mfrc522, hw.sim, hw.net_sim\n"
+            "import hw.esp32.wiring, hw.drivers.ssd168x, hw.drivers.mfrc522, hw.sim.board, hw.sim.network\n"
             "gc.collect()\nprint(gc.mem_alloc() - a)")
     p = subprocess.run([MP, "-X", "heapsize=1M", "-c", code], capture_output=True, text=True,
                        cwd=BUILD, env=env, timeout=60)

@@ -109,7 +109,7 @@ class EinkSign:
 
 
 def build(driver, font_dir="/lib", on_update=None):
-    """The sign for a driver (hw/ssd168x.py): glyph files from font_dir
+    """The sign for a driver (hw/drivers/ssd168x.py): glyph files from font_dir
     (lib/*.pjf), laid out for the panel's size."""
     from firmware.layout import Layout
 

@@ -1,5 +1,5 @@
 # Draws a screen (name, fields) from Core.current_screen() on the sign's driver
-# (hw/ssd168x.py), laid out for the 4.2" 400x300 and the 2.9" 296x128 panel.
+# (hw/drivers/ssd168x.py), laid out for the 4.2" 400x300 and the 2.9" 296x128 panel.
 # Colours follow the SSD168x RAM: 1 is white paper, 0 black ink. Text comes
 # from a size's glyph file, falling back to the name font scaled up for a
 # character it lacks (a name in a large line), then to a box.

@@ -3,6 +3,11 @@
 import json
 import os
 
+# one set of littlefs parameters for the board and the virtual device (littlefs keeps
+# no cache sizes in its superblock, so every mount must pass them): a 512-byte
+# cache lets the log's journal stay inline (one program, no erase, per append)
+LFS_OPTS = {"readsize": 128, "progsize": 128, "lookahead": 32}
+
 
 def makedirs(path):
     cur = ""

@@ -38,10 +38,52 @@ def micropython_bin() -> str:
     return tool("micropython")
 
 
+MANIFEST = ROOT / "hw" / "esp32" / "manifest.py"
+
+
+class Manifest:
+    """What hw/esp32/manifest.py freezes into a production image, read with the meaning
+    MicroPython's tools/manifestfile.py gives its calls: `files` are (source, path on the
+    board), `requires` the micropython-lib packages (mip installs them on a stock image).
+    The port's own manifest (include of $(PORT_DIR)) is the stock image's, not ours."""
+
+    def __init__(self, path: Path = MANIFEST):
+        self.dir = path.parent
+        self.files: list[tuple[Path, str]] = []
+        self.requires: list[str] = []
+        calls = {"include": self.include, "require": self.require, "module": self.module,
+                 "package": self.package, "metadata": lambda **kw: None}
+        exec(compile(path.read_text(), str(path), "exec"), calls)
+
+    def include(self, manifest: str, **kw) -> None:
+        if not manifest.startswith("$(PORT_DIR)"):
+            raise ValueError(f"{MANIFEST.name}: include of {manifest}: only the port's own")
+
+    def require(self, name: str, **kw) -> None:
+        self.requires.append(name)
+
+    def module(self, module_path: str, base_path: str = ".", opt=None) -> None:
+        self._add((self.dir / base_path).resolve(), module_path)
+
+    def package(self, package_path: str, files=None, base_path: str = ".", opt=None) -> None:
+        base = (self.dir / base_path).resolve()
+        if files is None:
+            found = sorted((base / package_path).rglob("*.py"))
+            files = [str(f.relative_to(base / package_path)) for f in found]
+        for f in files:
+            self._add(base, f"{package_path}/{f}")
+
+    def _add(self, base: Path, rel: str) -> None:
+        src = base / rel
+        if not src.is_file():
+            raise ValueError(f"{MANIFEST.name}: {rel} does not exist")
+        self.files.append((src, rel))
+
+
 def device_sources() -> list[Path]:
     files = []
     for d in DEVICE_DIRS:
-        files += sorted((ROOT / d).glob("*.py"))
+        files += sorted((ROOT / d).rglob("*.py"))
     return files
 
 

@@ -31,7 +31,7 @@ def render(out: Path, size: str = "4.2", fonts: Path = LIB) -> list[Path]:
     env["MICROPYPATH"] = f"{BUILD}:.frozen"
     with tempfile.TemporaryDirectory() as tmp:
         p = subprocess.run(
-            [micropython_bin(), "-X", f"heapsize={PREVIEW_HEAP}", "-m", "hw.sim_sign", tmp,
+            [micropython_bin(), "-X", f"heapsize={PREVIEW_HEAP}", "-m", "hw.sim.sign", tmp,
              size, str(fonts.resolve())],
             capture_output=True, text=True, env=env, cwd=str(BUILD), timeout=300)
         if p.returncode != 0:

@@ -1,7 +1,7 @@
 """`pingjia sim`: the virtual device (design.md section 7).
 
 The device itself (firmware/ and hw/) runs on the real MicroPython unix port
-in a child process, answering the line protocol (hw/sim_console.py). This
+in a child process, answering the line protocol (hw/sim/console.py). This
 launcher provisions it, relays commands, and plays the power switch: `power
 off` kills the process (a real power cut: the flash image keeps what was
 written, the clock is lost), `power on` boots it again on the same image.
@@ -58,7 +58,7 @@ class DeviceProcess:
         # an empty working directory: '' leads sys.path, and no source must shadow the build
         cwd = str(workdir or BUILD)
         cmd = [mp, "-X", f"heapsize={heap}"] + (["-i"] if serial else []) + [
-            "-m", "hw.sim_main", "--flash", str(flash), "--blocks", str(blocks), "--sign", sign]
+            "-m", "hw.sim.main", "--flash", str(flash), "--blocks", str(blocks), "--sign", sign]
         if wall_s is not None:
             cmd += ["--time", str(wall_s)]
         if badge:

@@ -13,11 +13,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from host_tools.build import BUILD, ROOT, compile_all, tool
+from host_tools.build import BUILD, ROOT, Manifest, compile_all, tool
 
 ESP32_APP_MAGIC = 0xE9
-SIM_ONLY = {"sim", "sim_main", "sim_console", "sim_sign", "simpins", "vtime", "net_sim",
-            "mfrc522_model", "panel_model"}
 
 
 class TechError(RuntimeError):
@@ -48,15 +46,17 @@ def soft_reset(port: str) -> None:
 
 
 def device_files() -> list[tuple[Path, str]]:
-    """(local file, device path) for everything deploy puts on a board."""
+    """(local file, device path) for everything deploy puts on a board: what the
+    production manifest freezes, as .mpy files (boot.py and main.py as source: the
+    board runs those two by file name), and lib/."""
     compile_all()
     out = []
-    for sub in ("firmware", "hw"):
-        for f in sorted((BUILD / sub).glob("*.mpy")):
-            if f.stem not in SIM_ONLY:
-                out.append((f, f"{sub}/{f.name}"))
-    for name in ("boot.py", "main.py"):
-        out.append((ROOT / name, name))
+    for src, rel in Manifest().files:
+        if "/" in rel:
+            mpy = str(Path(rel).with_suffix(".mpy"))
+            out.append((BUILD / mpy, mpy))
+        else:
+            out.append((src, rel))
     lib = ROOT / "lib"
     if lib.is_dir():
         for f in sorted(lib.rglob("*")):

@@ -1,4 +1,4 @@
-"""The virtual device's e-ink sign (hw/sim_sign.py) and the host tools:
+"""The virtual device's e-ink sign (hw/sim/sign.py) and the host tools:
 `pingjia sign preview` and `pingjia fontgen`."""
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ from simday import fresh_flash
 
 from firmware import log as L
 from firmware import record as R
-from hw.flashdev import LFS_OPTS, FileBlockDev
+from firmware.storage import LFS_OPTS
+from hw.sim.flash import FileBlockDev
 
 IMG = sys.argv[1]
 bd = fresh_flash(IMG, 48)

@@ -1,7 +1,7 @@
 # A flash that dies at its Nth write (program or erase): a power cut.
 # The cut program leaves its first half written (a torn write) and raises;
 # later writes (files closed while unwinding, finalisers) never reach the chip.
-from hw.flashdev import FileBlockDev
+from hw.sim.flash import FileBlockDev
 
 
 class PowerCut(OSError):

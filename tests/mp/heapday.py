@@ -15,7 +15,7 @@ from simday import copy_file, remove, serve_one
 
 from firmware import storage
 from firmware.app import App
-from hw.sim import SimBoard
+from hw.sim.board import SimBoard
 
 IMG, PROV = sys.argv[1], sys.argv[2]
 N, SHIFTS = int(sys.argv[3]), int(sys.argv[4])
@@ -38,17 +38,17 @@ async def sign_in(board, i):
 
 async def main():
     board = SimBoard(IMG, 848710800, sign=False if FULL else None)
-    if FULL:  # built as hw/board.py builds it: driver on the bus, glyph files, layout
+    if FULL:  # built as hw/esp32/wiring.py builds it: driver on the bus, glyph files, layout
         from firmware import eink
-        from hw import board as B
-        from hw.simpins import SimPin
-        from hw.ssd168x import SSD1683
+        from hw.drivers.ssd168x import SSD1683
+        from hw.esp32 import wiring
+        from hw.sim.machine import SimPin
 
         def out(n):
             return SimPin(n, SimPin.OUT, value=1)
 
-        panel = SSD1683(board.spi, out(B.EINK_CS), out(B.EINK_DC), out(B.EINK_RST),
-                        SimPin(B.EINK_BUSY, value=0), board.timebase, rows=B.EINK_ROWS)
+        panel = SSD1683(board.spi, out(wiring.EINK_CS), out(wiring.EINK_DC), out(wiring.EINK_RST),
+                        SimPin(wiring.EINK_BUSY, value=0), board.timebase, rows=wiring.EINK_ROWS)
         os.mkdir("/flash/lib")
         copy_file(FONTS + "/pj.pjf", "/flash/lib/pj.pjf", bytearray(4096))
         board.sign = eink.build(panel, "/flash/lib")

@@ -19,14 +19,14 @@ from simday import remove, serve_one  # noqa: E402
 
 from firmware import storage  # noqa: E402
 from firmware.app import App  # noqa: E402
-from hw.sim import SimBoard  # noqa: E402
+from hw.sim.board import SimBoard  # noqa: E402
 
 stage("import core")
 import firmware.sync  # noqa: E402, F401
 from firmware import eink  # noqa: E402
-from hw import board as B  # noqa: E402
-from hw.simpins import SimPin  # noqa: E402
-from hw.ssd168x import SSD1683  # noqa: E402
+from hw.drivers.ssd168x import SSD1683  # noqa: E402
+from hw.esp32 import wiring  # noqa: E402
+from hw.sim.machine import SimPin  # noqa: E402
 
 stage("import all")
 IMG = sys.argv[1]
@@ -41,8 +41,8 @@ async def main():
     def out(n):
         return SimPin(n, SimPin.OUT, value=1)
 
-    panel = SSD1683(board.spi, out(B.EINK_CS), out(B.EINK_DC), out(B.EINK_RST),
-                    SimPin(B.EINK_BUSY, value=0), board.timebase, rows=B.EINK_ROWS)
+    panel = SSD1683(board.spi, out(wiring.EINK_CS), out(wiring.EINK_DC), out(wiring.EINK_RST),
+                    SimPin(wiring.EINK_BUSY, value=0), board.timebase, rows=wiring.EINK_ROWS)
     stage("panel")
     board.sign = eink.build(panel, FONTS)
     stage("sign")

@@ -4,7 +4,7 @@ import asyncio
 import micropython
 
 from firmware.keys import LONG, PRESS, RELEASE, Keys
-from hw.simpins import SimPin
+from hw.sim.machine import SimPin
 
 t = [1000]
 pins = [SimPin(i) for i in range(6)]

@@ -3,7 +3,7 @@
 import asyncio
 
 from firmware.keys import LONG, PRESS, RELEASE, Keys
-from hw.simpins import SimPin
+from hw.sim.machine import SimPin
 
 now = [0]
 pins = [SimPin(i) for i in range(6)]

@@ -12,7 +12,8 @@ from simday import copy_file
 
 from firmware import log as L
 from firmware import record as R
-from hw.flashdev import LFS_OPTS, FileBlockDev
+from firmware.storage import LFS_OPTS
+from hw.sim.flash import FileBlockDev
 
 IMG = sys.argv[1]
 TEMPLATE = IMG + ".tpl"

@@ -10,9 +10,9 @@ import sign_util as U
 
 from firmware.eink import EinkSign
 from firmware.layout import Layout
-from hw.simpins import SimPin, SimSPI
-from hw.ssd168x import SSD168x
-from hw.vtime import VirtualTime
+from hw.drivers.ssd168x import SSD168x
+from hw.sim.machine import SimPin, SimSPI
+from hw.sim.vtime import VirtualTime
 
 size, fonts = sys.argv[1], sys.argv[2]
 gc.collect()

@@ -8,7 +8,7 @@ import sys
 
 import sign_util as U
 
-from hw.ssd168x import PanelBusyError
+from hw.drivers.ssd168x import PanelBusyError
 
 size = sys.argv[1]
 tb, drv, model = U.panel(size)

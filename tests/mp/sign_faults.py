@@ -7,7 +7,7 @@ import sys
 
 import sign_util as U
 
-from hw.panel_model import PanelFault
+from hw.sim.chips.ssd168x import PanelFault
 
 size = sys.argv[1]
 out = {}

@@ -1,5 +1,5 @@
 # micropython sign_sim.py FONT_DIR IMAGE_PATH SIZE
-# The virtual device's sign as hw/sim.py wires it: make_sign() on a shared
+# The virtual device's sign as hw/sim/board.py wires it: make_sign() on a shared
 # SimSPI bus (another chip on its own CS sees none of the panel's bytes), the
 # sign task running in virtual time, a PBM of the panel kept current, and the
 # terminal rendering. Prints one JSON object.
@@ -9,9 +9,9 @@ import sys
 
 import sign_util as U
 
-from hw.sim_sign import blocks, make_sign
-from hw.simpins import SimPin, SimSPI
-from hw.vtime import VirtualTime
+from hw.sim.machine import SimPin, SimSPI
+from hw.sim.sign import blocks, make_sign
+from hw.sim.vtime import VirtualTime
 
 fonts, image, size = sys.argv[1], sys.argv[2], sys.argv[3]
 

@@ -3,13 +3,13 @@
 # 128 KB, and fragmentation would refuse them later).
 import asyncio
 
-from hw.panel_model import PanelModel
-from hw.sim_sign import SAMPLES, fields, until_done  # noqa: F401 (U.until_done)
-from hw.simpins import SimPin, SimSPI
-from hw.ssd168x import SSD168x
-from hw.vtime import VirtualTime
+from hw.drivers.ssd168x import SSD168x
+from hw.sim.chips.ssd168x import PanelModel
+from hw.sim.machine import SimPin, SimSPI
+from hw.sim.sign import SAMPLES, fields, until_done  # noqa: F401 (U.until_done)
+from hw.sim.vtime import VirtualTime
 
-CS, DC, RST, BUSY = 5, 17, 16, 4  # hw/board.py's wiring
+CS, DC, RST, BUSY = 5, 17, 16, 4  # hw/esp32/wiring.py's wiring
 
 
 def panel(size="4.2", strict=True, tb=None, spi=None, rows=None):

@@ -3,7 +3,8 @@ import os
 
 import vfs
 
-from hw.flashdev import LFS_OPTS, FileBlockDev
+from firmware.storage import LFS_OPTS
+from hw.sim.flash import FileBlockDev
 
 
 def remove(path):

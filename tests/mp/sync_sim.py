@@ -1,6 +1,6 @@
 # The virtual device with its Wi-Fi link, for the sync tests:
 #   micropython sync_sim.py --flash IMG [--time S2000] [--provision DIR] [--badge UID]
-# The line protocol of hw/sim_console.py, plus:
+# The line protocol of hw/sim/console.py, plus:
 #   net on|off     the access point comes and goes
 #   link           one JSON line: the link's counters and the log's seq/acked
 #   run S          auto sync on; advance S virtual seconds one at a time, letting
@@ -13,9 +13,9 @@ import sys
 from firmware import storage
 from firmware.app import App
 from firmware.sync import Link
-from hw.net_sim import SimWLAN
-from hw.sim import ROOT, SimBoard
-from hw.sim_console import Console
+from hw.sim.board import ROOT, SimBoard
+from hw.sim.console import Console
+from hw.sim.network import SimWLAN
 
 
 class SyncConsole(Console):

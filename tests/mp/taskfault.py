@@ -10,7 +10,7 @@ from simday import remove, serve_one
 from firmware import storage
 from firmware.app import App
 from firmware.log import Log
-from hw.sim import SimBoard
+from hw.sim.board import SimBoard
 
 IMG = sys.argv[1]
 remove(IMG)

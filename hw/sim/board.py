@@ -1,14 +1,16 @@
-# The virtual device's board for the unix port: the same pin map as hw/board.py,
+# The virtual device's board for the unix port: the same pin map as hw/esp32/wiring.py,
 # simulated keys, LEDs and buzzer, the real MFRC522 driver talking to a chip
 # model, a littlefs flash image in a host file, and virtual time.
 import vfs
 
-from hw import board as B
-from hw import flashdev, simpins
-from hw.mfrc522 import MFRC522
-from hw.mfrc522_model import MFRC522Model
-from hw.net_sim import SimWLAN
-from hw.vtime import VirtualTime
+from firmware.storage import LFS_OPTS
+from hw.drivers.mfrc522 import MFRC522
+from hw.esp32 import wiring
+from hw.sim.chips.mfrc522 import MFRC522Model
+from hw.sim.flash import FileBlockDev
+from hw.sim.machine import SimPin, SimPWM, SimSPI
+from hw.sim.network import SimWLAN
+from hw.sim.vtime import VirtualTime
 
 ROOT = "/flash"
 
@@ -20,35 +22,35 @@ class SimBoard:
     def __init__(self, flash_path, wall_s=None, blocks=384, sign=None, eink=None):
         """sign: the sign to use; None: the e-ink one on the panel model if eink
         ("4.2" or "2.9") is given, else a text sign; False: none yet (the caller
-        sets board.sign before it builds the App, as hw/board.py builds the sign)."""
+        sets board.sign before it builds the App, as hw/esp32/wiring.py builds the sign)."""
         self.timebase = VirtualTime()
         # the littlefs image at flash_path, formatted if it holds none
-        bd = flashdev.FileBlockDev(flash_path, blocks)
-        opts = flashdev.LFS_OPTS
+        bd = FileBlockDev(flash_path, blocks)
+        opts = LFS_OPTS
         try:
             fs = vfs.VfsLfs2(bd, **opts)
         except OSError:
             vfs.VfsLfs2.mkfs(bd, **opts)
             fs = vfs.VfsLfs2(bd, **opts)
         vfs.mount(fs, ROOT)
-        Pin = simpins.SimPin
+        Pin = SimPin
         # loops, not comprehensions: each of those is one more function on the heap
         self.keys = keys = []
-        for p in B.KEY_PINS + (B.INVITE_PIN, B.STATUS_PIN):
+        for p in wiring.KEY_PINS + (wiring.INVITE_PIN, wiring.STATUS_PIN):
             keys.append(Pin(p, Pin.IN))  # pulled up (inside or outside): a SimPin idles at 1
         self.leds = leds = []
-        for p in B.LED_PINS:
+        for p in wiring.LED_PINS:
             leds.append(Pin(p, Pin.OUT, value=0))
-        self.buzzer = simpins.SimPWM(Pin(B.BUZZER_PIN, Pin.OUT, value=0))
-        self.spi = simpins.SimSPI(B.SPI_ID)
-        cs = Pin(B.RFID_CS, Pin.OUT, value=1)
-        rst = Pin(B.RFID_RST, Pin.OUT, value=1)
+        self.buzzer = SimPWM(Pin(wiring.BUZZER_PIN, Pin.OUT, value=0))
+        self.spi = SimSPI(wiring.SPI_ID)
+        cs = Pin(wiring.RFID_CS, Pin.OUT, value=1)
+        rst = Pin(wiring.RFID_RST, Pin.OUT, value=1)
         self.rfid = MFRC522Model(cs, rst)  # the chip; the slot's card is rfid.card
         self.spi.chips.append((cs, self.rfid))
         self.reader = MFRC522(self.spi, cs, rst)
         if sign is None:
             if eink:  # the e-ink sign on the panel model
-                from hw.sim_sign import make_sign
+                from hw.sim.sign import make_sign
 
                 sign = make_sign(self.spi, self.timebase, eink,
                                  image_path=flash_path + ".sign.pbm")

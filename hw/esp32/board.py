@@ -1,7 +1,7 @@
-# The real board: the ESP32's drivers on hw/board.py's pin map (main.py builds
+# The real board: the ESP32's drivers on hw/esp32/wiring.py's pin map (main.py builds
 # it). Apart from the pin map so the virtual device, which imports that, does
 # not hold this code on its heap.
-from hw import board as B
+from hw.esp32 import wiring
 
 
 class Board:
@@ -12,14 +12,14 @@ class Board:
         import vfs
 
         from firmware.sign import TextSign
+        from firmware.storage import LFS_OPTS
         from firmware.timebase import RealTime
-        from hw.flashdev import LFS_OPTS
-        from hw.mfrc522 import MFRC522
+        from hw.drivers.mfrc522 import MFRC522
 
         Pin = machine.Pin
         self.timebase = RealTime()
         self.root = "/"
-        # remount the root littlefs with the log's cache sizes (see hw/flashdev.py)
+        # remount the root littlefs with the log's cache sizes (see hw/sim/flash.py)
         try:
             import esp32
 
@@ -28,22 +28,22 @@ class Board:
             vfs.mount(vfs.VfsLfs2(bdev, **LFS_OPTS), "/")
         except Exception as e:
             print("flash: keeping default mount:", e)
-        self.keys = [Pin(p, Pin.IN, Pin.PULL_UP) for p in B.KEY_PINS]
-        self.keys.append(Pin(B.INVITE_PIN, Pin.IN))
-        self.keys.append(Pin(B.STATUS_PIN, Pin.IN))
-        self.leds = [Pin(p, Pin.OUT, value=0) for p in B.LED_PINS]
-        self.buzzer = machine.PWM(Pin(B.BUZZER_PIN), freq=2700, duty_u16=0)
-        self.spi = machine.SPI(B.SPI_ID, baudrate=B.SPI_BAUD, sck=Pin(B.SCK), mosi=Pin(B.MOSI),
-                               miso=Pin(B.MISO))
-        cs = Pin(B.RFID_CS, Pin.OUT, value=1)
-        self.reader = MFRC522(self.spi, cs, Pin(B.RFID_RST, Pin.OUT, value=1))
+        self.keys = [Pin(p, Pin.IN, Pin.PULL_UP) for p in wiring.KEY_PINS]
+        self.keys.append(Pin(wiring.INVITE_PIN, Pin.IN))
+        self.keys.append(Pin(wiring.STATUS_PIN, Pin.IN))
+        self.leds = [Pin(p, Pin.OUT, value=0) for p in wiring.LED_PINS]
+        self.buzzer = machine.PWM(Pin(wiring.BUZZER_PIN), freq=2700, duty_u16=0)
+        self.spi = machine.SPI(wiring.SPI_ID, baudrate=wiring.SPI_BAUD, sck=Pin(wiring.SCK), mosi=Pin(wiring.MOSI),
+                               miso=Pin(wiring.MISO))
+        cs = Pin(wiring.RFID_CS, Pin.OUT, value=1)
+        self.reader = MFRC522(self.spi, cs, Pin(wiring.RFID_RST, Pin.OUT, value=1))
         from firmware import eink
-        from hw.ssd168x import SSD1683
+        from hw.drivers.ssd168x import SSD1683
 
         out = Pin.OUT
-        panel = SSD1683(self.spi, Pin(B.EINK_CS, out, value=1), Pin(B.EINK_DC, out, value=1),
-                        Pin(B.EINK_RST, out, value=1), Pin(B.EINK_BUSY, Pin.IN), self.timebase,
-                        rows=B.EINK_ROWS)
+        panel = SSD1683(self.spi, Pin(wiring.EINK_CS, out, value=1), Pin(wiring.EINK_DC, out, value=1),
+                        Pin(wiring.EINK_RST, out, value=1), Pin(wiring.EINK_BUSY, Pin.IN), self.timebase,
+                        rows=wiring.EINK_ROWS)
         try:
             self.sign = eink.build(panel, "/lib")
         except OSError as e:  # glyph files missing: the sign's text on the console

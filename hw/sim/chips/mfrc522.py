@@ -4,7 +4,7 @@
 # (IDLE/READY/HALT) and answers like the chip: FIFO, ComIrqReg, ErrorReg.
 from micropython import const
 
-from hw.mfrc522 import crc_a
+from hw.drivers.mfrc522 import crc_a
 
 _IDLE = const(0)
 _READY = const(1)

@@ -191,4 +191,4 @@ class SSD168x(framebuf.FrameBuffer):
             self.partial_refreshes += 1
 
 
-SSD1683 = SSD168x  # the 4.2" panel, the default (hw/board.py builds it)
+SSD1683 = SSD168x  # the 4.2" panel, the default (hw/esp32/wiring.py builds it)

@@ -1,8 +1,8 @@
 # Entry point of the virtual device on the unix port:
-#   micropython hw/sim_main.py --flash IMG [--time S2000] [--badge UID]
+#   micropython hw/sim/main.py --flash IMG [--time S2000] [--badge UID]
 #                              [--provision DIR] [--blocks N] [--ctl DIR]
 # Runs the real firmware (firmware/) on SimBoard and answers the line
-# protocol (hw/sim_console.py) on stdin/stdout, or with --ctl on the FIFOs
+# protocol (hw/sim/console.py) on stdin/stdout, or with --ctl on the FIFOs
 # DIR/ctl.in and DIR/ctl.out,
 # leaving stdin/stdout to the REPL (`pingjia sim --serial` puts it on a pty).
 import asyncio
@@ -11,8 +11,8 @@ import sys
 
 from firmware import storage
 from firmware.app import App
-from hw.sim import ROOT, SimBoard
-from hw.sim_console import Console
+from hw.sim.board import ROOT, SimBoard
+from hw.sim.console import Console
 
 
 def _args(argv):

@@ -7,7 +7,7 @@ import hashlib
 
 from micropython import const
 
-from hw.simpins import SimPin
+from hw.sim.machine import SimPin
 
 FULL_MS = const(3000)
 PARTIAL_MS = const(500)

@@ -6,12 +6,12 @@ import os
 
 from firmware.eink import build
 from firmware.layout import Layout
-from hw import board as B
-from hw.simpins import SimPin
-from hw.ssd168x import SSD168x
+from hw.drivers.ssd168x import SSD168x
+from hw.esp32 import wiring
+from hw.sim.machine import SimPin
 
 # framebuffer rows: the 4.2" draws in bands of 64 rows (3.2 KB, not 15 KB)
-PAGE_ROWS = {"4.2": B.EINK_ROWS, "2.9": None}  # as the board draws them
+PAGE_ROWS = {"4.2": wiring.EINK_ROWS, "2.9": None}  # as the board draws them
 
 
 async def until_done(tb, coro, step_ms=20, limit_ms=120_000):
@@ -34,7 +34,7 @@ async def until_done(tb, coro, step_ms=20, limit_ms=120_000):
 
 def font_dir():
     """lib/ of the source tree: $PINGJIA_FONTS, else found from this file
-    (build/mpy/hw/sim_sign.mpy or hw/sim_sign.py)."""
+    (build/mpy/hw/sim_sign.mpy or hw/sim/sign.py)."""
     d = os.getenv("PINGJIA_FONTS")
     if d:
         return d
@@ -52,12 +52,12 @@ def font_dir():
 def make_panel(spi, timebase, size="4.2", cs=None, dc=None, rst=None, strict=True,
                rows=None):
     """The panel model on the bus and the real driver talking to it: (driver, model)."""
-    from hw.panel_model import PanelModel
+    from hw.sim.chips.ssd168x import PanelModel
 
-    cs = cs or SimPin(B.EINK_CS, SimPin.OUT, value=1)
-    dc = dc or SimPin(B.EINK_DC, SimPin.OUT, value=1)
-    rst = rst or SimPin(B.EINK_RST, SimPin.OUT, value=1)
-    model = PanelModel(size, timebase, cs, dc, rst, B.EINK_BUSY, strict)
+    cs = cs or SimPin(wiring.EINK_CS, SimPin.OUT, value=1)
+    dc = dc or SimPin(wiring.EINK_DC, SimPin.OUT, value=1)
+    rst = rst or SimPin(wiring.EINK_RST, SimPin.OUT, value=1)
+    model = PanelModel(size, timebase, cs, dc, rst, wiring.EINK_BUSY, strict)
     spi.chips.append((cs, model))
     driver = SSD168x(spi, cs, dc, rst, model.busy_pin, timebase, rows, size)
     return driver, model
@@ -74,10 +74,10 @@ def make_sign(spi, timebase, size="4.2", fonts=None, image_path=None, on_update=
     if model:
         driver, model = make_panel(spi, timebase, size, cs, dc, rst, rows=rows)
     else:
-        cs = cs or SimPin(B.EINK_CS, SimPin.OUT, value=1)
-        dc = dc or SimPin(B.EINK_DC, SimPin.OUT, value=1)
-        rst = rst or SimPin(B.EINK_RST, SimPin.OUT, value=1)
-        driver = SSD168x(spi, cs, dc, rst, SimPin(B.EINK_BUSY, value=0), timebase, rows, size)
+        cs = cs or SimPin(wiring.EINK_CS, SimPin.OUT, value=1)
+        dc = dc or SimPin(wiring.EINK_DC, SimPin.OUT, value=1)
+        rst = rst or SimPin(wiring.EINK_RST, SimPin.OUT, value=1)
+        driver = SSD168x(spi, cs, dc, rst, SimPin(wiring.EINK_BUSY, value=0), timebase, rows, size)
         model = None
         image_path = None
 
@@ -150,11 +150,11 @@ SAMPLES = (
 def preview(out_dir, size="4.2", fonts=None, names=None):
     """Draw each sample screen with the firmware, refresh it through the model,
     and write out_dir/<name>.pbm from the model's image."""
-    from hw.simpins import SimSPI
-    from hw.vtime import VirtualTime
+    from hw.sim.machine import SimSPI
+    from hw.sim.vtime import VirtualTime
 
     tb = VirtualTime()
-    spi = SimSPI(B.SPI_ID)
+    spi = SimSPI(wiring.SPI_ID)
     driver, model = make_panel(spi, tb, size, rows=PAGE_ROWS[size])
     layout = Layout(driver, fonts or font_dir())
     done = []
@@ -174,7 +174,7 @@ def preview(out_dir, size="4.2", fonts=None, names=None):
 
 
 def _main(argv):
-    # micropython -m hw.sim_sign OUT_DIR SIZE [FONT_DIR]
+    # micropython -m hw.sim.sign OUT_DIR SIZE [FONT_DIR]
     out = argv[1]
     size = argv[2] if len(argv) > 2 else "4.2"
     fonts = argv[3] if len(argv) > 3 else None

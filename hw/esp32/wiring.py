@@ -1,5 +1,5 @@
 # The ESP32 wiring (design.md section 1): the one place that names pins. The
-# real board (hw/esp32_board.py) and the virtual one (hw/sim.py) are built
+# real board (hw/esp32/board.py) and the virtual one (hw/sim/board.py) are built
 # from it; only the pin map is here, so the virtual device loads no ESP32 code.
 from micropython import const
 
