@@ -62,7 +62,8 @@ def test_corrupt_settings_file_boots_with_defaults_and_keeps_the_log(sim, tmp_pa
 
     run_mp(f"""
 import vfs
-from hw.sim.flash import FileBlockDev, LFS_OPTS
+from firmware.storage import LFS_OPTS
+from hw.sim.flash import FileBlockDev
 bd = FileBlockDev({flash!r})
 vfs.mount(vfs.VfsLfs2(bd, **LFS_OPTS), '/f')
 with open('/f/settings.json', 'wb') as f:
