@@ -25,7 +25,7 @@ $(STAMP):
 	rm -f $(VENV)/.installed-*; touch $(STAMP)
 
 mpy: setup
-	$(PY) -m host_tools.build >/dev/null
+	$(PY) -m host_tools.device.build >/dev/null
 
 sim: setup
 	$(VENV)/bin/pingjia sim $(SIMARGS)

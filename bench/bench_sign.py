@@ -15,8 +15,8 @@ sys.path.insert(0, str(ROOT))
 
 from run import figures  # noqa: E402  (bench/run.py: one parser for the figures)
 
-from host_tools import fontgen  # noqa: E402
-from host_tools.build import BUILD, compile_all  # noqa: E402
+from host_tools.device.build import BUILD, compile_all  # noqa: E402
+from host_tools.sign import fontgen  # noqa: E402
 
 MP = str(Path(sys.executable).parent / "micropython")
 LIB = ROOT / "lib"

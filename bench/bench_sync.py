@@ -29,8 +29,8 @@ from starlette.routing import Route  # noqa: E402
 from firmware import frame as F  # noqa: E402
 from firmware import record as R  # noqa: E402
 from firmware.decode import parse_iso  # noqa: E402
-from host_tools.collector import Collector  # noqa: E402
-from host_tools.server import SYNC_PATH, ServerThread  # noqa: E402
+from host_tools.collector.server import SYNC_PATH, ServerThread  # noqa: E402
+from host_tools.collector.store import Collector  # noqa: E402
 
 T0 = parse_iso("2026-11-23T09:00:00+08:00")
 AIR_BUDGET = 20  # bytes a rating
@@ -192,7 +192,7 @@ def main() -> int:
         c2 = Collector(str(Path(tmp) / "naive.db"), lambda: T0 + 3600)
         import uvicorn
 
-        from host_tools import server as S
+        from host_tools.collector import server as S
 
         class NaiveThread(S.ServerThread):
             def __init__(self) -> None:

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from host_tools.build import BUILD, compile_all, mp_command, mp_env  # noqa: E402
+from host_tools.device.build import BUILD, compile_all, mp_command, mp_env  # noqa: E402
 
 MP = str(Path(sys.executable).parent / "micropython")
 

@@ -1,5 +1,5 @@
 # The sign's glyph file (lib/pj.pjf, made by `pingjia fontgen`: one PJF1 block
-# a size, back to back; format in host_tools/fontgen.py), open once for all
+# a size, back to back; format in host_tools/sign/fontgen.py), open once for all
 # fonts: a littlefs file object is 688 bytes of heap. A glyph is found through
 # a small coarse index held in RAM and one 128-byte read of the file's index;
 # a small FIFO cache keeps the

@@ -1,42 +1,193 @@
-"""The `pingjia` command line: one entry point, a subcommand per job."""
+"""The `pingjia` command line: every command in one table, as mpremote keeps its own.
+
+A row is the command's words, the function that runs it ("module:function", imported only
+when that command runs, so `pingjia --help` loads no server or image library), its help,
+whether it reads or writes the collector's data (then it takes the shared `--db`), and its
+arguments. Every function returns an exit code or raises PingjiaError, which main() prints
+as one line with exit 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from typing import Any, NamedTuple
 
-# modules that add subcommands: each has add_parser(subparsers) or register(subparsers)
-MODULES = (
-    "host_tools.sim",
-    "host_tools.collector_cli",
-    "host_tools.sign_cli",
-    "host_tools.tech",
-)
+from host_tools.errors import PingjiaError
+
+DB_HELP = "collector database: a SQLite file or a postgresql:// URL (default pingjia.db)"
+
+
+class Command(NamedTuple):
+    run: str  # "module:function"
+    help: str
+    db: bool = False
+    args: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = ()
+
+
+def arg(*flags: str, **kw: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    return flags, kw
+
+
+PORT = arg("port", metavar="PORT", help="serial port, or a virtual device's pty")
+DEVICE_ID = "device id (1-10 of A-Z a-z 0-9 . _ -)"
+
+COMMANDS: dict[str, Command] = {
+    "sim": Command("host_tools.device.sim:run", "run the virtual device (and a collector)",
+                   db=True, args=(
+        arg("--script", action="store_true",
+            help="read line commands from stdin, answers only (no prompt)"),
+        arg("--start", help="virtual clock start, e.g. 2026-11-23T09:00:00+08:00"),
+        arg("--device", default="sim-1", help=DEVICE_ID),
+        arg("--window", default="B01", help="window name"),
+        arg("--roster", help="roster CSV (badge_uid,staff_no,name,department,windows)"),
+        arg("--set", action="append", metavar="KEY=VALUE",
+            help="a device setting, e.g. --set mode=free (repeatable)"),
+        arg("--flash", help="keep the flash image in this file across runs"),
+        arg("--collector", help="sync with a running `pingjia serve` at this URL"),
+        arg("--micropython", help="run the device on this MicroPython binary"),
+        arg("--serial", action="store_true", help="also put the device REPL on a pty"),
+        arg("--sign", choices=("4.2", "2.9", "text"), default="4.2",
+            help="the e-ink panel on the virtual device (text: none)"),
+        arg("--sign-png", metavar="FILE",
+            help="keep a PNG of the panel current (interactive default: sim-sign.png)"),
+    )),
+    "serve": Command("host_tools.collector.commands:serve",
+                     "run the collector: sync endpoint, JSON API, dashboard", db=True, args=(
+        arg("--port", type=int, default=8080),
+        arg("--host", default="127.0.0.1"),
+    )),
+    "device add": Command("host_tools.collector.commands:device_add",
+                          "register a device; prints the key to provision", db=True, args=(
+        arg("id", help=DEVICE_ID),
+        arg("--window", required=True, help="window name, e.g. B01"),
+        arg("--key", help="use this key (hex, >= 16 bytes) instead of a new one"),
+    )),
+    "device list": Command("host_tools.collector.commands:device_list", "list devices",
+                           db=True),
+    "roster import": Command("host_tools.collector.commands:roster_import",
+                             "import staff.csv (badge_uid,staff_no,name,department,windows)",
+                             db=True, args=(arg("csv"),)),
+    "settings set": Command("host_tools.collector.commands:settings_set",
+                            "set KEY to VALUE (JSON or text) for the hall or a device",
+                            db=True, args=(
+        arg("key"), arg("value"), arg("--device", help="only this device"),
+    )),
+    "settings show": Command("host_tools.collector.commands:settings_show",
+                             "show stored settings", db=True, args=(
+        arg("--device", help="the effective settings of this device"),
+    )),
+    "report": Command("host_tools.collector.commands:report",
+                      "ratings, 满意率, 差评率, 参评率, index, pause and wait time", db=True, args=(
+        arg("--day", help="YYYY-MM-DD in the hall's time zone (default: all days)"),
+        arg("--by", choices=("window", "staff", "hour", "day"), default="window"),
+        arg("--json", action="store_true", help="print JSON instead of a table"),
+    )),
+    "export": Command("host_tools.collector.commands:export", "every rating, oldest first",
+                      db=True, args=(
+        arg("--format", choices=("csv", "json"), default="csv"),
+        arg("--day", help="only this day (YYYY-MM-DD, hall time zone)"),
+        arg("--out", help="write to this file instead of stdout"),
+    )),
+    "deploy": Command("host_tools.device.deploy:cmd_deploy",
+                      "copy the firmware (.mpy) onto a device with mpremote", args=(
+        PORT,
+        arg("--no-aioble", action="store_true",
+            help="skip `mip install aioble` (it needs the internet)"),
+    )),
+    "flash": Command("host_tools.device.flash:cmd_flash",
+                     "write MicroPython onto an ESP32 with esptool", args=(
+        PORT,
+        arg("--firmware", required=True, help="MicroPython ESP32_GENERIC .bin"),
+        arg("--chip", default="esp32"),
+        arg("--baud", type=int, default=460800),
+        arg("--no-erase", action="store_true"),
+        arg("--dry-run", action="store_true", help="print the esptool commands only"),
+    )),
+    "provision": Command("host_tools.device.provision:cmd_provision",
+                         "device id, key, Wi-Fi, window, roster onto a device", db=True, args=(
+        PORT,
+        arg("--device", required=True, help=DEVICE_ID),
+        arg("--window", required=True),
+        arg("--roster", help="import this roster CSV first"),
+        arg("--url", help="the collector's sync URL, e.g. http://10.0.0.5:8080/api/v1/sync"),
+        arg("--ssid"),
+        arg("--password"),
+    )),
+    "pull": Command("host_tools.device.pull:cmd_pull", "copy a device's log into the collector",
+                    db=True, args=(
+        arg("--usb", metavar="PORT", required=True,
+            help="the device's serial port (or a virtual device's pty)"),
+    )),
+    "fontgen": Command("host_tools.sign.fontgen:run",
+                       "rasterise the sign's CJK glyph file, lib/pj.pjf", args=(
+        arg("--out", help="output directory (default lib/)"),
+        arg("--font", help="TrueType collection (default: Debian's fonts-wqy-zenhei)"),
+    )),
+    "sign preview": Command("host_tools.sign.preview:cmd_preview",
+                            "one PNG per screen, drawn by the firmware", args=(
+        arg("--out", required=True, help="directory for the PNG files"),
+        arg("--size", choices=("4.2", "2.9"), default="4.2", help="panel (inches)"),
+        arg("--fonts", help="glyph files (default lib/)"),
+    )),
+}
+
+GROUPS = {"device": "devices known to the collector (id and key)", "roster": "staff roster",
+          "settings": "device settings, per hall or per device", "sign": "the e-ink sign"}
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad usage is one line (and exit 2), not a usage block."""
+
+    def error(self, message: str) -> None:
+        raise PingjiaError(f"{message} (see {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pingjia", description="窗口服务评价器 pingjia: "
-                                "virtual device, collector, reports and technician tools")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    for name in MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:
-                continue  # that part is not installed in this tree
-            raise
-        (getattr(mod, "add_parser", None) or mod.register)(sub)
-    return p
+    db = Parser(add_help=False)
+    db.add_argument("--db", default="pingjia.db", help=DB_HELP)
+    top = Parser(prog="pingjia", description="窗口服务评价器 pingjia: virtual device, "
+                 "collector, reports and technician tools")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                             parser_class=Parser)
+    groups: dict[str, Any] = {}
+    for words, cmd in COMMANDS.items():
+        head, _, tail = words.partition(" ")
+        where = sub
+        if tail:
+            if head not in groups:
+                g = sub.add_parser(head, help=GROUPS[head])
+                groups[head] = g.add_subparsers(dest=f"{head}_command", metavar="COMMAND",
+                                                required=True, parser_class=Parser)
+            where = groups[head]
+        p = where.add_parser(tail or head, help=cmd.help, parents=[db] if cmd.db else [])
+        for flags, kw in cmd.args:
+            p.add_argument(*flags, **kw)
+        p.set_defaults(run=cmd.run)
+    return top
+
+
+def _function(ref: str):
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        args = build_parser().parse_args(argv)
+        return int(_function(args.run)(args) or 0)
+    except PingjiaError as e:
+        print(f"pingjia: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (`pingjia report | head`): nothing more to say, and
+        # nothing for the interpreter to flush into the closed pipe at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

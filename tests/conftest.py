@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from host_tools.build import (  # noqa: F401 (mp_env, micropython_bin: for tests)
+from host_tools.device.build import (  # noqa: F401 (mp_env, micropython_bin: for tests)
     BUILD,
     compile_all,
     compile_tests,
@@ -107,7 +107,7 @@ def sim(tmp_path):
     import argparse
     import io
 
-    from host_tools.sim import Sim
+    from host_tools.device.sim import Sim
 
     made = []
 

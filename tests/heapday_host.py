@@ -10,8 +10,8 @@ from pathlib import Path
 
 from firmware.decode import parse_iso
 from firmware.roster import dumps
-from host_tools.build import BUILD, ROOT, mp_command, mp_env
-from host_tools.collector_api import file_bytes, provision_device, start_collector
+from host_tools.collector.api import file_bytes, provision_device, start_collector
+from host_tools.device.build import BUILD, ROOT, mp_command, mp_env
 
 T0 = parse_iso("2026-11-23T09:00:00+08:00")
 # 24 staff with 69 different characters: the sign draws every name during the day

@@ -6,7 +6,7 @@ import sys
 import pytest
 from conftest import EXAMPLES, ROOT
 
-from host_tools import rostercsv
+from host_tools.collector import rostercsv
 
 GOOD = (EXAMPLES / "staff.csv").read_text()
 

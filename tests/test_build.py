@@ -2,7 +2,7 @@
 
 import subprocess
 
-from host_tools.build import ROOT, device_sources, mpy_cross
+from host_tools.device.build import ROOT, device_sources, mpy_cross
 
 
 def test_every_device_file_compiles_with_mpy_cross(tmp_path):

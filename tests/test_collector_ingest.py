@@ -12,9 +12,9 @@ from test_sync_helpers import ROSTER, T0, Clock
 from firmware import frame as F
 from firmware import record as R
 from firmware.roster import Roster
-from host_tools import export, reports
-from host_tools.collector import Collector, CollectorError
-from host_tools.rostercsv import RosterError
+from host_tools.collector import export, reports
+from host_tools.collector.rostercsv import RosterError
+from host_tools.collector.store import Collector, CollectorError
 
 
 class Dev:

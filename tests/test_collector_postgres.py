@@ -14,8 +14,8 @@ from test_collector_ingest import Dev
 from test_sync_helpers import ROSTER, T0, Clock
 
 from firmware import record as R
-from host_tools import export, reports
-from host_tools.collector import Collector
+from host_tools.collector import export, reports
+from host_tools.collector.store import Collector
 
 
 def _free_port() -> int:

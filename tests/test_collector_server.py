@@ -16,8 +16,8 @@ from test_sync_helpers import ROSTER, T0, Clock
 
 from firmware import frame as F
 from firmware import record as R
-from host_tools.collector import Collector
-from host_tools.server import ServerThread
+from host_tools.collector.server import ServerThread
+from host_tools.collector.store import Collector
 
 
 @pytest.fixture(scope="module")

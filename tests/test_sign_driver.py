@@ -116,7 +116,7 @@ def _regen() -> None:
     sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this tree, not an installed one
     from conftest import run_mp  # noqa: E402
 
-    from host_tools.build import compile_all
+    from host_tools.device.build import compile_all
 
     compile_all()
     for size in SIZES:

@@ -11,7 +11,7 @@ import pytest
 
 from firmware import texts
 from firmware.font import Font, load
-from host_tools import fontgen
+from host_tools.sign import fontgen
 
 ROOT = Path(__file__).resolve().parents[1]
 LIB = ROOT / "lib"

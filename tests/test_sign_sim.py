@@ -19,7 +19,7 @@ REF = ROOT / "tests" / "data" / "sign"
 @pytest.mark.parametrize("size", ("4.2", "2.9"))
 def test_make_sign_on_the_shared_bus(mp, tmp_path, size):
     img = tmp_path / "sign.pbm"
-    # the virtual device's heap (host_tools/sim.py): the chip models ride along
+    # the virtual device's heap (host_tools/device/sim.py): the chip models ride along
     p = mp("sign_sim.py", str(LIB), str(img), size, heap="192k")
     d = json.loads(p.stdout.strip().splitlines()[-1])
     assert d["seen"] == ["closed", "serving"]

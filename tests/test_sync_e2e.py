@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from test_sync_helpers import T0, Clock, Device, collector, provision
 
-from host_tools import reports
+from host_tools.collector import reports
 
 
 @pytest.fixture

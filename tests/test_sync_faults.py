@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from test_sync_helpers import ROSTER, T0, Clock, Device, Proxy, collector, provision
 
-from host_tools import reports
-from host_tools.server import ServerThread
+from host_tools.collector import reports
+from host_tools.collector.server import ServerThread
 
 BADGE = "0A1B2C3D"
 REPO = Path(__file__).resolve().parents[1]
@@ -54,10 +54,10 @@ def test_collector_down_device_backs_off_then_syncs_everything(tmp_path, shm_dir
     port = s.getsockname()[1]
     s.close()  # nothing listens here for now
     clock = Clock(T0 + 30)
-    from host_tools.collector import Collector
+    from host_tools.collector.store import Collector
 
     c = Collector(str(tmp_path / "down.db"), clock)
-    from host_tools.collector_api import provision_device
+    from host_tools.collector.api import provision_device
 
     files = provision_device(c, "dev-d", "B01", ROSTER, f"http://127.0.0.1:{port}/api/v1/sync")
     dev = boot(devices, shm_dir / "d.img", files)
@@ -139,8 +139,8 @@ def test_network_cut_mid_frame(srv, shm_dir, devices):
 
 def test_collector_killed_mid_request(tmp_path, shm_dir, devices):
     db = str(tmp_path / "k.db")
-    from host_tools.collector import Collector
-    from host_tools.collector_api import provision_device
+    from host_tools.collector.api import provision_device
+    from host_tools.collector.store import Collector
 
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -14,7 +14,7 @@ from pathlib import Path
 from conftest import BUILD, compile_tests, micropython_bin, mp_env
 
 from firmware.decode import parse_iso
-from host_tools.collector_api import file_bytes, provision_device, start_collector
+from host_tools.collector.api import file_bytes, provision_device, start_collector
 
 EXAMPLES = Path("/work/shared/examples")
 ROSTER = (Path(__file__).resolve().parents[1] / "examples" / "staff.csv")

@@ -1,6 +1,6 @@
 # The virtual device's line protocol (design.md section 7), on the device side.
 # Each command answers one line or more, then a line "\x04 <mono ms>" that the
-# host launcher (host_tools/sim.py) strips; it handles `power` itself.
+# host launcher (host_tools/device/sim.py) strips; it handles `power` itself.
 import json
 import sys
 

@@ -9,6 +9,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from host_tools.errors import PingjiaError
+
 # Each entry moves the schema one version up; never edit one that has shipped.
 # `win` is the window's name ("window" is reserved in PostgreSQL).
 MIGRATIONS: list[list[str]] = [
@@ -59,6 +61,11 @@ MIGRATIONS: list[list[str]] = [
 ]
 
 
+class DatabaseError(PingjiaError):
+    """The database cannot be opened or migrated (a bad path or URL, a file that is not
+    SQLite, a server that refuses)."""
+
+
 def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 
@@ -71,17 +78,30 @@ class Database:
         self.url = url
         self.postgres = is_postgres(url)
         self.lock = threading.RLock()
+        self._depth = 0
+        try:
+            self.conn: Any = self._connect()
+            self.migrate()
+        except self._driver_errors() as e:
+            raise DatabaseError(f"cannot open the database {url}: {e}") from None
+
+    def _driver_errors(self) -> tuple[type[Exception], ...]:
+        if self.postgres:
+            import psycopg  # only for PostgreSQL URLs
+
+            return psycopg.Error, OSError
+        return sqlite3.Error, OSError
+
+    def _connect(self) -> Any:
         if self.postgres:
             import psycopg
 
-            self.conn: Any = psycopg.connect(url, autocommit=True)
-        else:
-            self.conn = sqlite3.connect(url, check_same_thread=False, isolation_level=None,
-                                        timeout=30)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=FULL")  # an ack is sent after the commit
-        self._depth = 0
-        self.migrate()
+            return psycopg.connect(self.url, autocommit=True)
+        conn = sqlite3.connect(self.url, check_same_thread=False, isolation_level=None,
+                               timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")  # an ack is sent after the commit
+        return conn
 
     def close(self) -> None:
         with self.lock:

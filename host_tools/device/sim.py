@@ -22,9 +22,9 @@ from typing import IO
 
 from firmware.clock import EPOCH_UNIX, iso
 from firmware.decode import parse_iso
-from host_tools import build, rostercsv
-from host_tools.build import BUILD, compile_all
-from host_tools.collector import CollectorError
+from host_tools.device import build
+from host_tools.device.build import BUILD, compile_all
+from host_tools.errors import PingjiaError
 
 # The firmware's own budget is 128 KB (tests/test_heap.py proves it on the
 # unix port); the virtual device also carries its line console, log decoder and
@@ -33,7 +33,7 @@ HEAP = "256k"
 EOT = "\x04"
 
 
-class DeviceError(RuntimeError):
+class DeviceError(PingjiaError, RuntimeError):
     pass
 
 
@@ -168,7 +168,7 @@ class Sim:
         """The device's files, from the collector (started here, or --collector's
         database): identity and key, settings, the roster of its window."""
         from firmware.settings import validate
-        from host_tools.collector_api import (
+        from host_tools.collector.api import (
             file_bytes,
             open_collector,
             provision_device,
@@ -360,42 +360,14 @@ def _now_2000() -> int:
     return int(time.time()) - EPOCH_UNIX
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("sim", help="run the virtual device (and a collector)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--script", action="store_true",
-                   help="read line commands from stdin, answers only (no prompt)")
-    p.add_argument("--start", help="virtual clock start, e.g. 2026-11-23T09:00:00+08:00")
-    p.add_argument("--db", default="pingjia.db", help="collector database (SQLite path or URL)")
-    p.add_argument("--device", default="sim-1", help="device id")
-    p.add_argument("--window", default="B01", help="window name")
-    p.add_argument("--roster", help="roster CSV (badge_uid,staff_no,name,department,windows)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="a device setting, e.g. --set mode=free (repeatable)")
-    p.add_argument("--flash", help="keep the flash image in this file across runs")
-    p.add_argument("--collector", help="sync with a running `pingjia serve` at this URL")
-    p.add_argument("--micropython", help="run the device on this MicroPython binary")
-    p.add_argument("--serial", action="store_true", help="also put the device REPL on a pty")
-    p.add_argument("--sign", choices=("4.2", "2.9", "text"), default="4.2",
-                   help="the e-ink panel on the virtual device (text: none)")
-    p.add_argument("--sign-png", metavar="FILE",
-                   help="keep a PNG of the panel current (interactive default: sim-sign.png)")
-    p.set_defaults(func=run)
-
-
 def run(args: argparse.Namespace) -> int:
     if args.start:
         try:
             parse_iso(args.start)
         except (ValueError, IndexError):
-            print(f"pingjia sim: bad --start {args.start!r}: use e.g. 2026-11-23T09:00:00+08:00",
-                  file=sys.stderr)
-            return 2
-    try:
-        sim = Sim(args, sys.stdout)
-    except (rostercsv.RosterError, DeviceError, CollectorError) as e:
-        print(f"pingjia sim: {e}", file=sys.stderr)
-        return 2
+            raise PingjiaError(f"bad --start {args.start!r}: use e.g. "
+                               "2026-11-23T09:00:00+08:00") from None
+    sim = Sim(args, sys.stdout)
     try:
         if not (args.script or not sys.stdin.isatty()) and not args.sign_png \
                 and args.sign != "text":

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from firmware import roster as roster_mod
 from firmware.roster import normalize_uid
+from host_tools.errors import PingjiaError
 
 COLUMNS = ("badge_uid", "staff_no", "name", "department", "windows")
 
 
-class RosterError(ValueError):
+class RosterError(PingjiaError, ValueError):
     pass
 
 

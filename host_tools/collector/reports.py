@@ -10,7 +10,7 @@ from typing import Any
 from firmware import record as R
 from firmware.clock import days_from_civil, iso
 from firmware.decode import LEVEL_NAMES, REASON_NAMES
-from host_tools.db import Database
+from host_tools.collector.db import Database
 
 INDEX_POINTS = {1: 100.0, 2: 66.7, 3: 33.3, 4: 0.0}  # design.md section 6
 BY = ("window", "staff", "day", "hour")

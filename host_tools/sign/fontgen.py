@@ -24,7 +24,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-ROOT = Path(__file__).resolve().parents[1]
+from host_tools.device.build import ROOT
+
 LIB = ROOT / "lib"
 FONT = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
 MAGIC = b"PJF1"
@@ -126,15 +127,8 @@ def blocks(data: bytes) -> list[tuple[int, int, int]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    path, sizes = build_all(Path(args.out), args.font)
+    path, sizes = build_all(Path(args.out or LIB), args.font or FONT)
     for (px, _face, kind), n in zip(SIZES, sizes, strict=True):
         print(f"{px:2d} px ({kind}): {n} bytes")
     print(f"{path}: {path.stat().st_size} bytes")
     return 0
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("fontgen", help="rasterise the sign's CJK glyph file, lib/pj.pjf")
-    p.add_argument("--out", default=str(LIB), help="output directory (default lib/)")
-    p.add_argument("--font", default=FONT, help="TrueType collection (fonts-wqy-zenhei)")
-    p.set_defaults(func=run)

@@ -20,8 +20,8 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from firmware import frame as F
-from host_tools import export, reports
-from host_tools.collector import Collector
+from host_tools.collector import export, reports
+from host_tools.collector.store import Collector
 
 SYNC_PATH = "/api/v1/sync"
 MAX_BODY = F.frame_size(F.ID_MAX, F.MAX_RECORDS)

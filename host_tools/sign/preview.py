@@ -13,10 +13,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from host_tools import fontgen
-from host_tools.build import BUILD, compile_all, micropython_bin
+from host_tools.device.build import BUILD, ROOT, compile_all, micropython_bin
 
-ROOT = Path(__file__).resolve().parents[1]
 LIB = ROOT / "lib"
 PREVIEW_HEAP = "192k"  # the model's RAM planes ride along (as in the virtual device)
 
@@ -46,18 +44,6 @@ def render(out: Path, size: str = "4.2", fonts: Path = LIB) -> list[Path]:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    for p in render(Path(args.out), args.size, Path(args.fonts)):
+    for p in render(Path(args.out), args.size, Path(args.fonts) if args.fonts else LIB):
         print(p)
     return 0
-
-
-def register(subparsers) -> None:
-    fontgen.register(subparsers)
-    s = subparsers.add_parser("sign", help="the e-ink sign")
-    sub = s.add_subparsers(dest="sign_command", metavar="SIGN_COMMAND")
-    sub.required = True
-    p = sub.add_parser("preview", help="one PNG per screen, drawn by the firmware")
-    p.add_argument("--out", required=True, help="directory for the PNG files")
-    p.add_argument("--size", choices=("4.2", "2.9"), default="4.2", help="panel (inches)")
-    p.add_argument("--fonts", default=str(LIB), help="glyph files (default lib/)")
-    p.set_defaults(func=cmd_preview)

@@ -10,11 +10,36 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 DEVICE_DIRS = ("firmware", "hw")
-BUILD = ROOT / "build" / "mpy"
+
+
+def _source_tree() -> tuple[Path, Path]:
+    """(the device tree: boot.py, main.py, firmware/, hw/, lib/; where its builds go).
+    A checkout holds the tree and builds into build/; `pip install .` ships the tree as
+    the package data of pingjia_device, and builds go to the user's cache."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "hw" / "esp32" / "manifest.py").is_file() and (checkout / "boot.py").is_file():
+        return checkout, checkout / "build"
+    import pingjia_device
+
+    tree = Path(pingjia_device.__file__).resolve().parent
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return tree, cache / "pingjia" / _tree_stamp(tree)
+
+
+def _tree_stamp(tree: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha1()
+    for f in sorted(tree.rglob("*.py")):
+        h.update(f"{f.relative_to(tree)} {f.stat().st_size} {f.stat().st_mtime_ns}".encode())
+    return h.hexdigest()[:12]
+
+
+ROOT, _OUT = _source_tree()
+BUILD = _OUT / "mpy"
 TEST_SOURCES = ROOT / "tests" / "mp"
-TEST_BUILD = ROOT / "build" / "mp-tests"  # tests/mp and the device-side benches (bench/mp_*)
+TEST_BUILD = _OUT / "mp-tests"  # tests/mp and the device-side benches (bench/mp_*)
 BENCH_SOURCES = ROOT / "bench"
 
 

@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from host_tools.collector import Clock, Collector, CollectorError
-from host_tools.server import SYNC_PATH, ServerThread
+from host_tools.collector.server import SYNC_PATH, ServerThread
+from host_tools.collector.store import Clock, Collector, CollectorError
 
 __all__ = ["Clock", "Collector", "CollectorError", "ServerThread", "SYNC_PATH",
            "open_collector", "provision_device", "start_collector"]

@@ -17,8 +17,9 @@ from firmware import record as R
 from firmware import roster as roster_mod
 from firmware import settings as settings_mod
 from firmware.clock import EPOCH_UNIX
-from host_tools import rostercsv
-from host_tools.db import Database
+from host_tools.collector import rostercsv
+from host_tools.collector.db import Database
+from host_tools.errors import PingjiaError
 
 Clock = Callable[[], float]  # seconds since 2000-01-01 UTC, the firmware's epoch
 HALL = "hall"
@@ -27,7 +28,7 @@ _NOT_SETTABLE = ("version", "window")
 NONCE_KEEP_S = 7 * 86400
 
 
-class CollectorError(ValueError):
+class CollectorError(PingjiaError, ValueError):
     """A request the collector refuses; str() says why in words a user can act on."""
 
 

@@ -1,0 +1,1 @@
+"""pingjia's host tools: the device."""
