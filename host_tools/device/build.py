@@ -22,7 +22,7 @@ def _source_tree() -> tuple[Path, Path]:
         return checkout, checkout / "build"
     import pingjia_device
 
-    tree = Path(pingjia_device.__file__).resolve().parent
+    tree = Path(list(pingjia_device.__path__)[0]).resolve()  # a namespace package: no __file__
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return tree, cache / "pingjia" / _tree_stamp(tree)
 
@@ -152,6 +152,7 @@ def mp_env() -> dict:
     build ("" is the cwd: short module paths, as /lib on the board), then test helpers."""
     env = dict(os.environ)
     env["MICROPYPATH"] = f":{TEST_BUILD}:.frozen"
+    env.setdefault("PINGJIA_FONTS", str(ROOT / "lib"))  # the sign's glyph file (hw/sim/sign.py)
     return env
 
 

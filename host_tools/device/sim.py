@@ -68,6 +68,7 @@ class DeviceProcess:
         env = dict(os.environ)
         extra = env.get("MICROPYPATH")
         env["MICROPYPATH"] = f"{BUILD}:.frozen" + (f":{extra}" if extra else "")
+        env.setdefault("PINGJIA_FONTS", str(build.ROOT / "lib"))
         self.mono_ms = 0
         if serial is None:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -33,20 +33,9 @@ async def until_done(tb, coro, step_ms=20, limit_ms=120_000):
 
 
 def font_dir():
-    """lib/ of the source tree: $PINGJIA_FONTS, else found from this file
-    (build/mpy/hw/sim_sign.mpy or hw/sim/sign.py)."""
-    d = os.getenv("PINGJIA_FONTS")
-    if d:
-        return d
-    here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
-    for up in ("/..", "/../../.."):
-        cand = here + up + "/lib"
-        try:
-            os.stat(cand + "/pj.pjf")
-            return cand
-        except OSError:
-            pass
-    return "lib"
+    """The glyph files of the source tree: the host launchers pass their lib/ in
+    $PINGJIA_FONTS (host_tools.device.build.mp_env); else lib/ under the cwd."""
+    return os.getenv("PINGJIA_FONTS") or "lib"
 
 
 def make_panel(spi, timebase, size="4.2", cs=None, dc=None, rst=None, strict=True,
