@@ -136,7 +136,7 @@ def test_pull_usb_of_an_unknown_device_is_refused(tmp_path):
     sim, port = _serial_sim(tmp_path / "a.db")
     try:
         p = _cli("pull", "--usb", port, "--db", str(tmp_path / "other.db"))
-        assert p.returncode == 1 and "not in" in p.stderr
+        assert p.returncode == 2 and "not in" in p.stderr
     finally:
         sim.kill()
         sim.wait()
