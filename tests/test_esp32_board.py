@@ -1,0 +1,156 @@
+"""boot.py and main.py on the ESP32 double (tests/esp32/: strict machine, network and esp32
+modules on the unix port): the real board builds from hw/esp32/, mounts its littlefs, starts
+the app, takes a rating from the keypad and the badge slot, and keeps going when a chip is
+missing."""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from firmware import record
+from host_tools.device.build import BUILD, ROOT, compile_all, micropython_bin
+from host_tools.device.deploy import device_files
+
+DOUBLE = ROOT / "tests" / "esp32"
+ROSTER = "PJR1 1\n0A1B2C3D\tSB0101\t张伟\n"
+KEY_PINS = (32, 33, 25, 26)
+LED_PINS = (13, 12, 14, 27)
+INVITE_PIN = 34
+
+
+class Board:
+    """One ESP32 on the double: its flash image and RTC memory outlive a process,
+    as the chip's do a reset."""
+
+    def __init__(self, tmp: Path, **world):
+        self.tmp = tmp
+        self.flash = tmp / "flash.img"
+        self.world = {"flash": str(self.flash), "host": str(tmp), "rtc": "/host/rtc.bin",
+                      "pulled_up": [34, 35], "reader": True, "panel": "4.2",
+                      "watch": {str(p): f"led{i}" for i, p in enumerate(LED_PINS)}}
+        self.world.update(world)
+        self.proc: subprocess.Popen | None = None
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+
+    def install(self, extra: dict[str, bytes] | None = None) -> None:
+        """The flash as deploy and provision leave it."""
+        compile_all()
+        files = [[str(src), dest] for src, dest in device_files()]
+        for name, data in (extra or {}).items():
+            p = self.tmp / f"provision-{name.replace('/', '_')}"
+            p.write_bytes(data)
+            files.append([str(p), name])
+        (self.tmp / "files.json").write_text(json.dumps(files))
+        self._mp("flashimage.py", str(self.flash), str(self.tmp / "files.json"), check=True)
+
+    def _env(self) -> dict:
+        import os
+
+        (self.tmp / "world.json").write_text(json.dumps(self.world))
+        return dict(os.environ, MICROPYPATH=f"{DOUBLE}:{BUILD}:.frozen",
+                    PINGJIA_ESP32_WORLD=str(self.tmp / "world.json"))
+
+    def _mp(self, script: str, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+        p = subprocess.run([micropython_bin(), "-X", "heapsize=2M", str(DOUBLE / script), *args],
+                           capture_output=True, text=True, env=self._env(), timeout=120,
+                           cwd=self.tmp)
+        if check:
+            assert p.returncode == 0, p.stdout + p.stderr
+        return p
+
+    def power_on(self, **world) -> None:
+        self.world.update(world)
+        self.proc = subprocess.Popen(
+            [micropython_bin(), "-X", "heapsize=2M", str(DOUBLE / "port.py")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, env=self._env(), cwd=self.tmp, bufsize=1)
+        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put("@eof")
+
+    def expect(self, text: str, timeout: float = 20) -> str:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                line = self.lines.get(timeout=max(0.01, end - time.monotonic()))
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            if text in line:
+                return line
+            if line == "@eof":
+                break
+        raise AssertionError(f"no {text!r} within {timeout} s; the board said:\n"
+                             + "\n".join(self.seen[-40:]))
+
+    def send(self, line: str) -> str:
+        assert self.proc is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.expect("@esp32 ok " + line.split()[0])
+
+    def quit(self) -> None:
+        """Stop the board's app from the test side and wait for the process to end."""
+        assert self.proc is not None
+        self.proc.stdin.write("quit\n")
+        self.proc.stdin.flush()
+        self.expect("@eof")
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+    def power_off(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def log(self) -> list[dict]:
+        """Every record on the flash, read by the log's own reader."""
+        code = (
+            "import sys, vfs, json, esp32\n"
+            "bdev = esp32.flash()\n"
+            "from firmware.storage import LFS_OPTS\n"
+            "vfs.mount(vfs.VfsLfs2(bdev, **LFS_OPTS), '/board')\n"
+            "from firmware.log import Log\n"
+            "for r in Log('/board').records(0):\n"
+            "    print(json.dumps(list(r[:6])))\n")
+        (self.tmp / "readlog.py").write_text(code)
+        p = subprocess.run([micropython_bin(), "-X", "heapsize=2M", str(self.tmp / "readlog.py")],
+                           capture_output=True, text=True, env=self._env(), timeout=60,
+                           cwd=self.tmp)
+        assert p.returncode == 0, p.stdout + p.stderr
+        keys = ("seq", "kind", "val", "arg", "staff", "time")
+        return [dict(zip(keys, json.loads(x), strict=True)) for x in p.stdout.splitlines()]
+
+
+@pytest.fixture
+def board(tmp_path):
+    b = Board(tmp_path)
+    yield b
+    b.power_off()
+
+
+def test_the_board_boots_from_its_flash_and_takes_a_rating(board):
+    board.install({"roster.txt": ROSTER.encode(),
+                   "settings.json": json.dumps({"window": "B01"}).encode()})
+    board.power_on()
+    board.expect("@esp32 boot 1")
+    board.send("badge 0A1B2C3D")
+    time.sleep(1.0)  # the badge task polls the slot
+    board.send(f"press {INVITE_PIN} 120")
+    board.send(f"press {KEY_PINS[1]} 120")
+    time.sleep(0.5)
+    board.quit()
+    ratings = [r for r in board.log() if r["kind"] == record.RATING]
+    assert [r["val"] for r in ratings] == [2]
