@@ -4,13 +4,10 @@ import asyncio
 from firmware.app import App
 from hw.esp32.board import Board
 
-
-def run():
-    app = App(Board())
-    try:
-        asyncio.run(app.run())
-    finally:
-        asyncio.new_event_loop()  # a clean loop if the REPL restarts us
-
-
-run()
+# a module global: after Ctrl-C at the REPL, app.status() tells a technician what the
+# window was doing
+app = App(Board())
+try:
+    asyncio.run(app.run())
+finally:
+    asyncio.new_event_loop()  # a clean loop if the REPL restarts us

@@ -54,6 +54,8 @@ class App:
         if rerr:
             self.core.add_alert("roster_corrupt")
             print("roster:", rerr)
+        for fault in getattr(board, "faults", ()):  # a part that did not come up
+            self.core.add_alert(fault)
         if self.sign:
             self.core.on_screen = self.sign.show
         self.wake = tb.flag()  # the core's deadlines may have moved

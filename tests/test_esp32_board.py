@@ -100,6 +100,13 @@ class Board:
         self.proc.stdin.flush()
         return self.expect("@esp32 ok " + line.split()[0])
 
+    def status(self) -> dict:
+        """The app's status() as a technician reads it at the REPL."""
+        assert self.proc is not None
+        self.proc.stdin.write("status\n")
+        self.proc.stdin.flush()
+        return json.loads(self.expect("@esp32 status ").split(" ", 2)[2])
+
     def quit(self) -> None:
         """Stop the board's app from the test side and wait for the process to end."""
         assert self.proc is not None
@@ -154,3 +161,29 @@ def test_the_board_boots_from_its_flash_and_takes_a_rating(board):
     board.quit()
     ratings = [r for r in board.log() if r["kind"] == record.RATING]
     assert [r["val"] for r in ratings] == [2]
+
+
+def test_a_missing_reader_is_an_alert_on_the_sign_not_a_dead_device(board):
+    board.install({"roster.txt": ROSTER.encode()})
+    board.power_on(reader=False)
+    board.expect("@esp32 boot 1")
+    board.expect("reader: MFRC522 not answering")
+    board.send("badge 0A1B2C3D")
+    time.sleep(2)
+    status = board.status()
+    assert status["alerts"] == ["reader_fault"]
+    assert "工牌读卡器故障" in status["sign"]
+    assert status["screen"] == "paused"  # nobody can sign in: the window stays paused
+
+
+def test_a_dead_panel_leaves_the_keypad_working(board):
+    board.install({"roster.txt": ROSTER.encode()})
+    board.power_on(panel=None)  # BUSY floats high: every update times out
+    board.expect("@esp32 boot 1")
+    board.send("badge 0A1B2C3D")
+    time.sleep(1.0)
+    board.send(f"press {INVITE_PIN} 120")
+    board.send(f"press {KEY_PINS[0]} 120")
+    time.sleep(0.5)
+    board.quit()
+    assert [r["val"] for r in board.log() if r["kind"] == record.RATING] == [1]

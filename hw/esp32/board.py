@@ -1,63 +1,111 @@
-# The real board: the ESP32's drivers on hw/esp32/wiring.py's pin map (main.py builds
-# it). Apart from the pin map so the virtual device, which imports that, does
-# not hold this code on its heap.
+# The real board: the ESP32's peripherals on hw/esp32/wiring.py's pin map, the
+# composition root main.py builds. Each part is built on its own, so a loose
+# cable (a reader or panel that does not answer) is a technician alert on the
+# sign (board.faults), never a device that does not start.
 from hw.esp32 import wiring
+from micropython import const
+
+_EPOCH_2000 = const(946684800)  # unix seconds at 2000-01-01, the firmware's epoch
+_RTC_VALID_YEAR = const(2025)  # an RTC below this was never set since power-on
+_BUZZER_HZ = const(2700)
+_PANELS = ("4.2", "2.9")
 
 
 class Board:
     """Real hardware. Import only on the ESP32 (needs machine)."""
 
+    root = "/"
+
     def __init__(self):
         import machine
-        import vfs
 
-        from firmware.sign import TextSign
-        from firmware.storage import LFS_OPTS
         from firmware.timebase import RealTime
-        from hw.drivers.mfrc522 import MFRC522
 
-        Pin = machine.Pin
         self.timebase = RealTime()
-        self.root = "/"
-        # remount the root littlefs with the log's cache sizes (see hw/sim/flash.py)
-        try:
-            import esp32
-
-            bdev = esp32.Partition.find(esp32.Partition.TYPE_DATA, label="vfs")[0]
-            vfs.umount("/")
-            vfs.mount(vfs.VfsLfs2(bdev, **LFS_OPTS), "/")
-        except Exception as e:
-            print("flash: keeping default mount:", e)
-        self.keys = [Pin(p, Pin.IN, Pin.PULL_UP) for p in wiring.KEY_PINS]
-        self.keys.append(Pin(wiring.INVITE_PIN, Pin.IN))
-        self.keys.append(Pin(wiring.STATUS_PIN, Pin.IN))
-        self.leds = [Pin(p, Pin.OUT, value=0) for p in wiring.LED_PINS]
-        self.buzzer = machine.PWM(Pin(wiring.BUZZER_PIN), freq=2700, duty_u16=0)
-        self.spi = machine.SPI(wiring.SPI_ID, baudrate=wiring.SPI_BAUD, sck=Pin(wiring.SCK), mosi=Pin(wiring.MOSI),
-                               miso=Pin(wiring.MISO))
-        cs = Pin(wiring.RFID_CS, Pin.OUT, value=1)
-        self.reader = MFRC522(self.spi, cs, Pin(wiring.RFID_RST, Pin.OUT, value=1))
-        from firmware import eink
-        from hw.drivers.ssd168x import SSD1683
-
-        out = Pin.OUT
-        panel = SSD1683(self.spi, Pin(wiring.EINK_CS, out, value=1), Pin(wiring.EINK_DC, out, value=1),
-                        Pin(wiring.EINK_RST, out, value=1), Pin(wiring.EINK_BUSY, Pin.IN), self.timebase,
-                        rows=wiring.EINK_ROWS)
-        try:
-            self.sign = eink.build(panel, "/lib")
-        except OSError as e:  # glyph files missing: the sign's text on the console
-            print("sign:", e)
-            self.sign = TextSign(print)
-        rtc_ok = machine.RTC().datetime()[0] >= 2025  # kept over a soft reset only
-        self.wall_s = _time_2000() if rtc_ok else None
+        self.faults = []  # alert names for the app: what did not come up
+        remount_flash()
+        pin = machine.Pin
+        self.keys = [pin(p, pin.IN, pin.PULL_UP) for p in wiring.KEY_PINS]
+        # GPIO 34 and 35 have no pull resistors: the keypad board pulls them up
+        self.keys.append(pin(wiring.INVITE_PIN, pin.IN))
+        self.keys.append(pin(wiring.STATUS_PIN, pin.IN))
+        self.leds = [pin(p, pin.OUT, value=0) for p in wiring.LED_PINS]
+        self.buzzer = machine.PWM(pin(wiring.BUZZER_PIN), freq=_BUZZER_HZ, duty_u16=0)
+        # both chip selects high before the bus carries a byte: a select left
+        # floating would let the other chip take the reader's commands
+        self.rfid_cs = pin(wiring.RFID_CS, pin.OUT, value=1)
+        self.eink_cs = pin(wiring.EINK_CS, pin.OUT, value=1)
+        self.spi = machine.SPI(wiring.SPI_ID, baudrate=wiring.SPI_BAUD, sck=pin(wiring.SCK),
+                               mosi=pin(wiring.MOSI), miso=pin(wiring.MISO))
+        self.reader = self._reader(pin)
+        self.sign = self._sign(pin, panel_size(self.root + "settings.json"))
+        self.wall_s = rtc_time(machine.RTC())
         import network
 
         self.net = network.WLAN(network.STA_IF)  # credentials: device.json ssid/password
 
+    def _reader(self, pin):
+        from hw.drivers.mfrc522 import MFRC522
 
-def _time_2000():
+        try:
+            return MFRC522(self.spi, self.rfid_cs, pin(wiring.RFID_RST, pin.OUT, value=1))
+        except Exception as e:  # not answering: staff cannot sign in, the sign says so
+            print("reader:", e)
+            self.faults.append("reader_fault")
+            return None
+
+    def _sign(self, pin, size):
+        from firmware import eink
+        from firmware.sign import TextSign
+        from hw.drivers.ssd168x import SSD168x
+
+        out = pin.OUT
+        try:
+            panel = SSD168x(self.spi, self.eink_cs, pin(wiring.EINK_DC, out, value=1),
+                            pin(wiring.EINK_RST, out, value=1), pin(wiring.EINK_BUSY, pin.IN),
+                            self.timebase, rows=wiring.EINK_ROWS if size == "4.2" else None,
+                            size=size)
+            return eink.build(panel, "/lib")
+        except Exception as e:  # glyph file missing, no RAM: the sign's text on the console
+            print("sign:", e)
+            self.faults.append("sign_fault")
+            return TextSign(print)
+
+
+def remount_flash():
+    """The root littlefs again with the log's cache sizes (littlefs keeps no cache
+    sizes in its superblock; the port mounted it with its defaults)."""
+    import esp32
+    import vfs
+
+    from firmware.storage import LFS_OPTS
+
+    try:
+        bdev = esp32.Partition.find(esp32.Partition.TYPE_DATA, label="vfs")[0]
+        vfs.umount("/")
+        vfs.mount(vfs.VfsLfs2(bdev, **LFS_OPTS), "/")
+    except Exception as e:
+        print("flash: keeping default mount:", e)
+
+
+def panel_size(settings_path):
+    """The panel fitted to this board (setting "panel": "4.2" or "2.9"): a setting,
+    since one image serves both signs."""
+    from firmware import storage
+
+    try:
+        size = (storage.load_json(settings_path, {}) or {}).get("panel", "4.2")
+    except (ValueError, AttributeError):  # a corrupt file: the app raises that alert
+        size = "4.2"
+    return size if size in _PANELS else "4.2"
+
+
+def rtc_time(rtc):
+    """Seconds since 2000 if the RTC still holds a time (kept over a reset, lost
+    with the power), else None: the clock is unknown until a sync."""
+    if rtc.datetime()[0] < _RTC_VALID_YEAR:
+        return None
     import time
 
     t = time.time()
-    return t if time.gmtime(0)[0] == 2000 else t - 946684800
+    return t if time.gmtime(0)[0] == 2000 else t - _EPOCH_2000

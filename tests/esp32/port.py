@@ -83,7 +83,7 @@ def mount_flash(host_dir):
 
 async def commands(models):
     """Lines from the test side: press GPIO MS, hold GPIO, release GPIO,
-    badge UID, badge out, trace, stall, quit."""
+    badge UID, badge out, trace, status, stall, quit."""
     poll = select.poll()
     poll.register(sys.stdin, select.POLLIN)
     while True:
@@ -107,11 +107,14 @@ async def command(words, models):
         world.line(int(words[1])).drive(0)
     elif cmd == "release":
         world.line(int(words[1])).drive(1)
-    elif cmd == "badge":
-        models["reader"].card = None if words[1] == "out" else bytes.fromhex(words[1])
+    elif cmd == "badge":  # into the slot; with no reader fitted nobody reads it
+        if "reader" in models:
+            models["reader"].card = None if words[1] == "out" else bytes.fromhex(words[1])
     elif cmd == "trace":
         world.event("trace " + json.dumps(world.trace))
         world.trace.clear()
+    elif cmd == "status":  # what a technician reads at the REPL: app.status()
+        world.event("status " + json.dumps(MAIN["app"].status()))
     elif cmd == "stall":
         world.event("stalled")
         while True:  # a bus that hangs the CPU: only the watchdog gets it back
@@ -121,10 +124,13 @@ async def command(words, models):
     world.event("ok " + cmd)
 
 
+MAIN = {"__name__": "__main__"}  # main.py's globals: its `app`, once built
+
+
 def run_file(name):
     with open(name) as f:
         code = f.read()
-    exec(compile(code, name, "exec"), {"__name__": "__main__"})
+    exec(compile(code, name, "exec"), MAIN)
 
 
 def main():
