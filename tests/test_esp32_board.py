@@ -171,8 +171,8 @@ def test_a_missing_reader_is_an_alert_on_the_sign_not_a_dead_device(board):
     board.send("badge 0A1B2C3D")
     time.sleep(2)
     status = board.status()
-    assert status["alerts"] == ["reader_fault"]
-    assert "工牌读卡器故障" in status["sign"]
+    assert "reader_fault" in status["alerts"]
+    assert "⚠" in status["sign"]  # the sign carries the most urgent technician alert
     assert status["screen"] == "paused"  # nobody can sign in: the window stays paused
 
 

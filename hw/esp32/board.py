@@ -2,8 +2,9 @@
 # composition root main.py builds. Each part is built on its own, so a loose
 # cable (a reader or panel that does not answer) is a technician alert on the
 # sign (board.faults), never a device that does not start.
-from hw.esp32 import wiring
 from micropython import const
+
+from hw.esp32 import wiring
 
 _EPOCH_2000 = const(946684800)  # unix seconds at 2000-01-01, the firmware's epoch
 _RTC_VALID_YEAR = const(2025)  # an RTC below this was never set since power-on
