@@ -1,13 +1,20 @@
-# The device entry point: the real board, the firmware's app, its tasks.
+# The device entry point: the real board, the firmware's app, its tasks; nothing
+# in safe mode (boot.py decided it), where the REPL is the technician's.
 import asyncio
 
-from firmware.app import App
-from hw.esp32.board import Board
+from hw.esp32 import safemode
 
-# a module global: after Ctrl-C at the REPL, app.status() tells a technician what the
-# window was doing
-app = App(Board())
-try:
-    asyncio.run(app.run())
-finally:
-    asyncio.new_event_loop()  # a clean loop if the REPL restarts us
+if safemode.reason is None:
+    try:
+        from firmware.app import App
+        from hw.esp32.board import Board
+
+        # a module global: after Ctrl-C at the REPL, app.status() tells a technician
+        # what the window was doing
+        app = App(Board())
+    except Exception as e:
+        safemode.failed(e)  # resets: three failed boots in a row are safe mode
+    try:
+        asyncio.run(app.run())
+    finally:
+        asyncio.new_event_loop()  # a clean loop if the REPL restarts us

@@ -16,6 +16,8 @@ from firmware.record import const
 from firmware.ui import Feedback
 
 _GC_EVERY = const(16384)
+_FEED_MS = const(1000)  # the watchdog is fed this often while every task lives
+_RUNNING_MS = const(5000)  # tasks alive this long after start: the boot did not fail
 # key indexes on board.keys: four citizen keys, then 请评价, then the status key
 K_INVITE = 4
 K_STATUS = 5
@@ -173,7 +175,30 @@ class App:
                 t.append(asyncio.create_task(self._keep(loop, *args)))
         return t
 
+    def alive(self):
+        """Every task loop is still running (none ended or was lost)."""
+        for t in self.tasks:
+            if t.done():
+                return False
+        return True
+
+    async def watchdog_task(self, wdt):
+        """Feed the board's hardware watchdog while the event loop turns and every
+        task lives: a loop stuck in a call (a hung bus, a busy wait) starves this
+        task too, and the watchdog resets the board."""
+        while self.alive():
+            wdt.feed()
+            await self.tb.sleep_ms(_FEED_MS)
+        print("a task loop ended: the watchdog will reset the board")
+
     async def run(self):
         self.start()
+        wdt = getattr(self.board, "watchdog", None)
+        if wdt is not None:
+            asyncio.create_task(self.watchdog_task(wdt))
+        started = getattr(self.board, "started", None)
+        if started is not None:
+            await self.tb.sleep_ms(_RUNNING_MS)
+            started()  # the board's count of failed boots ends here
         while True:
             await asyncio.sleep(3600)

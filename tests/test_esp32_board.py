@@ -68,6 +68,7 @@ class Board:
 
     def power_on(self, **world) -> None:
         self.world.update(world)
+        self.lines = queue.Queue()  # this boot's lines only
         self.proc = subprocess.Popen(
             [micropython_bin(), "-X", "heapsize=2M", str(DOUBLE / "port.py")],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -187,3 +188,45 @@ def test_a_dead_panel_leaves_the_keypad_working(board):
     time.sleep(0.5)
     board.quit()
     assert [r["val"] for r in board.log() if r["kind"] == record.RATING] == [1]
+
+
+def test_the_invite_key_held_at_power_on_is_safe_mode(board):
+    board.install({"roster.txt": ROSTER.encode()})
+    board.power_on(held=[INVITE_PIN])
+    board.expect("safe mode (key)")
+    board.expect("@esp32 repl")  # main.py built nothing: the REPL is the technician's
+    assert not any("wdt started" in line for line in board.seen)  # no watchdog to fight
+    board.power_off()
+    board.power_on(held=[])
+    board.expect("wdt started")  # a normal boot again
+    board.send("badge 0A1B2C3D")
+
+
+def test_three_failed_boots_in_a_row_are_safe_mode(board):
+    board.install({"roster.txt": ROSTER.encode(), "firmware/app.mpy": b"not bytecode"})
+    for boot in range(3):
+        board.power_on(reset_cause=1 if boot == 0 else 2)
+        board.expect("the app did not start")
+        board.expect("@esp32 reset hard")
+        board.expect("@eof")
+        board.power_off()
+    board.power_on(reset_cause=2)
+    board.expect("safe mode (crashes)")
+    board.expect("@esp32 repl")
+
+
+def test_a_hung_loop_is_reset_by_the_watchdog_and_a_fed_one_is_not(board):
+    board.install({"roster.txt": ROSTER.encode()})
+    board.power_on()
+    board.expect("wdt started 10000")
+    time.sleep(11)  # longer than the watchdog's timeout: the app feeds it
+    board.send("badge 0A1B2C3D")
+    assert not any("reset" in line for line in board.seen)
+    board.proc.stdin.write("stall\n")  # the bus hangs the CPU
+    board.proc.stdin.flush()
+    board.expect("@esp32 stalled")
+    board.expect("@esp32 reset wdt", timeout=15)
+    board.power_off()
+    board.power_on(reset_cause=3)  # WDT_RESET: the board comes back
+    board.expect("wdt started")
+    board.send("badge 0A1B2C3D")

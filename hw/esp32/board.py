@@ -9,6 +9,7 @@ from hw.esp32 import wiring
 _EPOCH_2000 = const(946684800)  # unix seconds at 2000-01-01, the firmware's epoch
 _RTC_VALID_YEAR = const(2025)  # an RTC below this was never set since power-on
 _BUZZER_HZ = const(2700)
+_WATCHDOG_MS = const(10_000)  # no feed for this long (a hung loop): the chip resets
 _PANELS = ("4.2", "2.9")
 
 
@@ -44,6 +45,13 @@ class Board:
         import network
 
         self.net = network.WLAN(network.STA_IF)  # credentials: device.json ssid/password
+        self.watchdog = machine.WDT(timeout=_WATCHDOG_MS)  # the app feeds it
+
+    def started(self):
+        """The app's tasks run: this boot did not fail (hw/esp32/safemode.py)."""
+        from hw.esp32 import safemode
+
+        safemode.ran()
 
     def _reader(self, pin):
         from hw.drivers.mfrc522 import MFRC522
