@@ -1,15 +1,32 @@
-"""Shared fixtures: run device code on the real MicroPython unix port."""
+"""Shared fixtures. Test files take what they share from here as fixtures and never import
+one another (nor this file): the device code on the real MicroPython unix port, the
+virtual device, collectors, the CLI as a process, and bounded reads of a process's pipes.
+
+Every wait on a process has a deadline: a device that fails to boot fails its test with
+what it said, instead of hanging the run."""
 
 from __future__ import annotations
 
+import argparse
+import ast
+import io
+import json
 import os
+import queue
 import shutil
+import socket
 import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
-from host_tools.device.build import (  # noqa: F401 (mp_env, micropython_bin: for tests)
+from host_tools.device.build import (
     BUILD,
     compile_all,
     compile_tests,
@@ -19,10 +36,17 @@ from host_tools.device.build import (  # noqa: F401 (mp_env, micropython_bin: fo
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-MP_DIR = ROOT / "tests" / "mp"
-HEAP = "128k"  # design.md section 8: the device heap budget
+EXAMPLES = ROOT / "examples"
+HEAP = "128k"  # design.md section 8: the device heap budget (tests/test_heap.py reads it)
+MONDAY_9 = "2026-11-23T09:00:00+08:00"  # a working Monday morning in the hall's time zone
+EPOCH_2000 = 946684800  # the firmware's epoch (2000-01-01 UTC) in Unix seconds
+# The sync device's line console and SimWLAN are test harness, not firmware: they get
+# 32 KB on top of the 128 KB budget (tests/test_heap.py measures the firmware alone).
+CONSOLE_HEAP = "160k"
+WAIT_S = 60  # the longest a test waits for one answer from a process
 
 
+# ---- device code on MicroPython -------------------------------------------------------
 @pytest.fixture(scope="session", autouse=True)
 def device_build():
     """Compile every device file and device-side test script with mpy-cross once per
@@ -43,27 +67,303 @@ def run_mp(script: str | Path, *args: str, heap: str = HEAP, timeout: float = 30
     return p
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def mp():
+    """run_mp: a tests/mp script on the real MicroPython binary under the heap budget."""
     return run_mp
 
 
 @pytest.fixture
-def shm_dir(tmp_path_factory):
-    """A directory in RAM (tmpfs) for flash images, falling back to tmp."""
-    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
-    if base is None:
-        return tmp_path_factory.mktemp("flash")
-    d = Path(os.path.join(str(base), f"pingjia-{os.getpid()}-{os.urandom(4).hex()}"))
+def shm_dir(tmp_path):
+    """A directory in RAM for flash images when the system has one (tmpfs at /dev/shm,
+    found, not assumed), else the test's tmp_path."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        yield tmp_path
+        return
+    d = shm / f"pingjia-{os.getpid()}-{os.urandom(4).hex()}"
     d.mkdir()
     yield d
     shutil.rmtree(d, ignore_errors=True)
 
 
-EXAMPLES = ROOT / "examples"
-MONDAY_9 = "2026-11-23T09:00:00+08:00"
+@pytest.fixture(scope="session")
+def wiring() -> argparse.Namespace:
+    """The pin map of hw/esp32/wiring.py (design.md section 1), read from the file itself so
+    no test keeps a copy of it: KEY_PINS, LED_PINS, INVITE_PIN, ..."""
+    tree = ast.parse((ROOT / "hw" / "esp32" / "wiring.py").read_text())
+    names: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            value = node.value
+            if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "const":
+                value = value.args[0]
+            names[node.targets[0].id] = ast.literal_eval(value)
+    return argparse.Namespace(**names)
 
 
+# ---- scenario constants ------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def examples() -> Path:
+    """examples/: the roster and the scripted morning of design.md section 7."""
+    return EXAMPLES
+
+
+@pytest.fixture(scope="session")
+def roster_csv() -> Path:
+    """The example roster: SB0101 张伟 and SB0102 刘洋 at B01 (SB0101 also B02), SB0207 陈静 at B02."""
+    return EXAMPLES / "staff.csv"
+
+
+@pytest.fixture(scope="session")
+def monday_9() -> str:
+    """The virtual clock's start in the tests: Monday 2026-11-23 09:00 in Asia/Shanghai."""
+    return MONDAY_9
+
+
+@pytest.fixture(scope="session")
+def t0() -> int:
+    """monday_9 in the firmware's time: seconds since 2000-01-01 UTC."""
+    return int(datetime.fromisoformat(MONDAY_9).timestamp()) - EPOCH_2000
+
+
+class Clock:
+    """The collector's clock, moved by the test (seconds since 2000 UTC)."""
+
+    def __init__(self, t: float):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture(scope="session")
+def clock_at() -> type[Clock]:
+    """Clock(t): a collector clock a test moves by hand (clock.t = ...)."""
+    return Clock
+
+
+@pytest.fixture
+def clock(t0) -> Clock:
+    return Clock(t0)
+
+
+# ---- bounded reads of a process's pipes -----------------------------------------------------
+class Lines:
+    """The lines of a text pipe, read by a thread into a queue, so that every wait for a line
+    has a deadline (a bare readline() waits forever for a process that hangs)."""
+
+    def __init__(self, pipe: IO[str], name: str = "the process"):
+        self.name = name
+        self.seen: list[str] = []  # every line taken so far, for failure messages
+        self.ended = False
+        self._q: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(pipe,), daemon=True).start()
+
+    def _pump(self, pipe: IO[str]) -> None:
+        try:
+            for line in pipe:
+                self._q.put(line.rstrip("\n"))
+        except (OSError, ValueError):  # the pipe was closed under the reader
+            pass
+        finally:
+            self._q.put(None)
+
+    def next(self, timeout: float = WAIT_S) -> str | None:
+        """The next line, or None at the end of the output; AssertionError after timeout."""
+        if self.ended:
+            return None
+        try:
+            line = self._q.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"{self.name} said nothing for {timeout} s; it said:\n"
+                                 + "\n".join(self.seen[-40:])) from None
+        if line is None:
+            self.ended = True
+        else:
+            self.seen.append(line)
+        return line
+
+    def take(self, n: int, timeout: float = WAIT_S) -> list[str]:
+        """The next n lines, all within timeout."""
+        end = time.monotonic() + timeout
+        out = []
+        for _ in range(n):
+            line = self.next(max(0.01, end - time.monotonic()))
+            if line is None:
+                raise AssertionError(f"{self.name} ended after {out}")
+            out.append(line)
+        return out
+
+    def until(self, text: str, timeout: float = WAIT_S) -> str:
+        """The first line holding text, within timeout."""
+        end = time.monotonic() + timeout
+        while True:
+            line = self.next(max(0.01, end - time.monotonic()))
+            if line is None:
+                raise AssertionError(f"{self.name} ended without {text!r}; it said:\n"
+                                     + "\n".join(self.seen[-40:]))
+            if text in line:
+                return line
+
+    def rest(self, timeout: float = WAIT_S) -> list[str]:
+        """Every line up to the end of the output, within timeout."""
+        end = time.monotonic() + timeout
+        out = []
+        while (line := self.next(max(0.01, end - time.monotonic()))) is not None:
+            out.append(line)
+        return out
+
+    def ready(self) -> list[str]:
+        """The lines already read, without waiting (for a failure message)."""
+        out = []
+        while True:
+            try:
+                line = self._q.get_nowait()
+            except queue.Empty:
+                return out
+            if line is None:
+                self.ended = True
+                return out
+            out.append(line)
+
+
+@pytest.fixture(scope="session")
+def lines() -> type[Lines]:
+    """Lines(pipe, name): bounded reads of a text pipe (next, take, until, rest)."""
+    return Lines
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Kill a process we started (if it still runs) and reap it."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=timeout)
+
+
+# ---- the CLI as a process ----------------------------------------------------------------------
+def _pingjia(*args: str | Path, cwd: str | Path, input: str | None = None,
+             timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "host_tools.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=str(cwd), input=input,
+                          timeout=timeout)
+
+
+@pytest.fixture
+def cli(tmp_path) -> Callable[..., subprocess.CompletedProcess]:
+    """cli(*args, input=None, timeout=300): `pingjia ARGS` as a process, run in the test's
+    tmp_path (so a forgotten --db never lands in the tree), output captured."""
+    return lambda *args, **kw: _pingjia(*args, cwd=kw.pop("cwd", tmp_path), **kw)
+
+
+class SimProcess:
+    """`pingjia sim --script ...` as a process: command lines in, answer lines out, every
+    read with a deadline. With --serial its first line names the REPL's pty (.port)."""
+
+    def __init__(self, args: list[str], cwd: Path):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "host_tools.cli", "sim", "--script", *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=str(cwd))
+        self.out = Lines(self.proc.stdout, "pingjia sim")
+        self.err = Lines(self.proc.stderr, "pingjia sim (stderr)")
+        self.port = ""
+        if "--serial" in args:
+            first = self.out.next(timeout=120)
+            if not (first or "").startswith("serial: "):
+                raise AssertionError(f"no serial line: {first!r}\n"
+                                     + "\n".join(self.err.ready()))
+            self.port = first.split(" ", 1)[1].strip()
+
+    def send(self, *commands: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("".join(c + "\n" for c in commands))
+        self.proc.stdin.flush()
+
+    def answers(self, n: int, timeout: float = WAIT_S) -> list[str]:
+        return self.out.take(n, timeout)
+
+    def finish(self, *commands: str, timeout: float = WAIT_S) -> str:
+        """Send the last commands, close stdin and wait for the end: the rest of stdout."""
+        self.send(*commands)
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        rest = self.out.rest(timeout)
+        self.proc.wait(timeout=timeout)
+        return "\n".join(rest + ["--- stderr"] + self.err.ready())
+
+
+@pytest.fixture
+def pingjia_sim(tmp_path, roster_csv) -> Iterator[Callable[..., SimProcess]]:
+    """pingjia_sim(*args): start `pingjia sim --script ARGS` (the example roster, Monday 9:00,
+    unless ARGS say otherwise); every one started is killed at the end of the test."""
+    made: list[SimProcess] = []
+
+    def start(*args: str | Path) -> SimProcess:
+        argv = [str(a) for a in args]
+        if "--roster" not in argv:
+            argv += ["--roster", str(roster_csv)]
+        if "--start" not in argv:
+            argv += ["--start", MONDAY_9]
+        s = SimProcess(argv, ROOT)
+        made.append(s)
+        return s
+
+    yield start
+    for s in made:
+        stop(s.proc)
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    """A TCP port on 127.0.0.1 nothing listens on (at the time of asking)."""
+    def pick() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    return pick
+
+
+def wait_listening(port: int, proc: subprocess.Popen | None = None, timeout: float = 30) -> None:
+    """Until something accepts connections on 127.0.0.1:port (bounded)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the server exited ({proc.returncode}) before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on port {port} after {timeout} s")
+
+
+@pytest.fixture
+def pingjia_serve(free_port) -> Iterator[Callable[..., tuple[subprocess.Popen, int]]]:
+    """pingjia_serve(db, port=None): `pingjia serve --db DB` as a process, once it listens:
+    (process, port). Every one started is stopped at the end of the test."""
+    made: list[subprocess.Popen] = []
+
+    def start(db: str | Path, port: int | None = None) -> tuple[subprocess.Popen, int]:
+        port = port or free_port()
+        p = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "serve", "--db", str(db),
+                              "--port", str(port)], cwd=str(ROOT), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        made.append(p)
+        wait_listening(port, p)
+        return p, port
+
+    yield start
+    for p in made:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                stop(p)
+
+
+# ---- the virtual device, in-process (host_tools.device.sim.Sim) ---------------------------
 class SimRun:
     """Answers of a virtual-device script, command by command."""
 
@@ -75,21 +375,17 @@ class SimRun:
         return self.answers[i]
 
     def json_of(self, i: int) -> dict:
-        import json
-
         return json.loads(self.answers[i][0])
 
-    def statuses(self) -> list[dict]:
-        import json
+    def answers_to(self, command: str) -> list[list[str]]:
+        return [a for c, a in zip(self.commands, self.answers, strict=True) if c == command]
 
-        return [json.loads(a[0]) for c, a in zip(self.commands, self.answers, strict=True) if c == "status"]
+    def statuses(self) -> list[dict]:
+        return [json.loads(a[0]) for a in self.answers_to("status")]
 
     def log(self, i: int = -1) -> list[dict]:
         """The records printed by the i-th `log` command (default the last)."""
-        import json
-
-        logs = [a for c, a in zip(self.commands, self.answers, strict=True) if c == "log"]
-        return [json.loads(x) for x in logs[i]]
+        return [json.loads(x) for x in self.answers_to("log")[i]]
 
     def ratings(self) -> list[dict]:
         return [r for r in self.log() if r["kind"] == "rating"]
@@ -103,10 +399,8 @@ class SimRun:
 
 @pytest.fixture
 def sim(tmp_path):
-    """Run a script on the virtual device (the real firmware on the MicroPython unix port)."""
-    import argparse
-    import io
-
+    """Run a script on the virtual device (the real firmware on the MicroPython unix port);
+    its collector's database is tmp_path / "pingjia.db"."""
     from host_tools.device.sim import Sim
 
     made = []
@@ -141,3 +435,316 @@ def sim(tmp_path):
     yield run
     for s in made:
         s.close()
+
+
+# ---- collectors ------------------------------------------------------------------------------
+@pytest.fixture
+def collector(tmp_path, clock):
+    """A collector on a fresh SQLite file, on the test's clock, no network."""
+    from host_tools.collector.store import Collector
+
+    c = Collector(str(tmp_path / "collector.db"), clock)
+    yield c
+    c.db.close()
+
+
+@pytest.fixture
+def srv(tmp_path, clock):
+    """A collector serving HTTP on 127.0.0.1 in a thread (srv.collector, srv.port,
+    srv.sync_url), on the test's clock."""
+    from host_tools.collector.api import start_collector
+
+    s = start_collector(str(tmp_path / "pingjia.db"), clock)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def provision(srv, roster_csv) -> Callable[..., dict]:
+    """provision(device="dev-1", window="B01", url=None, roster=the example roster): register
+    a device with srv's collector; its files (device.json, settings.json, roster.txt)."""
+    from host_tools.collector.api import provision_device
+
+    def make(device: str = "dev-1", window: str = "B01", url: str | None = None,
+             roster: Path | None = roster_csv) -> dict:
+        return provision_device(srv.collector, device, window, roster, url or srv.sync_url)
+    return make
+
+
+class DeviceLog:
+    """A device as the collector sees it: a log that grows, frames that carry it."""
+
+    def __init__(self, c, dev_id: str = "dev-1", window: str = "B01"):
+        self.id = dev_id
+        self.key = bytes.fromhex(c.add_device(dev_id, window))
+        self.c = c
+        self.seq = 0
+        self.log: list[bytes] = []
+        self.boot = 1
+        self.nonce = 0
+
+    def add(self, kind, val=0, arg=0, staff=0, time=0) -> int:
+        from firmware import record
+
+        self.seq += 1
+        self.log.append(bytes(record.pack(self.seq, kind, val, arg, staff, time)))
+        return self.seq
+
+    def rating(self, level, t, staff=1, ticket=None, mode=0) -> int:
+        from firmware import record
+
+        for chunk in record.ticket_chunks(ticket) if ticket else ():
+            self.seq += 1
+            self.log.append(bytes(record.pack(self.seq, record.TICKET, *chunk)))
+        return self.add(record.RATING, level, mode, staff, t)
+
+    def frame(self, first: int = 1, last: int | None = None, sver=0, rver=0) -> bytes:
+        from firmware import frame
+
+        last = self.seq if last is None else last
+        self.nonce += 1
+        return frame.request(self.key, self.id, self.boot, first,
+                             b"".join(self.log[first - 1 : last]), sver, rver, self.nonce)
+
+    def send(self, first: int = 1, last: int | None = None, **kw):
+        """Ingest records first..last in one frame; the collector's answer, parsed as the
+        device parses it: (ack, time, settings, roster)."""
+        from firmware import frame
+
+        body = self.frame(first, last, **kw)
+        return frame.parse_answer(self.c.ingest(body), frame.Hmac(self.key), body[-32:])
+
+
+@pytest.fixture(scope="session")
+def device_log() -> type[DeviceLog]:
+    """DeviceLog(collector, id="dev-1", window="B01"): registers a device and builds its
+    records and signed frames (add, rating, frame, send)."""
+    return DeviceLog
+
+
+@pytest.fixture(scope="session")
+def table_rows() -> Callable[..., list]:
+    """table_rows(collector, *tables): every row of those tables, in key order, to compare
+    what is stored before and after."""
+    return lambda c, *tables: [c.db.all(f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables]
+
+
+# ---- a virtual device with its Wi-Fi link, as a MicroPython process ------------------------------
+class SyncDevice:
+    """One boot of a virtual device running tests/mp/sync_sim.py (the real firmware and its
+    sync link), driven line by line; every answer within a deadline."""
+
+    def __init__(self, flash: Path, provision: dict[str, Any] | None = None,
+                 wall: int | None = None, badge: str | None = None, heap: str = CONSOLE_HEAP):
+        from host_tools.collector.api import file_bytes
+
+        if not flash.exists():  # a blank chip, made here rather than on the device's heap
+            flash.write_bytes(b"\xff" * (384 * 4096))
+        cmd = [micropython_bin(), "-X", f"heapsize={heap}", "-m", "sync_sim",
+               "--flash", str(flash)]
+        if provision:
+            d = flash.parent / (flash.name + ".prov")
+            d.mkdir(exist_ok=True)
+            for name, obj in provision.items():
+                (d / name).write_bytes(file_bytes(obj))
+            cmd += ["--provision", str(d)]
+        if wall is not None:
+            cmd += ["--time", str(int(wall))]
+        if badge:
+            cmd += ["--badge", badge]
+        # the test script goes as .mpy, as the device build does: compiling it on a
+        # 128 KB heap would fragment what the firmware needs
+        compile_tests()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                                     bufsize=1, cwd=str(BUILD), env=mp_env())
+        self.out = Lines(self.proc.stdout, f"device {flash.name}")
+        self.err = Lines(self.proc.stderr, f"device {flash.name} (stderr)")
+        self.cmd("")
+
+    def cmd(self, line: str, timeout: float = 120) -> list[str]:
+        """Send one console line; its answer lines (up to the end-of-answer mark)."""
+        p = self.proc
+        assert p.stdin
+        p.stdin.write(line + "\n")
+        p.stdin.flush()
+        out = []
+        end = time.monotonic() + timeout
+        while True:
+            s = self.out.next(max(0.01, end - time.monotonic()))
+            if s is None:
+                p.wait(timeout=10)
+                err = "\n".join(self.err.rest(timeout=10))
+                raise AssertionError(f"device stopped ({p.returncode}): {out} {err[-2000:]}")
+            if s.startswith("\x04"):
+                return out
+            out.append(s)
+
+    def one(self, line: str) -> str:
+        out = self.cmd(line)
+        assert len(out) == 1, out
+        return out[0]
+
+    def link(self) -> dict:
+        return json.loads(self.one("link"))
+
+    def sync(self) -> str:
+        return self.one("sync")
+
+    def rate(self, level: int, ticket: str | None = None) -> None:
+        assert self.one(f"invite {ticket}" if ticket else "invite").startswith("ok"), "invite"
+        assert self.one(f"key {level}").startswith("ok: key"), "key"
+
+    def kill(self) -> None:
+        stop(self.proc)
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if f:
+                f.close()
+
+    def quit(self) -> None:
+        try:
+            self.cmd("quit", timeout=30)
+        except (AssertionError, BrokenPipeError):
+            pass
+        self.kill()
+
+
+@pytest.fixture
+def boot(shm_dir, t0) -> Iterator[Callable[..., SyncDevice]]:
+    """boot(image, files=None, wall=t0, badge=None): boot a virtual device with its sync link
+    on the flash image shm_dir / image (blank the first time; files: its provisioning, e.g.
+    from the provision fixture). Every device booted is killed at the end of the test."""
+    made: list[SyncDevice] = []
+    unset = object()
+
+    def start(image: str, files: dict | None = None, wall: Any = unset,
+              badge: str | None = None) -> SyncDevice:
+        d = SyncDevice(shm_dir / image, files, t0 if wall is unset else wall, badge)
+        made.append(d)
+        return d
+
+    yield start
+    for d in made:
+        d.kill()
+
+
+class Proxy:
+    """TCP relay to the collector that can misbehave, one mode at a time:
+    pass, refuse (close at once), cut_request (forward cut_after bytes, or all but the
+    last -cut_after, then cut), stall (as cut_request, then on_stall()),
+    drop_answer (the collector answers, the device never hears it),
+    truncate_answer (two thirds of it), replay_answer (the first answer ever relayed),
+    drip (the answer 7 bytes at a time, 2 ms apart), long_head (2 KB more header lines)."""
+
+    def __init__(self, target_port: int):
+        self.target = ("127.0.0.1", target_port)
+        self.mode = "pass"
+        self.cut_after = 40
+        self.conns = 0
+        self.requests: list[bytes] = []  # every request as it came (HTTP head and body)
+        self.answers: list[bytes] = []  # every answer from the collector
+        self.on_stall: Callable[[], Any] | None = None
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self._stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v1/sync"
+
+    def _serve(self) -> None:
+        while not self._stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns += 1
+            threading.Thread(target=self._relay, args=(c, self.mode), daemon=True).start()
+
+    def _relay(self, c: socket.socket, mode: str) -> None:
+        c.settimeout(20)
+        try:
+            if mode == "refuse":
+                return
+            req = _read_request(c)
+            self.requests.append(req)
+            s = socket.create_connection(self.target, timeout=20)
+            try:
+                if mode in ("cut_request", "stall"):
+                    s.sendall(req[: self.cut_after])
+                    if mode == "stall" and self.on_stall:
+                        self.on_stall()  # e.g. kill the collector mid-request
+                    return
+                s.sendall(req)
+                answer = b""
+                while True:
+                    b = s.recv(65536)
+                    if not b:
+                        break
+                    answer += b
+                self.answers.append(answer)
+                if mode == "truncate_answer":
+                    c.sendall(answer[: len(answer) * 2 // 3])
+                elif mode == "replay_answer":
+                    c.sendall(self.answers[0])
+                elif mode == "drip":
+                    for i in range(0, len(answer), 7):
+                        c.sendall(answer[i : i + 7])
+                        time.sleep(0.002)
+                elif mode == "long_head":
+                    head, _, body = answer.partition(b"\r\n")
+                    c.sendall(head + b"\r\n" + b"X-Pad: %s\r\n" % (b"." * 60) * 32 + body)
+                elif mode != "drop_answer":
+                    c.sendall(answer)
+            finally:
+                s.close()
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self) -> None:
+        self._stop = True
+        self.sock.close()
+
+
+def _read_request(c: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        b = c.recv(65536)
+        if not b:
+            return data
+        data += b
+    head, _, body = data.partition(b"\r\n\r\n")
+    n = 0
+    for line in head.split(b"\r\n"):
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            n = int(v)
+    while len(body) < n:
+        b = c.recv(65536)
+        if not b:
+            break
+        body += b
+    return head + b"\r\n\r\n" + body
+
+
+@pytest.fixture
+def proxy() -> Iterator[Callable[[int], Proxy]]:
+    """proxy(port): a TCP relay to 127.0.0.1:port that plays a bad network (Proxy.mode);
+    closed at the end of the test."""
+    made: list[Proxy] = []
+
+    def start(port: int) -> Proxy:
+        p = Proxy(port)
+        made.append(p)
+        return p
+
+    yield start
+    for p in made:
+        p.close()

@@ -6,61 +6,26 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
-
-import pytest
-from test_sync_helpers import ROSTER, T0, Clock, Device, Proxy, collector, provision
 
 from host_tools.collector import reports
+from host_tools.collector.api import provision_device
 from host_tools.collector.server import ServerThread
+from host_tools.collector.store import Collector
 
 BADGE = "0A1B2C3D"
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def srv(tmp_path):
-    s = collector(tmp_path, Clock(T0 + 30))
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def devices():
-    made: list[Device] = []
-    yield made
-    for d in made:
-        d.kill()
-
-
-def boot(devices, path, files=None, wall=T0, badge=BADGE) -> Device:
-    d = Device(path, files, wall=wall, badge=badge)
-    devices.append(d)
-    return d
 
 
 def count_ratings(srv) -> int:
     return srv.collector.db.value("SELECT COUNT(*) FROM events WHERE kind = 'rating'")
 
 
-def test_collector_down_device_backs_off_then_syncs_everything(tmp_path, shm_dir, devices):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens here for now
-    clock = Clock(T0 + 30)
-    from host_tools.collector.store import Collector
-
-    c = Collector(str(tmp_path / "down.db"), clock)
-    from host_tools.collector.api import provision_device
-
-    files = provision_device(c, "dev-d", "B01", ROSTER, f"http://127.0.0.1:{port}/api/v1/sync")
-    dev = boot(devices, shm_dir / "d.img", files)
+def test_collector_down_device_backs_off_then_syncs_everything(collector, roster_csv, boot,
+                                                               free_port):
+    port = free_port()  # nothing listens here for now
+    files = provision_device(collector, "dev-d", "B01", roster_csv,
+                             f"http://127.0.0.1:{port}/api/v1/sync")
+    dev = boot("d.img", files, badge=BADGE)
     for lvl in (1, 2, 3, 4, 1):
         dev.rate(lvl)
     assert dev.sync().startswith("error: sync failed"), "the collector is down"
@@ -70,7 +35,7 @@ def test_collector_down_device_backs_off_then_syncs_everything(tmp_path, shm_dir
     st = dev.link()
     assert 3 <= st["fails"] <= 6, st  # 5, 10, 20, 40 s apart: not every 2 s poll
     assert st["backoff_s"] >= 40 and st["unsynced"] == st["seq"]
-    srv = ServerThread(c, port=port)
+    srv = ServerThread(collector, port=port)
     try:
         dev.one("run 200")  # the next retry gets through
         st = dev.link()
@@ -80,9 +45,9 @@ def test_collector_down_device_backs_off_then_syncs_everything(tmp_path, shm_dir
         srv.stop()
 
 
-def test_answer_lost_after_commit_counts_nothing_twice(srv, shm_dir, devices):
-    px = Proxy(srv.port)
-    dev = boot(devices, shm_dir / "l.img", provision(srv, url=px.url))
+def test_answer_lost_after_commit_counts_nothing_twice(srv, provision, boot, proxy):
+    px = proxy(srv.port)
+    dev = boot("l.img", provision(url=px.url), badge=BADGE)
     for lvl in (2, 2, 4):
         dev.rate(lvl)
     px.mode = "drop_answer"
@@ -94,15 +59,14 @@ def test_answer_lost_after_commit_counts_nothing_twice(srv, shm_dir, devices):
     assert dev.link()["unsynced"] == 0
     assert count_ratings(srv) == 3
     assert srv.collector.db.value("SELECT COUNT(*) FROM records") == dev.link()["seq"]
-    px.close()
 
 
-def test_answer_in_small_pieces_or_with_a_head_too_long(srv, shm_dir, devices):
+def test_answer_in_small_pieces_or_with_a_head_too_long(srv, provision, boot, proxy):
     """The answer read a few bytes at a time off the non-blocking socket still syncs;
     a head longer than the frame buffer it is read into is a clean error, nothing
     acked, and the next sync sends the records again (the collector counts them once)."""
-    px = Proxy(srv.port)
-    dev = boot(devices, shm_dir / "d.img", provision(srv, url=px.url))
+    px = proxy(srv.port)
+    dev = boot("d.img", provision(url=px.url), badge=BADGE)
     dev.rate(1)
     px.mode = "drip"
     assert dev.sync().startswith("ok")
@@ -116,12 +80,11 @@ def test_answer_in_small_pieces_or_with_a_head_too_long(srv, shm_dir, devices):
     px.mode = "pass"
     assert dev.sync().startswith("ok")
     assert count_ratings(srv) == 2 and dev.link()["unsynced"] == 0
-    px.close()
 
 
-def test_network_cut_mid_frame(srv, shm_dir, devices):
-    px = Proxy(srv.port)
-    dev = boot(devices, shm_dir / "c.img", provision(srv, url=px.url))
+def test_network_cut_mid_frame(srv, provision, boot, proxy):
+    px = proxy(srv.port)
+    dev = boot("c.img", provision(url=px.url), badge=BADGE)
     dev.rate(1)
     # the head and the body but its last 20 bytes (a fixed count could hold a whole
     # short request)
@@ -137,34 +100,17 @@ def test_network_cut_mid_frame(srv, shm_dir, devices):
     assert count_ratings(srv) == 1 and dev.link()["unsynced"] == 0
 
 
-def test_collector_killed_mid_request(tmp_path, shm_dir, devices):
+def test_collector_killed_mid_request(tmp_path, roster_csv, boot, proxy, free_port,
+                                      pingjia_serve):
     db = str(tmp_path / "k.db")
-    from host_tools.collector.api import provision_device
-    from host_tools.collector.store import Collector
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    px = Proxy(port)
+    port = free_port()
+    px = proxy(port)
     c = Collector(db)
-    files = provision_device(c, "dev-k", "B01", ROSTER, px.url)
+    files = provision_device(c, "dev-k", "B01", roster_csv, px.url)
     c.db.close()
 
-    def serve() -> subprocess.Popen:
-        p = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "serve", "--db", db,
-                              "--port", str(port)], cwd=str(REPO),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(300):  # bounded: until it accepts connections
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return p
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("pingjia serve did not start")
-
-    proc = serve()
-    dev = boot(devices, shm_dir / "k.img", files)
+    proc, _ = pingjia_serve(db, port)
+    dev = boot("k.img", files, badge=BADGE)
     for lvl in (3, 1):
         dev.rate(lvl)
     px.mode, px.cut_after = "stall", -20
@@ -172,20 +118,17 @@ def test_collector_killed_mid_request(tmp_path, shm_dir, devices):
     assert dev.sync().startswith("error")
     proc.wait(timeout=30)
     px.mode = "pass"
-    proc = serve()
-    try:
-        assert dev.sync().startswith("ok")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    proc, _ = pingjia_serve(db, port)
+    assert dev.sync().startswith("ok")
+    proc.terminate()
+    proc.wait(timeout=30)
     c = Collector(db)
     assert c.db.value("SELECT COUNT(*) FROM events WHERE kind = 'rating'") == 2
-    px.close()
 
 
-def test_replayed_frames_and_answers(srv, shm_dir, devices):
-    px = Proxy(srv.port)
-    dev = boot(devices, shm_dir / "r.img", provision(srv, url=px.url))
+def test_replayed_frames_and_answers(srv, provision, boot, proxy):
+    px = proxy(srv.port)
+    dev = boot("r.img", provision(url=px.url), badge=BADGE)
     dev.rate(2)
     assert dev.sync().startswith("ok")
     dev.rate(4)
@@ -199,7 +142,7 @@ def test_replayed_frames_and_answers(srv, shm_dir, devices):
         conn.close()
     assert srv.collector.db.all("SELECT * FROM records ORDER BY seq") == before
     # an old answer handed to the device for its new request is refused
-    srv.collector.clock.t = T0 + 86400 * 30  # the real answer would move the clock a lot
+    srv.collector.clock.t += 86400 * 30  # the real answer would move the clock a lot
     acked = dev.link()["acked"]
     px.mode = "replay_answer"
     out = dev.sync()
@@ -208,10 +151,10 @@ def test_replayed_frames_and_answers(srv, shm_dir, devices):
     assert st["acked"] == acked and st["refused"] == 1
 
 
-def test_wrong_key_is_refused(srv, shm_dir, devices):
-    files = provision(srv)
+def test_wrong_key_is_refused(srv, provision, boot, proxy):
+    files = provision()
     files["device.json"]["key"] = "00" * 16
-    dev = boot(devices, shm_dir / "w.img", files)
+    dev = boot("w.img", files, badge=BADGE)
     dev.rate(1)
     out = dev.sync()
     assert "401" in out and "bad_mac" in out, out
@@ -219,15 +162,15 @@ def test_wrong_key_is_refused(srv, shm_dir, devices):
     assert dev.link()["unsynced"] > 0
 
 
-def test_roster_push_that_fails_half_way_changes_nothing(srv, shm_dir, devices, tmp_path):
-    px = Proxy(srv.port)
-    files = provision(srv, url=px.url)
+def test_roster_push_that_fails_half_way_changes_nothing(srv, provision, boot, proxy, roster_csv, tmp_path):
+    px = proxy(srv.port)
+    files = provision(url=px.url)
     old = [line.split("\t")[1] for line in files["roster.txt"].decode().splitlines()[1:]]
-    dev = boot(devices, shm_dir / "p.img", files)
+    dev = boot("p.img", files, badge=BADGE)
     assert dev.sync().startswith("ok")
     v1 = dev.link()["roster_version"]
     p = tmp_path / "new.csv"
-    p.write_text(ROSTER.read_text(encoding="utf-8") + "AABBCCDD,SB0999,新人,社保服务,B01\n",
+    p.write_text(roster_csv.read_text(encoding="utf-8") + "AABBCCDD,SB0999,新人,社保服务,B01\n",
                  encoding="utf-8")
     srv.collector.import_roster(p)
     srv.collector.set_setting("invite_s", 40)
@@ -244,14 +187,14 @@ def test_roster_push_that_fails_half_way_changes_nothing(srv, shm_dir, devices, 
     assert dev.sync().startswith("ok")  # the pushed settings kept the device's link
     # stored on flash: a reboot keeps it
     dev.kill()
-    dev2 = boot(devices, shm_dir / "p.img", None)
+    dev2 = boot("p.img", None, badge=BADGE)
     st = dev2.link()
     assert st["roster"] == old + ["SB0999"] and st["invite_s"] == 40
     assert st["roster_version"] == v1 + 1
 
 
-def test_unknown_clock_gets_real_times(srv, shm_dir, devices):
-    dev = boot(devices, shm_dir / "t.img", provision(srv), wall=None)
+def test_unknown_clock_gets_real_times(srv, provision, boot, proxy):
+    dev = boot("t.img", provision(), wall=None, badge=BADGE)
     assert dev.one("badge " + BADGE).startswith("ok")
     assert dev.one("status")
     dev.rate(1)  # the window is paused without a clock? the badge makes it serve
@@ -262,12 +205,12 @@ def test_unknown_clock_gets_real_times(srv, shm_dir, devices):
     assert len(rows) == 1 and rows[0]["time"] != ""
 
 
-def test_several_devices_at_once(srv, shm_dir, devices):
+def test_several_devices_at_once(srv, provision, boot, proxy):
     devs = []
     for i in range(4):
-        files = provision(srv, device=f"dev-{i}", window=("B01", "B02")[i % 2])
+        files = provision(device=f"dev-{i}", window=("B01", "B02")[i % 2])
         badge = BADGE if i % 2 == 0 else "12131415"
-        devs.append(boot(devices, shm_dir / f"m{i}.img", files, badge=badge))
+        devs.append(boot(f"m{i}.img", files, badge=badge))
     for i, d in enumerate(devs):
         for k in range(3 + i):
             d.rate(1 + k % 4)
