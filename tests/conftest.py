@@ -314,7 +314,7 @@ def pingjia_sim(tmp_path, roster_csv) -> Iterator[Callable[..., SimProcess]]:
         stop(s.proc)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def free_port() -> Callable[[], int]:
     """A TCP port on 127.0.0.1 nothing listens on (at the time of asking)."""
     def pick() -> int:

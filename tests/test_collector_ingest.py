@@ -7,7 +7,6 @@ import io
 import json
 
 import pytest
-from test_sync_helpers import ROSTER, T0, Clock
 
 from firmware import frame as F
 from firmware import record as R
@@ -17,64 +16,25 @@ from host_tools.collector.rostercsv import RosterError
 from host_tools.collector.store import Collector, CollectorError
 
 
-class Dev:
-    """A device as the collector sees it: a log that grows, frames that carry it."""
-
-    def __init__(self, c: Collector, dev_id: str = "dev-1", window: str = "B01"):
-        self.id = dev_id
-        self.key = bytes.fromhex(c.add_device(dev_id, window))
-        self.c = c
-        self.seq = 0
-        self.log: list[bytes] = []
-        self.boot = 1
-        self.nonce = 0
-
-    def add(self, kind, val=0, arg=0, staff=0, time=0) -> int:
-        self.seq += 1
-        self.log.append(bytes(R.pack(self.seq, kind, val, arg, staff, time)))
-        return self.seq
-
-    def rating(self, level, t, staff=1, ticket=None, mode=0) -> int:
-        for ch in R.ticket_chunks(ticket) if ticket else ():
-            self.seq += 1
-            self.log.append(bytes(R.pack(self.seq, R.TICKET, *ch)))
-        return self.add(R.RATING, level, mode, staff, t)
-
-    def frame(self, first: int = 1, last: int | None = None, sver=0, rver=0) -> bytes:
-        last = self.seq if last is None else last
-        self.nonce += 1
-        return F.request(self.key, self.id, self.boot, first,
-                         b"".join(self.log[first - 1 : last]), sver, rver, self.nonce)
-
-    def send(self, first: int = 1, last: int | None = None, **kw):
-        body = self.frame(first, last, **kw)
-        return F.parse_answer(self.c.ingest(body), F.Hmac(self.key), body[-32:])
+@pytest.fixture
+def col(collector, clock):
+    """The collector an hour into the day (every record below is in its past)."""
+    clock.t += 3600
+    return collector
 
 
 @pytest.fixture
-def clock():
-    return Clock(T0 + 3600)
+def snapshot(table_rows):
+    return lambda c: table_rows(c, "records", "events", "clock_offsets")
 
 
-@pytest.fixture
-def col(tmp_path, clock):
-    c = Collector(str(tmp_path / "c.db"), clock)
-    yield c
-    c.db.close()
-
-
-def snapshot(c: Collector) -> list:
-    return [c.db.all(f"SELECT * FROM {t} ORDER BY 1, 2") for t in ("records", "events",
-                                                                     "clock_offsets")]
-
-
-def test_ingest_is_idempotent(col):
-    d = Dev(col)
-    d.add(R.BOOT, 1, time=T0)
+def test_ingest_is_idempotent(col, device_log, snapshot, t0):
+    d = device_log(col)
+    d.add(R.BOOT, 1, time=t0)
     for i in range(10):
-        d.rating(1 + i % 4, T0 + 60 * i)
+        d.rating(1 + i % 4, t0 + 60 * i)
     ack, t, _s, _r = d.send(1, 6)
-    assert ack == 6 and t == T0 + 3600
+    assert ack == 6 and t == t0 + 3600
     before = snapshot(col)
     assert d.send(1, 6)[0] == 6  # a replay: same ack, nothing new
     assert snapshot(col) == before
@@ -83,9 +43,9 @@ def test_ingest_is_idempotent(col):
     assert col.db.value("SELECT COUNT(*) FROM records") == 11
 
 
-def test_forged_frames_store_nothing(col):
-    d = Dev(col)
-    d.rating(2, T0)
+def test_forged_frames_store_nothing(col, device_log, snapshot, t0):
+    d = device_log(col)
+    d.rating(2, t0)
     good = d.frame()
     col.ingest(good)
     before = snapshot(col)
@@ -98,16 +58,16 @@ def test_forged_frames_store_nothing(col):
     assert col.devices()[0]["frames"] == 1
 
 
-def test_tickets_reasons_and_late_clock(col, clock):
-    d = Dev(col)
+def test_tickets_reasons_and_late_clock(col, clock, device_log, t0):
+    d = device_log(col)
     d.add(R.BOOT, 1, time=R.REL | 0)  # the clock is unknown after a power cut
     s = d.rating(4, R.REL | 100, ticket="20261123-0002-LONG-TICKET")  # 4 chunks
     # the frame ends inside the ticket chunks: the rating's ticket spans frames
     d.send(1, s - 2)
     d.send(s - 1, s)
     d.add(R.REASON, 2, 0, 1, s)
-    d.add(R.CLOCK_SET, 200, 0, 0, T0 + 200)  # 200 s after boot the clock became known
-    d.rating(1, T0 + 300)
+    d.add(R.CLOCK_SET, 200, 0, 0, t0 + 200)  # 200 s after boot the clock became known
+    d.rating(1, t0 + 300)
     d.send(s + 1)
     rows = reports.ratings(col.db, 480)
     assert [(r["time"], r["level"], r["ticket"], r["reason"]) for r in rows] == [
@@ -115,12 +75,12 @@ def test_tickets_reasons_and_late_clock(col, clock):
         ("2026-11-23T09:05:00+08:00", 1, "", "")]
 
 
-def test_unknown_time_is_empty_and_last(col):
-    d = Dev(col)
+def test_unknown_time_is_empty_and_last(col, device_log, t0):
+    d = device_log(col)
     d.add(R.BOOT, 1, time=R.REL)
     d.rating(3, R.REL | 50)
-    d.add(R.BOOT, 2, time=T0)
-    d.rating(2, T0 + 10)
+    d.add(R.BOOT, 2, time=t0)
+    d.rating(2, t0 + 10)
     d.send()
     out = export.to_csv(reports.ratings(col.db, 480))
     lines = out.splitlines()
@@ -129,9 +89,9 @@ def test_unknown_time_is_empty_and_last(col):
     assert lines[2].startswith(",B01,dev-1,")  # boot 1 never learned its clock
 
 
-def test_roster_slots_stay_put(col, tmp_path):
-    d = Dev(col)
-    v1 = col.import_roster(ROSTER)["B01"]
+def test_roster_slots_stay_put(col, tmp_path, device_log, roster_csv, t0):
+    d = device_log(col)
+    v1 = col.import_roster(roster_csv)["B01"]
     r1 = col.roster_for("B01")
     assert [e[1] for e in r1["staff"]] == ["SB0101", "SB0102"]
     # a new file: SB0101 leaves B01, a newcomer arrives, the order changes
@@ -147,8 +107,8 @@ def test_roster_slots_stay_put(col, tmp_path):
                            ["AABBCCDD", "SB0300", "王芳"]]
     assert col.import_roster(p)["B01"] == v2  # the same file again: no new version
     # a rating by slot 1 before the change still belongs to SB0101
-    d.rating(2, T0, staff=1)
-    d.rating(1, T0 + 1, staff=3)
+    d.rating(2, t0, staff=1)
+    d.rating(1, t0 + 1, staff=3)
     d.send()
     assert [r["staff_no"] for r in reports.ratings(col.db, 480)] == ["SB0101", "SB0300"]
 
@@ -159,8 +119,8 @@ def test_roster_slots_stay_put(col, tmp_path):
     ("badge_uid,staff_no,name,department,windows\n0A1B2C3D,1,x,d,B01\n"
      "0A1B2C3D,2,y,d,B01\n", "line 3"),
 ])
-def test_bad_roster_files_store_nothing(col, tmp_path, text, words):
-    col.import_roster(ROSTER)
+def test_bad_roster_files_store_nothing(col, tmp_path, text, words, roster_csv):
+    col.import_roster(roster_csv)
     before = col.db.all("SELECT * FROM staff ORDER BY 1"), col.roster_for("B01")
     p = tmp_path / "bad.csv"
     p.write_text(text, encoding="utf-8")
@@ -170,8 +130,8 @@ def test_bad_roster_files_store_nothing(col, tmp_path, text, words):
     assert (col.db.all("SELECT * FROM staff ORDER BY 1"), col.roster_for("B01")) == before
 
 
-def test_settings_are_validated_and_pushed(col):
-    d = Dev(col)
+def test_settings_are_validated_and_pushed(col, device_log, roster_csv, t0):
+    d = device_log(col)
     with pytest.raises(CollectorError, match="invite_s"):
         col.set_setting("invite_s", 500)
     with pytest.raises(CollectorError, match="unknown setting"):
@@ -181,13 +141,13 @@ def test_settings_are_validated_and_pushed(col):
     v = col.set_setting("invite_s", 30)
     v2 = col.set_setting("mode", "free", device="dev-1")
     assert v2 == v + 1
-    d.rating(1, T0)
+    d.rating(1, t0)
     _ack, _t, s, r = d.send()
     s = json.loads(s)
     assert s["invite_s"] == 30 and s["mode"] == "free" and s["version"] == v2
     assert s["window"] == "B01"
     assert r is None  # no roster for B01 yet... until one is imported
-    col.import_roster(ROSTER)
+    col.import_roster(roster_csv)
     _ack, _t, s, r = d.send(sver=v2, rver=0)
     ro = Roster(r)  # the device's own reading of the pushed roster
     assert s is None and ro.entry(1)[1] == "SB0101"
@@ -195,20 +155,20 @@ def test_settings_are_validated_and_pushed(col):
     assert d.send(sver=v2, rver=rv)[2:] == (None, None)  # up to date: nothing pushed
 
 
-def test_report_figures(col, clock):
-    d = Dev(col)
-    col.import_roster(ROSTER)
-    d.add(R.BOOT, 1, time=T0)
-    d.add(R.STATUS, R.SERVING | R.PAUSED << 4, R.WHY_BADGE, 1, T0)
+def test_report_figures(col, clock, device_log, roster_csv, t0):
+    d = device_log(col)
+    col.import_roster(roster_csv)
+    d.add(R.BOOT, 1, time=t0)
+    d.add(R.STATUS, R.SERVING | R.PAUSED << 4, R.WHY_BADGE, 1, t0)
     for lvl in (1, 1, 2, 3, 4):
-        d.rating(lvl, T0 + 600)
-    d.add(R.NO_RATING, 0, 0, 1, T0 + 700)
-    d.rating(2, T0 + 3700, mode=1)  # free mode: no invitation
-    d.add(R.STATUS, R.WAIT | R.SERVING << 4, R.WHY_KEY, 1, T0 + 1000)
-    d.add(R.STATUS, R.SERVING | R.WAIT << 4, R.WHY_KEY, 1, T0 + 1300)
-    d.add(R.STATUS, R.PAUSED | R.SERVING << 4, R.WHY_KEY, 1, T0 + 2000)
-    d.add(R.STATUS, R.SERVING | R.PAUSED << 4, R.WHY_KEY, 1, T0 + 2600)
-    d.add(R.STRAY, 3, 0, 1, T0)
+        d.rating(lvl, t0 + 600)
+    d.add(R.NO_RATING, 0, 0, 1, t0 + 700)
+    d.rating(2, t0 + 3700, mode=1)  # free mode: no invitation
+    d.add(R.STATUS, R.WAIT | R.SERVING << 4, R.WHY_KEY, 1, t0 + 1000)
+    d.add(R.STATUS, R.SERVING | R.WAIT << 4, R.WHY_KEY, 1, t0 + 1300)
+    d.add(R.STATUS, R.PAUSED | R.SERVING << 4, R.WHY_KEY, 1, t0 + 2000)
+    d.add(R.STATUS, R.SERVING | R.PAUSED << 4, R.WHY_KEY, 1, t0 + 2600)
+    d.add(R.STRAY, 3, 0, 1, t0)
     d.send()
     [row] = reports.summary(col.db, 480, "2026-11-23", "staff", int(clock()))
     assert row["staff"] == "SB0101" and row["staff_name"] == "张伟"
@@ -225,10 +185,10 @@ def test_report_figures(col, clock):
     assert "满意率" in reports.table(hours, "hour")
 
 
-def test_export_csv_and_json(col):
-    d = Dev(col)
-    col.import_roster(ROSTER)
-    d.rating(4, T0 + 5, ticket="A-1")
+def test_export_csv_and_json(col, device_log, roster_csv, t0):
+    d = device_log(col)
+    col.import_roster(roster_csv)
+    d.rating(4, t0 + 5, ticket="A-1")
     d.add(R.REASON, 3, 0, 1, d.seq)
     d.send()
     rows = reports.ratings(col.db, 480)
@@ -240,8 +200,8 @@ def test_export_csv_and_json(col):
     assert json.loads(export.to_json(rows))[0]["level_name"] == "不满意"
 
 
-def test_devices_and_ids(col):
-    Dev(col, "dev-1")
+def test_devices_and_ids(col, device_log):
+    device_log(col, "dev-1")
     with pytest.raises(CollectorError, match="already"):
         col.add_device("dev-1", "B01")
     with pytest.raises(CollectorError, match="characters"):

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import http.client
 import json
-import subprocess
-import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_collector_ingest import Dev
-from test_sync_helpers import ROSTER, T0, Clock
 
 from firmware import frame as F
 from firmware import record as R
@@ -21,9 +17,9 @@ from host_tools.collector.store import Collector
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    c = Collector(str(tmp_path_factory.mktemp("srv") / "s.db"), Clock(T0 + 3600))
-    c.import_roster(ROSTER)
+def server(tmp_path_factory, clock_at, t0, roster_csv):
+    c = Collector(str(tmp_path_factory.mktemp("srv") / "s.db"), clock_at(t0 + 3600))
+    c.import_roster(roster_csv)
     s = ServerThread(c)
     yield s
     s.stop()
@@ -49,15 +45,17 @@ def get(port: int, path: str) -> tuple[int, bytes]:
         conn.close()
 
 
-def stored(c: Collector) -> list:
-    return [c.db.all(f"SELECT * FROM {t} ORDER BY 1, 2") for t in ("records", "events")]
+@pytest.fixture(scope="module")
+def stored(table_rows):
+    """What a refused request must leave as it was: the records and what reports read."""
+    return lambda c: table_rows(c, "records", "events")
 
 
-def test_sync_over_http_and_refusals(server):
+def test_sync_over_http_and_refusals(server, device_log, stored, t0):
     c = server.collector
-    d = Dev(c, "http-1")
-    d.add(R.BOOT, 1, time=T0)
-    d.rating(2, T0 + 10, ticket="T-1")
+    d = device_log(c, "http-1")
+    d.add(R.BOOT, 1, time=t0)
+    d.rating(2, t0 + 10, ticket="T-1")
     body = d.frame()
     status, ans = post(server.port, body)
     assert status == 200
@@ -73,7 +71,7 @@ def test_sync_over_http_and_refusals(server):
     ]
     for b, code, why in cases:
         s, text = post(server.port, b)
-        assert (s, why) == (code, why) and text.decode().startswith(f"refused: {why}"), text
+        assert s == code and text.decode().startswith(f"refused: {why}"), (why, s, text)
     assert stored(c) == before
     s, text = post(server.port, body)  # the same request again: a replay
     assert s == 409 and text.startswith(b"refused: replayed"), text
@@ -82,15 +80,14 @@ def test_sync_over_http_and_refusals(server):
     assert stored(c) == before
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-          HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.binary(max_size=300),
                  st.tuples(st.integers(0, 120), st.integers(0, 255), st.integers(0, 3))))
-def test_fuzz_endpoint(server, case):
+def test_fuzz_endpoint(server, device_log, stored, t0, case):
     c = server.collector
     if "fuzz-1" not in {x["id"] for x in c.devices()}:
-        d = Dev(c, "fuzz-1")
-        d.rating(1, T0)
+        d = device_log(c, "fuzz-1")
+        d.rating(1, t0)
         test_fuzz_endpoint.good = d.frame()  # type: ignore[attr-defined]
         assert post(server.port, test_fuzz_endpoint.good)[0] == 200  # type: ignore
     good = test_fuzz_endpoint.good  # type: ignore[attr-defined]
@@ -111,11 +108,11 @@ def test_fuzz_endpoint(server, case):
     assert get(server.port, "/api/v1/devices")[0] == 200  # still serving
 
 
-def test_api_and_dashboard(server):
+def test_api_and_dashboard(server, device_log, t0):
     c = server.collector
-    d = Dev(c, "dash-1", window="B02")
-    d.add(R.STATUS, R.SERVING | R.PAUSED << 4, R.WHY_BADGE, 1, T0)
-    d.rating(4, T0 + 100, ticket="Q-9")
+    d = device_log(c, "dash-1", window="B02")
+    d.add(R.STATUS, R.SERVING | R.PAUSED << 4, R.WHY_BADGE, 1, t0)
+    d.rating(4, t0 + 100, ticket="Q-9")
     d.add(R.REASON, 1, 0, 1, d.seq)
     assert post(server.port, d.frame())[0] == 200
     s, page = get(server.port, "/?day=2026-11-23")
@@ -132,21 +129,14 @@ def test_api_and_dashboard(server):
     assert get(server.port, "/api/v1/sync")[0] == 405
 
 
-def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "host_tools.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=60,
-                          env={"PYTHONPATH": str(ROSTER.parents[1]) + ":" + str(
-                              __import__("pathlib").Path(__file__).resolve().parents[1])})
-
-
-def test_cli(tmp_path):
+def test_cli(tmp_path, cli, clock, roster_csv, t0):
     db = str(tmp_path / "cli.db")
     r = cli("device", "add", "cli-1", "--window", "B01", "--db", db)
     assert r.returncode == 0 and len(r.stdout.strip()) == 32
     key = bytes.fromhex(r.stdout.strip())
     assert cli("device", "add", "cli-1", "--window", "B01", "--db", db).returncode == 2
     assert "cli-1" in cli("device", "list", "--db", db).stdout
-    assert cli("roster", "import", str(ROSTER), "--db", db).returncode == 0
+    assert cli("roster", "import", str(roster_csv), "--db", db).returncode == 0
     bad = tmp_path / "bad.csv"
     bad.write_text("badge_uid,staff_no\n", encoding="utf-8")
     r = cli("roster", "import", str(bad), "--db", db)
@@ -155,8 +145,8 @@ def test_cli(tmp_path):
     r = cli("settings", "set", "invite_s", "3", "--db", db)
     assert r.returncode == 2 and "invite_s" in r.stderr
     assert cli("settings", "set", "mode", "free", "--device", "cli-1", "--db", db).returncode == 0
-    c = Collector(db, Clock(T0))
-    recs = R.pack(1, R.RATING, 1, 0, 1, T0 + 60) + R.pack(2, R.RATING, 4, 0, 2, T0 + 120)
+    c = Collector(db, clock)
+    recs = R.pack(1, R.RATING, 1, 0, 1, t0 + 60) + R.pack(2, R.RATING, 4, 0, 2, t0 + 120)
     c.ingest(F.request(key, "cli-1", 1, 1, recs))
     c.db.close()
     r = cli("export", "--format", "csv", "--db", db)
