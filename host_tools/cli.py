@@ -179,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return int(_function(args.run)(args) or 0)
     except PingjiaError as e:
-        print(f"pingjia: {e}", file=sys.stderr)
+        # one line, whatever the message holds (a driver's error can span several)
+        print("pingjia: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

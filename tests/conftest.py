@@ -295,8 +295,9 @@ class SimProcess:
 
 @pytest.fixture
 def pingjia_sim(tmp_path, roster_csv) -> Iterator[Callable[..., SimProcess]]:
-    """pingjia_sim(*args): start `pingjia sim --script ARGS` (the example roster, Monday 9:00,
-    unless ARGS say otherwise); every one started is killed at the end of the test."""
+    """pingjia_sim(*args): start `pingjia sim --script ARGS` in tmp_path (the example roster,
+    Monday 9:00, unless ARGS say otherwise); every one started is killed at the end of the
+    test."""
     made: list[SimProcess] = []
 
     def start(*args: str | Path) -> SimProcess:
@@ -305,7 +306,7 @@ def pingjia_sim(tmp_path, roster_csv) -> Iterator[Callable[..., SimProcess]]:
             argv += ["--roster", str(roster_csv)]
         if "--start" not in argv:
             argv += ["--start", MONDAY_9]
-        s = SimProcess(argv, ROOT)
+        s = SimProcess(argv, tmp_path)
         made.append(s)
         return s
 
@@ -339,7 +340,7 @@ def wait_listening(port: int, proc: subprocess.Popen | None = None, timeout: flo
 
 
 @pytest.fixture
-def pingjia_serve(free_port) -> Iterator[Callable[..., tuple[subprocess.Popen, int]]]:
+def pingjia_serve(tmp_path, free_port) -> Iterator[Callable[..., tuple[subprocess.Popen, int]]]:
     """pingjia_serve(db, port=None): `pingjia serve --db DB` as a process, once it listens:
     (process, port). Every one started is stopped at the end of the test."""
     made: list[subprocess.Popen] = []
@@ -347,7 +348,7 @@ def pingjia_serve(free_port) -> Iterator[Callable[..., tuple[subprocess.Popen, i
     def start(db: str | Path, port: int | None = None) -> tuple[subprocess.Popen, int]:
         port = port or free_port()
         p = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "serve", "--db", str(db),
-                              "--port", str(port)], cwd=str(ROOT), stdout=subprocess.DEVNULL,
+                              "--port", str(port)], cwd=str(tmp_path), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
         made.append(p)
         wait_listening(port, p)

@@ -2,8 +2,6 @@
 
 import json
 
-from conftest import MONDAY_9
-
 
 def statuses(r):
     return [(x["from"], x["to"], x["why"], x["flagged"], x["staff_no"])
@@ -145,8 +143,8 @@ def test_bad_commands_get_clear_errors_and_lose_nothing(sim):
     assert len(r.ratings()) == 1
 
 
-def test_status_and_log_are_json_with_the_fields_of_section_7(sim):
-    r = sim("badge 0A1B2C3D\ninvite X\nkey 4\nkey 2\nstatus\nlog", start=MONDAY_9)
+def test_status_and_log_are_json_with_the_fields_of_section_7(sim, monday_9):
+    r = sim("badge 0A1B2C3D\ninvite X\nkey 4\nkey 2\nstatus\nlog", start=monday_9)
     st = r.statuses()[0]
     for k in ("screen", "staff_no", "unsynced", "seq"):
         assert k in st

@@ -1,10 +1,8 @@
 """The scripted morning of examples/ on the virtual device, as design.md section 7 describes."""
 
-from conftest import EXAMPLES
 
-
-def test_example_morning(sim):
-    r = sim((EXAMPLES / "morning.txt").read_text(), sign="4.2")
+def test_example_morning(sim, examples):
+    r = sim((examples / "morning.txt").read_text(), sign="4.2")
     screens = [s["screen"] for s in r.statuses()]
     assert screens == ["paused", "serving", "wait", "paused"]
     ratings = r.ratings()

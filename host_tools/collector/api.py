@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from host_tools.collector import rostercsv
 from host_tools.collector.server import SYNC_PATH, ServerThread
 from host_tools.collector.store import Clock, Collector, CollectorError
 
@@ -50,6 +51,8 @@ def provision_device(c: Collector, device: str, window: str, roster_csv: str | P
     import the roster CSV if given, and return the device's files:
     {"device.json": {"id", "key"}, "settings.json": {...}, "roster.txt": b"PJR1 ..."}.
     Raises CollectorError or rostercsv.RosterError with a message for the user."""
+    if roster_csv:
+        rostercsv.load(roster_csv)  # an unreadable roster refuses before anything is stored
     known = {d["id"]: d for d in c.devices()}
     if device in known:
         if known[device]["window"] != window:

@@ -45,7 +45,10 @@ def device_list(args: argparse.Namespace) -> int:
 
 
 def roster_import(args: argparse.Namespace) -> int:
+    from host_tools.collector import rostercsv
+
     try:
+        rostercsv.load(args.csv)  # a roster that cannot be read opens (or makes) no database
         versions = _open(args).import_roster(args.csv)
     except PingjiaError as e:
         raise PingjiaError(f"{e} (nothing stored)") from None

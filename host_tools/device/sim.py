@@ -368,6 +368,10 @@ def run(args: argparse.Namespace) -> int:
         except (ValueError, IndexError):
             raise PingjiaError(f"bad --start {args.start!r}: use e.g. "
                                "2026-11-23T09:00:00+08:00") from None
+    if args.roster:  # refused before the collector's database is opened or made
+        from host_tools.collector import rostercsv
+
+        rostercsv.load(args.roster)
     sim = Sim(args, sys.stdout)
     try:
         if not (args.script or not sys.stdin.isatty()) and not args.sign_png \
