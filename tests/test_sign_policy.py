@@ -19,10 +19,8 @@ def _day(mp, size: str, scenario: str) -> dict:
 
 
 @pytest.fixture(scope="module", params=("2.9", "4.2"))
-def basics(request):
-    from conftest import run_mp
-
-    return _day(run_mp, request.param, "basics")
+def basics(request, mp):
+    return _day(mp, request.param, "basics")
 
 
 def test_boot_draws_once_with_a_full_refresh(basics):

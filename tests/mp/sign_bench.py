@@ -11,6 +11,7 @@ import sign_util as U
 from firmware.eink import EinkSign
 from firmware.layout import Layout
 from hw.drivers.ssd168x import SSD168x
+from hw.esp32 import wiring
 from hw.sim.machine import SimPin, SimSPI
 from hw.sim.vtime import VirtualTime
 
@@ -18,9 +19,11 @@ size, fonts = sys.argv[1], sys.argv[2]
 gc.collect()
 a0 = gc.mem_alloc()
 tb = VirtualTime()
-pins = [SimPin(n, SimPin.OUT, value=1) for n in (U.CS, U.DC, U.RST)]
+pins = [SimPin(n, SimPin.OUT, value=1) for n in (wiring.EINK_CS, wiring.EINK_DC, wiring.EINK_RST)]
 rows = int(sys.argv[3]) if len(sys.argv) > 3 else None
-drv = SSD168x(SimSPI(2), pins[0], pins[1], pins[2], SimPin(U.BUSY, value=0), tb, rows, size)
+# BUSY low and no chip on the bus: the sign's own RAM only, as on the board
+drv = SSD168x(SimSPI(wiring.SPI_ID), pins[0], pins[1], pins[2],
+              SimPin(wiring.EINK_BUSY, value=0), tb, rows, size)
 gc.collect()
 a1 = gc.mem_alloc()
 lay = Layout(drv, fonts)

@@ -9,6 +9,7 @@ import sys
 
 import sign_util as U
 
+from hw.esp32 import wiring
 from hw.sim.machine import SimPin, SimSPI
 from hw.sim.sign import blocks, make_sign
 from hw.sim.vtime import VirtualTime
@@ -27,9 +28,9 @@ class Other:
 
 
 tb = VirtualTime()
-spi = SimSPI(2)
+spi = SimSPI(wiring.SPI_ID)
 other = Other()
-spi.chips.append((SimPin(15, SimPin.OUT, value=1), other))
+spi.chips.append((SimPin(wiring.RFID_CS, SimPin.OUT, value=1), other))
 seen = []
 sign = make_sign(spi, tb, size, fonts=fonts, image_path=image,
                  on_update=lambda s: seen.append(s.shown[0]))

@@ -1,26 +1,19 @@
-# Test helpers on the unix port: the real SSD168x driver on the panel model,
-# on a SimSPI bus, in virtual time. Big buffers are made first (the heap is
-# 128 KB, and fragmentation would refuse them later).
+# Test helpers on the unix port: the real SSD168x driver on the panel model, on a
+# SimSPI bus, in virtual time, as the virtual board builds them. Big buffers are made
+# first (the heap is 128 KB, and fragmentation would refuse them later).
 import asyncio
 
-from hw.drivers.ssd168x import SSD168x
-from hw.sim.chips.ssd168x import PanelModel
-from hw.sim.machine import SimPin, SimSPI
-from hw.sim.sign import SAMPLES, fields, until_done  # noqa: F401 (U.until_done)
+from hw.esp32 import wiring
+from hw.sim.machine import SimSPI
+from hw.sim.sign import SAMPLES, fields, make_panel, until_done  # noqa: F401 (U.until_done)
 from hw.sim.vtime import VirtualTime
-
-CS, DC, RST, BUSY = 5, 17, 16, 4  # hw/esp32/wiring.py's wiring
 
 
 def panel(size="4.2", strict=True, tb=None, spi=None, rows=None):
+    """(virtual time, the real driver, the panel model) wired as the virtual board wires
+    them (hw/sim/sign.py on the pins of hw/esp32/wiring.py)."""
     tb = tb or VirtualTime()
-    spi = spi or SimSPI(2)
-    cs = SimPin(CS, SimPin.OUT, value=1)
-    dc = SimPin(DC, SimPin.OUT, value=1)
-    rst = SimPin(RST, SimPin.OUT, value=1)
-    model = PanelModel(size, tb, cs, dc, rst, BUSY, strict)
-    spi.chips.append((cs, model))
-    drv = SSD168x(spi, cs, dc, rst, model.busy_pin, tb, rows, size)
+    drv, model = make_panel(spi or SimSPI(wiring.SPI_ID), tb, size, strict=strict, rows=rows)
     return tb, drv, model
 
 
