@@ -14,7 +14,7 @@ def test_every_device_file_compiles_with_mpy_cross(tmp_path):
     assert len(files) > 20
     for src in files:
         p = subprocess.run([mpy_cross(), "-o", str(tmp_path / "out.mpy"), str(src)],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, f"{src}: {p.stderr}"
 
 

@@ -6,9 +6,8 @@ missing."""
 from __future__ import annotations
 
 import json
-import queue
+import os
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -20,25 +19,24 @@ from host_tools.device.deploy import device_files
 
 DOUBLE = ROOT / "tests" / "esp32"
 ROSTER = "PJR1 1\n0A1B2C3D\tSB0101\t张伟\n"
-KEY_PINS = (32, 33, 25, 26)
-LED_PINS = (13, 12, 14, 27)
-INVITE_PIN = 34
 
 
 class Board:
     """One ESP32 on the double: its flash image and RTC memory outlive a process,
     as the chip's do a reset."""
 
-    def __init__(self, tmp: Path, **world):
+    def __init__(self, tmp: Path, wiring, lines, **world):
         self.tmp = tmp
         self.flash = tmp / "flash.img"
+        self.wiring = wiring
         self.world = {"flash": str(self.flash), "host": str(tmp), "rtc": "/host/rtc.bin",
-                      "pulled_up": [34, 35], "reader": True, "panel": "4.2",
-                      "watch": {str(p): f"led{i}" for i, p in enumerate(LED_PINS)}}
+                      "pulled_up": [wiring.INVITE_PIN, wiring.STATUS_PIN], "reader": True,
+                      "panel": "4.2",
+                      "watch": {str(p): f"led{i}" for i, p in enumerate(wiring.LED_PINS)}}
         self.world.update(world)
         self.proc: subprocess.Popen | None = None
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
+        self._lines = lines  # the shared bounded reader (conftest's Lines)
+        self.out = None
 
     def install(self, extra: dict[str, bytes] | None = None) -> None:
         """The flash as deploy and provision leave it."""
@@ -52,8 +50,6 @@ class Board:
         self._mp("flashimage.py", str(self.flash), str(self.tmp / "files.json"), check=True)
 
     def _env(self) -> dict:
-        import os
-
         (self.tmp / "world.json").write_text(json.dumps(self.world))
         return dict(os.environ, MICROPYPATH=f"{DOUBLE}:{BUILD}:.frozen",
                     PINGJIA_ESP32_WORLD=str(self.tmp / "world.json"))
@@ -73,27 +69,11 @@ class Board:
             [micropython_bin(), "-X", "heapsize=2M", str(DOUBLE / "port.py")],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, env=self._env(), cwd=self.tmp, bufsize=1)
-        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
-
-    def _read(self, proc: subprocess.Popen) -> None:
-        for line in proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put("@eof")
+        self.out = self._lines(self.proc.stdout, "the board")
 
     def expect(self, text: str, timeout: float = 20) -> str:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                line = self.lines.get(timeout=max(0.01, end - time.monotonic()))
-            except queue.Empty:
-                break
-            self.seen.append(line)
-            if text in line:
-                return line
-            if line == "@eof":
-                break
-        raise AssertionError(f"no {text!r} within {timeout} s; the board said:\n"
-                             + "\n".join(self.seen[-40:]))
+        """The board's first line holding text, within timeout."""
+        return self.out.until(text, timeout)
 
     def send(self, line: str) -> str:
         assert self.proc is not None
@@ -113,7 +93,7 @@ class Board:
         assert self.proc is not None
         self.proc.stdin.write("quit\n")
         self.proc.stdin.flush()
-        self.expect("@eof")
+        self.out.rest(timeout=20)
         self.proc.wait(timeout=10)
         self.proc = None
 
@@ -143,8 +123,8 @@ class Board:
 
 
 @pytest.fixture
-def board(tmp_path):
-    b = Board(tmp_path)
+def board(tmp_path, wiring, lines):
+    b = Board(tmp_path, wiring, lines)
     yield b
     b.power_off()
 
@@ -156,8 +136,8 @@ def test_the_board_boots_from_its_flash_and_takes_a_rating(board):
     board.expect("@esp32 boot 1")
     board.send("badge 0A1B2C3D")
     time.sleep(1.0)  # the badge task polls the slot
-    board.send(f"press {INVITE_PIN} 120")
-    board.send(f"press {KEY_PINS[1]} 120")
+    board.send(f"press {board.wiring.INVITE_PIN} 120")
+    board.send(f"press {board.wiring.KEY_PINS[1]} 120")
     time.sleep(0.5)
     board.quit()
     ratings = [r for r in board.log() if r["kind"] == record.RATING]
@@ -183,8 +163,8 @@ def test_a_dead_panel_leaves_the_keypad_working(board):
     board.expect("@esp32 boot 1")
     board.send("badge 0A1B2C3D")
     time.sleep(1.0)
-    board.send(f"press {INVITE_PIN} 120")
-    board.send(f"press {KEY_PINS[0]} 120")
+    board.send(f"press {board.wiring.INVITE_PIN} 120")
+    board.send(f"press {board.wiring.KEY_PINS[0]} 120")
     time.sleep(0.5)
     board.quit()
     assert [r["val"] for r in board.log() if r["kind"] == record.RATING] == [1]

