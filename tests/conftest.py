@@ -73,6 +73,31 @@ def mp():
     return run_mp
 
 
+def _last_line(p: subprocess.CompletedProcess) -> str:
+    lines = p.stdout.strip().splitlines()
+    if not lines:
+        raise AssertionError(f"the script printed nothing\n--- stderr\n{p.stderr}")
+    return lines[-1]
+
+
+@pytest.fixture(scope="session")
+def mp_json() -> Callable[..., Any]:
+    """mp_json(script, *args, heap=...): run it as mp does; the JSON object on the last line
+    it printed (a device-side script reports its figures so)."""
+    return lambda script, *args, **kw: json.loads(_last_line(run_mp(script, *args, **kw)))
+
+
+@pytest.fixture(scope="session")
+def mp_pass() -> Callable[..., str]:
+    """mp_pass(script, *args, heap=...): run it as mp does, its last line must be PASS (its
+    own asserts held); everything it printed."""
+    def run(script: str, *args: str, **kw: Any) -> str:
+        p = run_mp(script, *args, **kw)
+        assert _last_line(p) == "PASS", p.stdout + p.stderr
+        return p.stdout
+    return run
+
+
 @pytest.fixture
 def shm_dir(tmp_path):
     """A directory in RAM for flash images when the system has one (tmpfs at /dev/shm,

@@ -1,6 +1,7 @@
 """Rating rules of design.md section 2 (一事一评), on the virtual device."""
 
 BADGE_IN = "badge 0A1B2C3D\n"
+THANKS_SIGN = "B01号窗口 | 感谢您的评价"  # the text sign of window B01, the same for every key
 
 
 def test_first_press_counts_and_later_presses_do_not(sim):
@@ -57,11 +58,7 @@ def test_thanks_is_the_same_for_every_key_and_lasts_3_s(sim):
         r = sim(BADGE_IN + f"invite\nkey {k}\nstatus\nsleep 2.8\nstatus\nsleep 0.3\nstatus")
         screens = [s["screen"] for s in r.statuses()]
         assert screens == ["thanks", "thanks", "serving"], (k, screens)
-        assert r.statuses()[0]["sign"] == sim_sign_thanks()
-
-
-def sim_sign_thanks():
-    return "B01号窗口 | 感谢您的评价"
+        assert r.statuses()[0]["sign"] == THANKS_SIGN
 
 
 def test_rating_is_stored_before_the_thanks(sim):

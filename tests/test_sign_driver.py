@@ -9,7 +9,6 @@ layout or font change, look at the new previews, then regenerate them with
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -25,10 +24,6 @@ SCREENS = ("closed", "serving", "wait", "paused", "paused_unknown_badge", "overt
            "long_names")
 
 
-def _json(p) -> dict:
-    return json.loads(p.stdout.strip().splitlines()[-1])
-
-
 def ink(pbm: bytes) -> int:
     """Black pixels of a PBM (P4) image."""
     body = pbm.split(b"\n", 2)[2]
@@ -36,10 +31,10 @@ def ink(pbm: bytes) -> int:
 
 
 @pytest.mark.parametrize("size,rows", (("4.2", None), ("4.2", 64), ("2.9", None), ("2.9", 32)))
-def test_every_screen_decodes_to_its_reference(mp, tmp_path, size, rows):
+def test_every_screen_decodes_to_its_reference(mp_json, tmp_path, size, rows):
     """Full frame, and paged (bands of rows): the same image on the panel."""
     args = (size, str(LIB), str(tmp_path)) + ((str(rows),) if rows else ())
-    info = _json(mp("sign_screens.py", *args))
+    info = mp_json("sign_screens.py", *args)
     assert info["faults"] == []
     # the first update is a full refresh, every later one partial; the driver
     # and the chip agree on what happened
@@ -73,17 +68,23 @@ EXPECTED_FAULTS = {
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_wrong_sequences_are_refused(mp, size):
-    got = _json(mp("sign_faults.py", size))
+def test_wrong_sequences_are_refused(mp_json, size):
+    got = mp_json("sign_faults.py", size)
     assert set(got) == set(EXPECTED_FAULTS)
     for case, words in EXPECTED_FAULTS.items():
         assert got[case] is not None, f"{case}: the model took it"
         assert words in got[case], (case, got[case])
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_stuck_busy_raises_a_named_error_in_time(mp, size):
-    got = _json(mp("sign_busy.py", size))
+@pytest.fixture(scope="module", params=SIZES)
+def busy(request, mp_json):
+    """sign_busy.py at one size: a BUSY stuck at reset and at refresh, the recovery, and the
+    keypad task's turns during refreshes."""
+    return mp_json("sign_busy.py", request.param)
+
+
+def test_stuck_busy_raises_a_named_error_in_time(busy):
+    got = busy
     poll, reset = 15, 10
     a = got["at_reset"]
     assert a["error"] and "BUSY stuck" in a["error"]
@@ -100,9 +101,8 @@ def test_stuck_busy_raises_a_named_error_in_time(mp, size):
     assert got["faults"] == []
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_keypad_task_keeps_running_during_a_refresh(mp, size):
-    k = _json(mp("sign_busy.py", size))["keypad"]
+def test_keypad_task_keeps_running_during_a_refresh(busy):
+    k = busy["keypad"]
     assert k["full_ms"] >= 3000 and k["partial_ms"] >= 500  # the model's refresh times
     # a task sleeping 10 ms at a time gets nearly every one of its turns
     assert k["full_turns"] >= 0.9 * k["full_ms"] / 10

@@ -3,7 +3,6 @@ the committed file is what `pingjia fontgen` makes from the Debian font."""
 
 from __future__ import annotations
 
-import json
 import struct
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from firmware import texts
 from firmware.font import Font, load
+from host_tools.cli import main
 from host_tools.sign import fontgen
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,16 +108,18 @@ def test_glyph_cache_is_bounded():
     assert f.hits >= 1
 
 
-def test_bitmaps_on_the_device(mp):
+def test_bitmaps_on_the_device(mp_json):
     """Fonts made smallest first share one glyph buffer that grows; every bitmap
     drawn is its record, and drawing a cached glyph allocates nothing."""
-    got = json.loads(mp("sign_font.py", str(LIB)).stdout.strip().splitlines()[-1])
+    got = mp_json("sign_font.py", str(LIB))
     assert got["checked"] == 2 * len("服务中窗口号B01")
     assert got["bad"] == []
     assert got["heap_locked_ok"]
 
 
 def test_committed_file_is_what_fontgen_makes(tmp_path):
-    p, _sizes = fontgen.build_all(tmp_path)
-    assert p.read_bytes() == (LIB / p.name).read_bytes(), (
-        f"lib/{p.name} is stale: run `pingjia fontgen`")
+    """`pingjia fontgen` makes exactly the committed glyph file, and nothing else."""
+    assert main(["fontgen", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [fontgen.FILE]
+    assert (tmp_path / fontgen.FILE).read_bytes() == (LIB / fontgen.FILE).read_bytes(), (
+        f"lib/{fontgen.FILE} is stale: run `pingjia fontgen`")

@@ -4,7 +4,6 @@ MicroPython unix port under the 128 KB heap."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,10 @@ LIB = Path(__file__).resolve().parents[1] / "lib"
 FULL_MS, PARTIAL_MS = 3000, 500
 
 
-def _day(mp, size: str, scenario: str) -> dict:
-    p = mp("sign_day.py", size, str(LIB), scenario)
-    return json.loads(p.stdout.strip().splitlines()[-1])
-
-
 @pytest.fixture(scope="module", params=("2.9", "4.2"))
-def basics(request, mp):
-    return _day(mp, request.param, "basics")
+def basics(request, mp_json):
+    """The basics scenario at one panel size: every update and the counters."""
+    return mp_json("sign_day.py", request.param, str(LIB), "basics")
 
 
 def test_boot_draws_once_with_a_full_refresh(basics):
@@ -96,8 +91,8 @@ def test_counts_agree_and_the_panel_sleeps_after_every_update(basics):
     assert basics["mem_free"] > 0
 
 
-def test_an_office_day_one_update_per_change(mp):
-    d = _day(mp, "2.9", "office")
+def test_an_office_day_one_update_per_change(mp_json):
+    d = mp_json("sign_day.py", "2.9", str(LIB), "office")
     c, s = d["counts"], d["stats"]
     # every change came more than 2 s after the last: each is drawn, once
     assert c["updates"] == d["marks"]["changes"] == c["requests"]

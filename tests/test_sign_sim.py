@@ -1,9 +1,8 @@
-"""The virtual device's e-ink sign (hw/sim/sign.py) and the host tools:
-`pingjia sign preview` and `pingjia fontgen`."""
+"""The virtual device's e-ink sign (hw/sim/sign.py) and `pingjia sign preview`
+(`pingjia fontgen`: tests/test_sign_font.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -17,11 +16,10 @@ REF = ROOT / "tests" / "data" / "sign"
 
 
 @pytest.mark.parametrize("size", ("4.2", "2.9"))
-def test_make_sign_on_the_shared_bus(mp, tmp_path, size):
+def test_make_sign_on_the_shared_bus(mp_json, tmp_path, size):
     img = tmp_path / "sign.pbm"
     # the virtual device's heap (host_tools/device/sim.py): the chip models ride along
-    p = mp("sign_sim.py", str(LIB), str(img), size, heap="192k")
-    d = json.loads(p.stdout.strip().splitlines()[-1])
+    d = mp_json("sign_sim.py", str(LIB), str(img), size, heap="192k")
     assert d["seen"] == ["closed", "serving"]
     assert (d["counts"]["full"], d["counts"]["partial"]) == (1, 1)
     assert d["other"] == 0  # the badge reader's chip saw none of the panel's bytes
@@ -42,11 +40,6 @@ def test_preview_writes_a_png_per_screen_drawn_by_the_firmware(tmp_path):
         assert im.size == (296, 128)
         ref = Image.open(REF / "2.9" / (p.stem + ".pbm")).convert("L")
         assert im.convert("L").tobytes() == ref.tobytes(), p.name
-
-
-def test_fontgen_command(tmp_path):
-    assert main(["fontgen", "--out", str(tmp_path)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pj.pjf"]
 
 
 @pytest.mark.parametrize("size,rows,budget_kb", (("4.2", "", 24), ("4.2", "64", 12),
