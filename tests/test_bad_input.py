@@ -206,6 +206,23 @@ def test_settings_validation_names_the_problem():
 
 
 # ---- the device ---------------------------------------------------------------------------------
+def test_a_device_that_never_answers_is_an_error_in_time(tmp_path):
+    """The virtual device's launcher waits for every answer with a deadline: a MicroPython
+    that hangs at boot is a DeviceError when it passes (and is not left running)."""
+    import time
+
+    from host_tools.device.sim import DeviceError, DeviceProcess
+
+    hangs = tmp_path / "micropython"
+    hangs.write_text("#!/bin/sh\nexec sleep 600\n")
+    hangs.chmod(0o755)
+    t = time.monotonic()
+    with pytest.raises(DeviceError, match="no answer") as e:
+        DeviceProcess(str(hangs), tmp_path / "flash.img", None, None, None, timeout=2)
+    assert 2 <= time.monotonic() - t < 20
+    assert "in 2 s" in str(e.value)
+
+
 def test_corrupt_settings_file_boots_with_defaults_and_keeps_the_log(sim, mp, tmp_path):
     flash = str(tmp_path / "flash.img")
     r = sim("badge 0A1B2C3D\ninvite\nkey 1\nquit", flash=flash)

@@ -224,7 +224,7 @@ def test_several_devices_at_once(srv, provision, boot, proxy):
         t.start()
     for t in ts:
         t.join(timeout=120)
-    assert all(o.startswith("ok") for o in outs.values()), outs
+    assert len(outs) == len(devs) and all(o.startswith("ok") for o in outs.values()), outs
     per = dict(srv.collector.db.all("SELECT device, COUNT(*) FROM events WHERE kind = 'rating' "
                                     "GROUP BY device"))
     assert per == {f"dev-{i}": 3 + i for i in range(4)}

@@ -12,11 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import IO
 
@@ -31,6 +34,9 @@ from host_tools.errors import PingjiaError
 # chip models, which the board does not, so it gets room for those.
 HEAP = "256k"
 EOT = "\x04"
+# The longest one answer may take (a `sleep` of hours in virtual time takes seconds): a
+# device that hangs, or never boots, is an error after this, not a wait without end.
+ANSWER_S = 300
 
 
 class DeviceError(PingjiaError, RuntimeError):
@@ -53,7 +59,8 @@ class DeviceProcess:
 
     def __init__(self, mp: str, flash: Path, wall_s: int | None, badge: str | None,
                  provision: Path | None, blocks: int = 384, heap: str = HEAP,
-                 serial: Path | None = None, workdir: Path | None = None, sign: str = "4.2"):
+                 serial: Path | None = None, workdir: Path | None = None, sign: str = "4.2",
+                 timeout: float = ANSWER_S):
         self.serial = serial
         # an empty working directory: '' leads sys.path, and no source must shadow the build
         cwd = str(workdir or BUILD)
@@ -92,21 +99,42 @@ class DeviceProcess:
                 text=True, cwd=cwd, env=env)
             self.tx = open(ctl_in, "w", encoding="utf-8")  # noqa: SIM115 (kept for the boot)
             self.rx = open(ctl_out, encoding="utf-8")  # noqa: SIM115
-        self.command("")  # wait until it has booted and answers
+        # the device's lines, read by a thread, so that every wait for them has a deadline
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, name="pingjia-sim-rx", daemon=True).start()
+        try:
+            self.command("", timeout)  # wait until it has booted and answers
+        except DeviceError:
+            self.cut_power()  # a device that did not boot is not left running
+            raise
+
+    def _pump(self) -> None:
+        try:
+            for s in self.rx:
+                self._lines.put(s)
+        except (OSError, ValueError):  # closed under the reader: the power was cut
+            pass
+        self._lines.put("")  # the end, as readline() says it
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def command(self, line: str) -> list[str]:
+    def command(self, line: str, timeout: float = ANSWER_S) -> list[str]:
         try:
             self.tx.write(line + "\n")
             self.tx.flush()
         except (BrokenPipeError, OSError, ValueError):
             raise DeviceError(self._crash()) from None
         out = []
+        end = time.monotonic() + timeout
         while True:
-            s = self.rx.readline()
+            try:
+                s = self._lines.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                raise DeviceError(f"the device gave no answer to {line!r} in {timeout} s "
+                                  f"(it said: {out[-3:]})") from None
             if not s:
+                self._lines.put("")  # the end stays the end for the next command too
                 raise DeviceError(self._crash())
             s = s.rstrip("\n")
             if s.startswith(EOT + " crash"):
