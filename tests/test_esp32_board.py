@@ -64,16 +64,24 @@ class Board:
 
     def power_on(self, **world) -> None:
         self.world.update(world)
-        self.lines = queue.Queue()  # this boot's lines only
         self.proc = subprocess.Popen(
             [micropython_bin(), "-X", "heapsize=2M", str(DOUBLE / "port.py")],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, env=self._env(), cwd=self.tmp, bufsize=1)
-        self.out = self._lines(self.proc.stdout, "the board")
+        self.out = self._lines(self.proc.stdout, "the board")  # this boot's lines only
+
+    @property
+    def seen(self) -> list[str]:
+        """The lines of this boot read so far."""
+        return self.out.seen
 
     def expect(self, text: str, timeout: float = 20) -> str:
         """The board's first line holding text, within timeout."""
         return self.out.until(text, timeout)
+
+    def expect_end(self, timeout: float = 20) -> list[str]:
+        """Until the process ends (a reset ends it, as a power cut would): its last lines."""
+        return self.out.rest(timeout)
 
     def send(self, line: str) -> str:
         assert self.proc is not None
@@ -93,7 +101,7 @@ class Board:
         assert self.proc is not None
         self.proc.stdin.write("quit\n")
         self.proc.stdin.flush()
-        self.out.rest(timeout=20)
+        self.expect_end()
         self.proc.wait(timeout=10)
         self.proc = None
 
@@ -172,7 +180,7 @@ def test_a_dead_panel_leaves_the_keypad_working(board):
 
 def test_the_invite_key_held_at_power_on_is_safe_mode(board):
     board.install({"roster.txt": ROSTER.encode()})
-    board.power_on(held=[INVITE_PIN])
+    board.power_on(held=[board.wiring.INVITE_PIN])
     board.expect("safe mode (key)")
     board.expect("@esp32 repl")  # main.py built nothing: the REPL is the technician's
     assert not any("wdt started" in line for line in board.seen)  # no watchdog to fight
@@ -188,7 +196,7 @@ def test_three_failed_boots_in_a_row_are_safe_mode(board):
         board.power_on(reset_cause=1 if boot == 0 else 2)
         board.expect("the app did not start")
         board.expect("@esp32 reset hard")
-        board.expect("@eof")
+        board.expect_end()
         board.power_off()
     board.power_on(reset_cause=2)
     board.expect("safe mode (crashes)")
