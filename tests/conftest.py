@@ -259,9 +259,24 @@ def lines() -> type[Lines]:
     return Lines
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes pid started, and theirs (Linux /proc; empty elsewhere)."""
+    try:
+        kids = [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return kids + [d for k in kids for d in descendants(k)]
+
+
 def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
-    """Kill a process we started (if it still runs) and reap it."""
+    """Kill a process we started (if it still runs), and what it started (a launcher's
+    device, socat), and reap it."""
     if proc.poll() is None:
+        for pid in descendants(proc.pid):
+            try:
+                os.kill(pid, 9)
+            except OSError:  # gone already
+                pass
         proc.kill()
     proc.wait(timeout=timeout)
 
@@ -308,6 +323,18 @@ class SimProcess:
     def answers(self, n: int, timeout: float = WAIT_S) -> list[str]:
         return self.out.take(n, timeout)
 
+    def end(self, timeout: float = 30) -> None:
+        """Stop it as a user does (end of input): it powers its device off and stops its
+        collector. A kill would orphan the device behind --serial's socat."""
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+                self.proc.wait(timeout=timeout)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        stop(self.proc)
+
     def finish(self, *commands: str, timeout: float = WAIT_S) -> str:
         """Send the last commands, close stdin and wait for the end: the rest of stdout."""
         self.send(*commands)
@@ -337,7 +364,7 @@ def pingjia_sim(tmp_path, roster_csv) -> Iterator[Callable[..., SimProcess]]:
 
     yield start
     for s in made:
-        stop(s.proc)
+        s.end()
 
 
 @pytest.fixture(scope="session")
