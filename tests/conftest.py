@@ -141,3 +141,23 @@ def sim(tmp_path):
     yield run
     for s in made:
         s.close()
+
+
+@pytest.fixture(scope="session")
+def heap_day():
+    """The heap day's host side (bench/heap.py, which `make bench` runs too):
+    heap_day.run_day(work, full=True, romfs=False) -> its figures. It measures on
+    ../shared/tools/micropython32 when that is there; else on the 64-bit port with the
+    budgets scaled, and says so in a warning."""
+    import sys
+    import warnings
+
+    bench = str(ROOT / "bench")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    import heap
+
+    inst = heap.instrument()
+    if inst.bits != 32:
+        warnings.warn(inst.note, stacklevel=1)
+    return heap
