@@ -143,9 +143,14 @@ class Day:
         return self.device(self.raw["end"])
 
     @property
+    def raw_total_peak(self) -> int:
+        """The whole process at its highest after gc: at boot, every 50 ratings, after."""
+        return max([self.raw["base"], self.raw["end"], *self.raw["samples"]])
+
+    @property
     def peak(self) -> int:
-        """The device's share at its highest after gc: at boot, every 50 ratings, after."""
-        return self.device(max([self.raw["base"], self.raw["end"], *self.raw["samples"]]))
+        """The device's share at its highest after gc."""
+        return self.device(self.raw_total_peak)
 
     @property
     def data_peak(self) -> int:
