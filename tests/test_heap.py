@@ -37,6 +37,7 @@ def test_mpy_files_hold_96k_without_growth(heap_day, tmp_path):
     day = heap_day.run_day(tmp_path)
     check_day(day, heap_day.GROWTH_MAX)
     check_link(day)
+    assert day.raw["from_romfs"] == 0, day.raw  # the .mpy files, no image
     assert day.peak <= day.budget, (day.peak, day.budget, day.raw["stages"])
 
 
@@ -44,6 +45,8 @@ def test_code_in_place_from_romfs_holds_48k_without_growth(heap_day, tmp_path):
     day = heap_day.run_day(tmp_path, romfs=True)
     check_day(day, heap_day.GROWTH_MAX)
     check_link(day)
+    # every device module ran from the image, none from the .mpy files beside it
+    assert day.raw["from_romfs"] == day.raw["code_modules"] > 20, day.raw
     # the image sat in this heap (flash on the board) and was left out of the share
     assert day.image >= (tmp_path / "device.romfs").stat().st_size, day.raw["stages"]
     assert day.peak <= day.budget, (day.peak, day.budget, day.raw["stages"])

@@ -197,9 +197,14 @@ async def main():
         if (name.startswith(DEVICE) or name.startswith(("aioble", "bluetooth"))) \
                 and name not in code_modules:
             late.append(name)
+    in_place = 0  # code modules loaded from the ROMFS image (with ROMFS_IMAGE: all of them)
+    for name in code_modules:
+        if getattr(sys.modules[name], "__file__", "").startswith("/rom/"):
+            in_place += 1
     print(json.dumps({"stages": stages, "base": base, "end": end, "samples": samples,
                       "free": gc.mem_free(), "late_imports": late,
-                      "code_modules": len(code_modules), "aioble": "aioble" in sys.modules,
+                      "code_modules": len(code_modules), "from_romfs": in_place,
+                      "aioble": "aioble" in sys.modules,
                       "ratings": ratings, "staff": len(staff), "seq": app.log.seq,
                       "acked": app.log.acked, "frames": link.frames if link else 0,
                       "sent": link.sent if link else 0}))
