@@ -37,7 +37,7 @@ from host_tools.device.build import (
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-HEAP = "128k"  # design.md section 8: the device heap budget (tests/test_heap.py reads it)
+HEAP = "128k"  # device scripts run in this heap (the budgets themselves: tests/test_heap.py)
 MONDAY_9 = "2026-11-23T09:00:00+08:00"  # a working Monday morning in the hall's time zone
 EPOCH_2000 = 946684800  # the firmware's epoch (2000-01-01 UTC) in Unix seconds
 # The sync device's line console and SimWLAN are test harness, not firmware: they get
@@ -801,3 +801,23 @@ def proxy() -> Iterator[Callable[[int], Proxy]]:
     yield start
     for p in made:
         p.close()
+
+
+@pytest.fixture(scope="session")
+def heap_day():
+    """The heap day's host side (bench/heap.py, which `make bench` runs too):
+    heap_day.run_day(work, full=True, romfs=False) -> its figures. It measures on
+    ../shared/tools/micropython32 when that is there; else on the 64-bit port with the
+    budgets scaled, and says so in a warning."""
+    import sys
+    import warnings
+
+    bench = str(ROOT / "bench")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    import heap
+
+    inst = heap.instrument()
+    if inst.bits != 32:
+        warnings.warn(inst.note, stacklevel=1)
+    return heap

@@ -63,6 +63,20 @@ def micropython_bin() -> str:
     return tool("micropython")
 
 
+# The heap's measuring instrument (../shared/tools/README.md): the unix port built for
+# 32-bit x86, whose pointers and object headers have the ESP32's size. CI has it beside
+# the checkout; a clone on its own measures on the venv's 64-bit port instead.
+MICROPYTHON32 = ROOT.parent / "shared" / "tools" / "micropython32"
+
+
+def measuring_micropython() -> tuple[str, int]:
+    """(binary, pointer bits) to measure the device heap with: micropython32 when it is
+    there, else the venv's 64-bit micropython (which overstates the heap, about 1.3x)."""
+    if MICROPYTHON32.is_file() and os.access(MICROPYTHON32, os.X_OK):
+        return str(MICROPYTHON32), 32
+    return micropython_bin(), 64
+
+
 MANIFEST = ROOT / "hw" / "esp32" / "manifest.py"
 
 
@@ -156,10 +170,11 @@ def mp_env() -> dict:
     return env
 
 
-def mp_command(script: str | Path, *args: str, heap: str = "128k") -> list[str]:
+def mp_command(script: str | Path, *args: str, heap: str = "128k",
+               binary: str | None = None) -> list[str]:
     """micropython argv for a tests/mp script (run precompiled with -m), another file, or
-    source text."""
-    cmd = [micropython_bin(), "-X", f"heapsize={heap}"]
+    source text; binary: another micropython build (default the venv's)."""
+    cmd = [binary or micropython_bin(), "-X", f"heapsize={heap}"]
     p = Path(script) if isinstance(script, Path) or (
         len(script) < 200 and script.endswith(".py")) else None
     if p is not None and (not p.is_absolute() or p.parent in (TEST_SOURCES, BENCH_SOURCES)):
@@ -170,6 +185,31 @@ def mp_command(script: str | Path, *args: str, heap: str = "128k") -> list[str]:
     else:
         cmd += ["-c", script]
     return cmd + list(args)
+
+
+def build_romfs(image: Path, extra: tuple[str, ...] = ()) -> Path:
+    """A ROMFS image (`mpremote romfs build`) of the packages hw/esp32/manifest.py freezes,
+    as the .mpy files compile_all() makes (source names as in every other build), plus the
+    folders in extra (e.g. "hw/sim": a subpackage is found only under its parent's one
+    path, so the virtual board must ride in the same image to import). boot.py and main.py
+    stay files on the board's flash, as with a ROMFS partition; they are not in it."""
+    import tempfile
+
+    compile_all()
+    rels = [rel for _, rel in Manifest().files if "/" in rel]
+    for d in extra:
+        rels += [str(f.relative_to(ROOT)) for f in sorted((ROOT / d).rglob("*.py"))]
+    with tempfile.TemporaryDirectory() as tmp:
+        for rel in rels:
+            mpy = Path(rel).with_suffix(".mpy")
+            (Path(tmp) / mpy).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(BUILD / mpy, Path(tmp) / mpy)
+        image.parent.mkdir(parents=True, exist_ok=True)
+        p = subprocess.run([tool("mpremote"), "romfs", "--no-mpy", "-o", str(image), "build",
+                            tmp], capture_output=True, text=True, timeout=120)
+        if p.returncode != 0 or not image.is_file():
+            raise RuntimeError(f"mpremote romfs build failed:\n{p.stdout}\n{p.stderr}")
+    return image
 
 
 if __name__ == "__main__":
