@@ -9,10 +9,10 @@ from firmware import settings as settings_mod
 from firmware import storage, texts
 from firmware.badge import POLL_MS, BadgeWatch
 from firmware.clock import Clock, iso
+from firmware.const import const
 from firmware.core import Core
 from firmware.keys import LONG, PRESS, RELEASE, Keys
 from firmware.log import Log
-from firmware.record import const
 from firmware.ui import Feedback
 
 _GC_EVERY = const(16384)

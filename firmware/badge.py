@@ -1,6 +1,6 @@
 # Watches the badge slot through a reader driver (read_uid() -> hex or None).
 # A card that misses one poll is not yet gone: removal needs two misses.
-from firmware.record import const
+from firmware.const import const
 
 POLL_MS = const(300)
 _MISSES = const(2)

@@ -4,9 +4,8 @@
 # least 2 s between updates, partial refreshes with a full one after 5 partial
 # ones once 180 s have passed since the last full one, and one full a day.
 # The driver puts the panel into deep sleep after every update.
-from micropython import const
-
 from firmware import texts
+from firmware.const import const
 
 _MIN_GAP_MS = const(2000)
 _SETTLE_MS = const(300)  # changes this close together draw once

@@ -8,14 +8,12 @@
 # one buffer shared by all fonts when it is drawn: the font never sits in RAM.
 from array import array
 
+from firmware.const import const
+
 try:
     import framebuf
-    from micropython import const
 except ImportError:  # CPython (host tools, tests): no drawing
     framebuf = None
-
-    def const(x):
-        return x
 
 _HEADER = const(16)
 _BLOCK = const(64)  # index entries per coarse step (one 128-byte read)

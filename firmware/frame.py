@@ -25,7 +25,7 @@ import struct
 from hashlib import sha256
 
 from firmware import record as R
-from firmware.record import const
+from firmware.const import const
 
 MAC_LEN = const(32)
 ID_MAX = const(10)

@@ -4,7 +4,7 @@
 import array
 from time import ticks_diff
 
-from firmware.record import const
+from firmware.const import const
 
 PRESS = const(1)
 RELEASE = const(2)

@@ -5,9 +5,8 @@
 # character it lacks (a name in a large line), then to a box.
 import gc
 
-from micropython import const
-
 from firmware import texts
+from firmware.const import const
 from firmware.font import load
 
 _INK = const(0)

@@ -14,7 +14,7 @@ import os
 
 from firmware import record as R
 from firmware import storage
-from firmware.record import const
+from firmware.const import const
 
 _JREC = const(30)  # records per journal before it is rolled into a segment
 _JMAX = const(36)  # journal capacity (a batch may overshoot _JREC); 504 bytes stay inline

@@ -11,13 +11,7 @@
 #  12  crc    u16   low 16 bits of CRC-32 over bytes 0-11
 import struct
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
-
+from firmware.const import const
 
 try:
     from binascii import crc32

@@ -8,7 +8,7 @@
 # no parse into objects (a tuple of three strings costs some 500 bytes of heap
 # here, a line about 30), so a full roster needs a few KB and no JSON.
 
-from firmware.record import const
+from firmware.const import const
 
 _MAX_STAFF = const(254)
 

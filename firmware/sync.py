@@ -21,7 +21,7 @@ from firmware import record as R
 from firmware import roster as roster_mod
 from firmware import settings as settings_mod
 from firmware import storage
-from firmware.record import const
+from firmware.const import const
 
 _BATCH = const(64)  # records a frame: 0.9 KB of buffer, 14.9 bytes a record on the air
 _TIMEOUT_MS = const(10000)  # each network step

@@ -1,7 +1,7 @@
 # Key LEDs and buzzer. The same feedback for every key: nothing staff can see
 # or hear tells which key a citizen pressed.
+from firmware.const import const
 from firmware.core import LEDS_BLINK, LEDS_OFF, LEDS_ON
-from firmware.record import const
 
 _BLINK_MS = const(400)
 _BEEP_MS = const(80)
