@@ -26,9 +26,8 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
-from firmware import frame as F  # noqa: E402
-from firmware import record as R  # noqa: E402
-from firmware.decode import parse_iso  # noqa: E402
+from firmware import frame, record  # noqa: E402
+from firmware.clock import parse_iso  # noqa: E402
 from host_tools.collector.server import SYNC_PATH, ServerThread  # noqa: E402
 from host_tools.collector.store import Collector  # noqa: E402
 
@@ -40,15 +39,15 @@ RATIO_BUDGET = 10
 
 
 def ratings(first: int, n: int) -> bytes:
-    return b"".join(R.pack(first + i, R.RATING, 1 + i % 4, 0, 1, T0 + first + i)
+    return b"".join(record.pack(first + i, record.RATING, 1 + i % 4, 0, 1, T0 + first + i)
                     for i in range(n))
 
 
 def air() -> dict:
     out = {}
     for batch in (64, 256):
-        body = F.request(b"k" * 16, "hall1-B01x", 7, 1, ratings(1, batch), 3, 2, 1)
-        header = len(body) - batch * R.SIZE
+        body = frame.request(b"k" * 16, "hall1-B01x", 7, 1, ratings(1, batch), 3, 2, 1)
+        header = len(body) - batch * record.SIZE
         out[batch] = (header, (len(body) - header) / batch, len(body) / batch)
     return out
 
@@ -74,7 +73,7 @@ def bench_frames(port: int, devices: list[tuple[str, bytes]], frames: int, per: 
         dev, key = devices[i % len(devices)]
         first = seqs[dev] + 1
         seqs[dev] += per
-        jobs[i % threads].append(F.request(key, dev, 1, first, ratings(first, per), 0, 0, i))
+        jobs[i % threads].append(frame.request(key, dev, 1, first, ratings(first, per), 0, 0, i))
     errors: list[str] = []
 
     def run(bodies: list[bytes]) -> None:
@@ -104,7 +103,7 @@ def naive_app(c: Collector) -> Starlette:
             c.db.execute("INSERT INTO records (device, seq, kind, val, arg, staff, time, boot, "
                          "received) VALUES (?, ?, ?, ?, 0, ?, ?, 1, ?) "
                          "ON CONFLICT (device, seq) DO NOTHING",
-                         (d["device"], d["seq"], R.RATING, d["level"], d["staff"], d["time"],
+                         (d["device"], d["seq"], record.RATING, d["level"], d["staff"], d["time"],
                           d["time"]))
             c.db.execute("INSERT INTO events (device, seq, kind, win, slot, level, mode, boot, t) "
                          "VALUES (?, ?, 'rating', 'N01', ?, ?, 0, 1, ?) "
@@ -142,7 +141,7 @@ async def one_device(port: int, dev: str, key: bytes, frames: int, per: int) -> 
     acked = 0
     for i in range(frames):
         first = acked + 1
-        body = F.request(key, dev, 1, first, ratings(first, per), 0, 0, i)
+        body = frame.request(key, dev, 1, first, ratings(first, per), 0, 0, i)
         for _attempt in range(5):  # bounded retries, as the device backs off
             try:
                 r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 30)
@@ -154,7 +153,7 @@ async def one_device(port: int, dev: str, key: bytes, frames: int, per: int) -> 
                 head, _, ans = data.partition(b"\r\n\r\n")
                 if not head.startswith(b"HTTP/1.1 200"):
                     raise OSError(head[:40])
-                acked = F.parse_answer(ans, F.Hmac(key), body[-32:])[0]
+                acked = frame.parse_answer(ans, frame.Hmac(key), body[-32:])[0]
                 break
             except (OSError, asyncio.TimeoutError):
                 await asyncio.sleep(0.2)
@@ -192,9 +191,9 @@ def main() -> int:
         c2 = Collector(str(Path(tmp) / "naive.db"), lambda: T0 + 3600)
         import uvicorn
 
-        from host_tools.collector import server as S
+        from host_tools.collector import server
 
-        class NaiveThread(S.ServerThread):
+        class NaiveThread(server.ServerThread):
             def __init__(self) -> None:
                 self.collector = c2
                 import socket

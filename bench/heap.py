@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from firmware.decode import parse_iso
+from firmware.clock import parse_iso
 from firmware.roster import dumps
 from host_tools.collector.api import file_bytes, provision_device, start_collector
 from host_tools.device.build import (

@@ -9,8 +9,7 @@ import time
 import vfs
 from simday import fresh_flash
 
-from firmware import log as L
-from firmware import record as R
+from firmware import log, record
 
 DIR = sys.argv[1]
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
@@ -27,11 +26,11 @@ def done(bd):
 
 # --- the log: journal + segments ---
 bd = fresh("log.img")
-lg = L.Log("/b")
+lg = log.Log("/b")
 bd.progs = bd.erases = 0
 t0 = time.ticks_us()
 for i in range(N):
-    lg.append(R.RATING, 1 + i % 4, 0, 1, 1000 + i)
+    lg.append(record.RATING, 1 + i % 4, 0, 1, 1000 + i)
 dt = time.ticks_diff(time.ticks_us(), t0)
 log_progs, log_erases, log_us = bd.progs / N, bd.erases / N, dt / N
 done(bd)
@@ -39,7 +38,7 @@ done(bd)
 # --- baseline: one file, append + flush per record ---
 bd = fresh("naive.img")
 f = open("/b/naive", "ab")
-rec = R.pack(1, R.RATING, 1, 0, 1, 1000)
+rec = record.pack(1, record.RATING, 1, 0, 1, 1000)
 bd.progs = bd.erases = 0
 t0 = time.ticks_us()
 for i in range(N):
@@ -50,7 +49,7 @@ f.close()
 base_progs, base_erases, base_us = bd.progs / N, bd.erases / N, dt / N
 done(bd)
 
-print("record_bytes", R.SIZE)
+print("record_bytes", record.SIZE)
 print("log_progs_per_rating %.3f" % log_progs)
 print("log_erases_per_rating %.3f" % log_erases)
 print("log_us_per_rating %.1f" % log_us)
@@ -60,10 +59,10 @@ print("naive_us_per_rating %.1f" % base_us)
 
 # --- capacity of a 1.5 MB partition (384 x 4 KB blocks) ---
 bd = fresh("cap.img")
-lg = L.Log("/b")
+lg = log.Log("/b")
 n = 0
 while not lg.full:
-    lg.append(R.RATING, 1 + n % 4, 0, 1, 1000 + n)
+    lg.append(record.RATING, 1 + n % 4, 0, 1, 1000 + n)
     n += 1
     if n % 5000 == 0:
         gc.collect()

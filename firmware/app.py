@@ -3,10 +3,9 @@
 import asyncio
 import gc
 
-from firmware import record as R
+from firmware import record, storage, texts
 from firmware import roster as roster_mod
 from firmware import settings as settings_mod
-from firmware import storage, texts
 from firmware.badge import POLL_MS, BadgeWatch
 from firmware.clock import Clock, iso
 from firmware.const import const
@@ -113,7 +112,7 @@ class App:
             "staff_no": f["staff_no"],
             "unsynced": self.log.unsynced(),
             "seq": self.log.seq,
-            "state": R.STATE_NAMES[c.state],
+            "state": record.STATE_NAMES[c.state],
             "staff_name": f["staff_name"],
             "window": f["window"],
             "mode": c.settings["mode"],

@@ -40,6 +40,24 @@ def iso(t, tz_min):
         y, m, d, s // 3600, s // 60 % 60, s % 60, sign, a // 60, a % 60)
 
 
+def parse_iso(text):
+    """'2026-11-23T09:00:00+08:00' (or Z, or no zone: UTC) -> seconds since 2000 UTC."""
+    text = text.strip()
+    tz = 0  # the zone's minutes east of UTC
+    if text.endswith("Z"):
+        text = text[:-1]
+    elif len(text) > 19 and text[-6] in "+-":
+        sign = -1 if text[-6] == "-" else 1
+        tz = sign * (int(text[-5:-3]) * 60 + int(text[-2:]))
+        text = text[:-6]
+    date, _, tod = text.partition("T")
+    y, m, d = (int(x) for x in date.split("-"))
+    hms = [int(x) for x in tod.split(":")] if tod else [0]
+    while len(hms) < 3:
+        hms.append(0)
+    return days_from_civil(y, m, d) * 86400 + hms[0] * 3600 + hms[1] * 60 + hms[2] - tz * 60
+
+
 class Clock:
     def __init__(self, mono_ms, tz_min=480):
         self.mono_ms = mono_ms  # non-wrapping milliseconds since boot

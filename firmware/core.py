@@ -2,7 +2,7 @@
 # and the rating session (一事一评). A state machine fed events and the clock;
 # every timer is a deadline it reports, so the asyncio layer (or a test, or the
 # virtual device's `sleep`) only has to call tick() when the nearest one is due.
-from firmware import record as R
+from firmware import record
 from firmware.settings import Schedule
 
 # what the sign shows besides the status screens
@@ -15,7 +15,7 @@ LEDS_OFF = 0
 LEDS_BLINK = 1
 LEDS_ON = 2
 
-_ALLOWED = (R.SERVING, R.OVERTIME)
+_ALLOWED = (record.SERVING, record.OVERTIME)
 
 
 class Core:
@@ -30,7 +30,7 @@ class Core:
         self.status_slot = 0  # staff of the last status record
         self.uid = None  # badge in the slot
         self.unknown = False  # a badge is in the slot but not on the roster
-        self.toggle = R.SERVING  # staff's choice: SERVING, WAIT or PAUSED
+        self.toggle = record.SERVING  # staff's choice: SERVING, WAIT or PAUSED
         self.phase = None  # None, INVITE, REASON, THANKS
         self.ticket = None
         self.rated = False  # the open invitation already has its rating
@@ -46,8 +46,8 @@ class Core:
         self.dropped = 0
         self.screen = None
         self.apply_settings(settings, roster, boot=True)
-        log.append(R.BOOT, *R.split24(log.boot), time=clock.rec_time())
-        self._update(R.WHY_BOOT)
+        log.append(record.BOOT, *record.split24(log.boot), time=clock.rec_time())
+        self._update(record.WHY_BOOT)
 
     # ---- configuration -------------------------------------------------
     def apply_settings(self, settings, roster=None, boot=False):
@@ -59,27 +59,27 @@ class Core:
         if boot:
             return
         v = settings["version"]  # a config record's version: arg | staff << 8
-        self.log.append(R.CONFIG, 1, v & 0xFF, v >> 8 & 0xFF, self.clock.rec_time())
+        self.log.append(record.CONFIG, 1, v & 0xFF, v >> 8 & 0xFF, self.clock.rec_time())
         if roster is not None:
             v = roster.version
-            self.log.append(R.CONFIG, 2, v & 0xFF, v >> 8 & 0xFF, self.clock.rec_time())
+            self.log.append(record.CONFIG, 2, v & 0xFF, v >> 8 & 0xFF, self.clock.rec_time())
             if self.uid:
                 self._badge(self.uid)
-        self._update(R.WHY_SETTINGS)
+        self._update(record.WHY_SETTINGS)
 
     def set_time(self, wall_s):
         """The host or the collector tells the time (seconds since 2000 UTC)."""
         if self.clock.set(wall_s):
-            self.log.append(R.CLOCK_SET, *R.split24(min(self.clock.uptime_s(), 0xFFFFFF)),
+            self.log.append(record.CLOCK_SET, *record.split24(min(self.clock.uptime_s(), 0xFFFFFF)),
                             time=wall_s)
-            self._update(R.WHY_CLOCK)
+            self._update(record.WHY_CLOCK)
 
     # ---- events ----------------------------------------------------------
     def badge(self, uid):
         """A badge (hex UID) went into the slot; None: the slot is empty."""
         self._flush_tallies()
         self._badge(uid)
-        self._update(R.WHY_BADGE)
+        self._update(record.WHY_BADGE)
 
     def _badge(self, uid):
         was = self.uid
@@ -87,19 +87,19 @@ class Core:
         self.slot = self.roster.lookup(uid) if uid else 0
         self.unknown = bool(uid) and not self.slot
         if uid != was:
-            self.toggle = R.SERVING
+            self.toggle = record.SERVING
             if self.unknown:
                 n = int(uid[-6:], 16)
-                self.log.append(R.UNKNOWN_BADGE, *R.split24(n), time=self.clock.rec_time())
+                self.log.append(record.UNKNOWN_BADGE, *record.split24(n), time=self.clock.rec_time())
 
     def status_key(self, long):
         """Status key: a short press toggles 请稍候, a long one 暂停服务.
         False if there is nobody on duty to ask for it."""
         if not self.slot:
             return False
-        t = R.PAUSED if long else R.WAIT
-        self.toggle = R.SERVING if self.toggle == t else t
-        self._update(R.WHY_KEY)
+        t = record.PAUSED if long else record.WAIT
+        self.toggle = record.SERVING if self.toggle == t else t
+        self._update(record.WHY_KEY)
         return True
 
     def invite(self, ticket=None):
@@ -118,12 +118,12 @@ class Core:
         """A citizen key (1-4). Returns what it did: rating, reason, stray, dropped."""
         now = self.clock.mono_ms()
         if self.phase == REASON:
-            self.log.append(R.REASON, k, 0, self.slot, self.rating_seq)
+            self.log.append(record.REASON, k, 0, self.slot, self.rating_seq)
             if self.ui:
                 self.ui.beep()
             return self._thanks(now, "reason")
         if self.settings["mode"] == "free":
-            if self.state == R.WAIT or (self.slot and self.toggle == R.PAUSED):
+            if self.state == record.WAIT or (self.slot and self.toggle == record.PAUSED):
                 return self._tally(False)
             gap = self.settings["min_interval_s"] * 1000
             if self.last_free is not None and now - self.last_free < gap:
@@ -136,7 +136,7 @@ class Core:
             mode = 0
         else:
             return self._tally(False)
-        self.rating_seq = self.log.append(R.RATING, k, mode, self.slot, self.clock.rec_time(),
+        self.rating_seq = self.log.append(record.RATING, k, mode, self.slot, self.clock.rec_time(),
                                           self.ticket)
         # durable from here: only now may the citizen see the thank-you
         self.rated = True
@@ -156,7 +156,7 @@ class Core:
 
     def _tally(self, dropped):
         t = self.clock.rec_time()
-        s = (t & ~R.REL) % 3600  # into the hour (wall, or uptime while the clock is unknown)
+        s = (t & ~record.REL) % 3600  # into the hour (wall, or uptime while the clock is unknown)
         if self.tally_hour is not None and t - s != self.tally_hour:
             self._flush_tallies()
         if self.tally_hour is None:
@@ -183,7 +183,7 @@ class Core:
         if self.invite_end is not None and now >= self.invite_end:
             self.invite_end = None
             if not self.rated:
-                self.log.append(R.NO_RATING, 0, 0, self.slot, self.clock.rec_time(), self.ticket)
+                self.log.append(record.NO_RATING, 0, 0, self.slot, self.clock.rec_time(), self.ticket)
                 self.ticket = None
                 self.rated = True
                 if self.phase == INVITE:
@@ -197,9 +197,9 @@ class Core:
                 self._show()
         if self.wait_end is not None and now >= self.wait_end:
             self.wait_end = None
-            self.log.append(R.FLAG, R.FLAG_WAIT_LONG, 0, self.slot, self.clock.rec_time())
+            self.log.append(record.FLAG, record.FLAG_WAIT_LONG, 0, self.slot, self.clock.rec_time())
         if self.sched_at is not None and now >= self.sched_at:
-            self._update(R.WHY_SCHEDULE)
+            self._update(record.WHY_SCHEDULE)
         if self.tally_end is not None and now >= self.tally_end:
             self._flush_tallies()
 
@@ -214,20 +214,20 @@ class Core:
             is_open, d = self.schedule.at(local)
             self.sched_at = now + d * 1000
         if not self.slot:
-            new = R.CLOSED if is_open is False else R.PAUSED
-        elif self.toggle != R.SERVING:
+            new = record.CLOSED if is_open is False else record.PAUSED
+        elif self.toggle != record.SERVING:
             new = self.toggle
         else:
-            new = R.OVERTIME if is_open is False else R.SERVING
+            new = record.OVERTIME if is_open is False else record.SERVING
         if new != self.state or self.slot != self.status_slot:
             self._flush_tallies()
             arg = why
-            if new == R.PAUSED and not self.slot and is_open:
-                arg |= R.FLAGGED  # nobody at the window in working hours
-            self.log.append(R.STATUS, new | self.state << 4, arg, self.slot, self.clock.rec_time())
+            if new == record.PAUSED and not self.slot and is_open:
+                arg |= record.FLAGGED  # nobody at the window in working hours
+            self.log.append(record.STATUS, new | self.state << 4, arg, self.slot, self.clock.rec_time())
             self.state = new
             self.status_slot = self.slot
-            self.wait_end = now + self.settings["wait_max_s"] * 1000 if new == R.WAIT else None
+            self.wait_end = now + self.settings["wait_max_s"] * 1000 if new == record.WAIT else None
             if new not in _ALLOWED:
                 self._end_session()
         self._show()
@@ -235,7 +235,7 @@ class Core:
     def _end_session(self):
         """An open invitation ends unrated: a no_rating, cancelled."""
         if self.invite_end is not None and not self.rated:
-            self.log.append(R.NO_RATING, 0, 1, self.slot, self.clock.rec_time(), self.ticket)
+            self.log.append(record.NO_RATING, 0, 1, self.slot, self.clock.rec_time(), self.ticket)
         self.invite_end = None
         self.rated = False
         self.ticket = None
@@ -252,10 +252,10 @@ class Core:
     def _flush_tallies(self):
         h = self.tally_hour
         if self.stray:
-            self.log.append(R.STRAY, self.stray & 0xFF, self.stray >> 8 & 0xFF, self.slot, h)
+            self.log.append(record.STRAY, self.stray & 0xFF, self.stray >> 8 & 0xFF, self.slot, h)
             self.stray = 0
         if self.dropped:
-            self.log.append(R.DROPPED, self.dropped & 0xFF, self.dropped >> 8 & 0xFF,
+            self.log.append(record.DROPPED, self.dropped & 0xFF, self.dropped >> 8 & 0xFF,
                             self.slot, h)
             self.dropped = 0
         self.tally_hour = None
@@ -280,7 +280,7 @@ class Core:
         return self.roster.entry(self.slot)
 
     def current_screen(self):
-        name = self.phase or R.STATE_NAMES[self.state]
+        name = self.phase or record.STATE_NAMES[self.state]
         e = self.staff_entry()
         alerts = self.all_alerts()
         return (name, {

@@ -24,7 +24,7 @@
 import struct
 from hashlib import sha256
 
-from firmware import record as R
+from firmware import record
 from firmware.const import const
 
 MAC_LEN = const(32)
@@ -90,7 +90,7 @@ def check_id(dev_id):
 
 
 def frame_size(id_len, count):
-    return HEAD_FIXED + id_len + count * R.SIZE + MAC_LEN
+    return HEAD_FIXED + id_len + count * record.SIZE + MAC_LEN
 
 
 def seal_request(buf, hm, dev_id, boot, first, count, sver, rver, nonce):
@@ -101,7 +101,7 @@ def seal_request(buf, hm, dev_id, boot, first, count, sver, rver, nonce):
     struct.pack_into("<2sBB", buf, 0, b"PJ", _VERSION, n)
     buf[4 : 4 + n] = dev_id
     struct.pack_into(_HDR_TAIL, buf, 4 + n, boot, first, count, sver, rver, nonce)
-    end = HEAD_FIXED + n + count * R.SIZE
+    end = HEAD_FIXED + n + count * record.SIZE
     buf[end : end + MAC_LEN] = hm.digest(memoryview(buf)[:end])
     return end + MAC_LEN
 
@@ -112,7 +112,7 @@ def request(key, dev_id, boot, first, records, sver=0, rver=0, nonce=0):
     hs = HEAD_FIXED + len(dev_id)
     buf = bytearray(hs + len(records) + MAC_LEN)
     buf[hs : hs + len(records)] = records
-    n = seal_request(buf, Hmac(key), dev_id, boot, first, len(records) // R.SIZE, sver, rver, nonce)
+    n = seal_request(buf, Hmac(key), dev_id, boot, first, len(records) // record.SIZE, sver, rver, nonce)
     return bytes(buf[:n])
 
 
@@ -158,10 +158,10 @@ def parse_request(body, key_for):
         raise FrameError("bad_mac", q.device)
     last = q.first - 1
     for i in range(count):
-        off = hs + i * R.SIZE
-        seq = R.seq_of(body, off)
+        off = hs + i * record.SIZE
+        seq = record.seq_of(body, off)
         # the first record's seq is first, and seqs only increase
-        if not R.valid(body, off) or (seq != last + 1 if i == 0 else seq <= last):
+        if not record.valid(body, off) or (seq != last + 1 if i == 0 else seq <= last):
             raise FrameError("bad_record", "record %d" % i)
         last = seq
     q.records = bytes(mv[hs:end])

@@ -12,8 +12,7 @@
 # so the sign can raise a technician alert.
 import os
 
-from firmware import record as R
-from firmware import storage
+from firmware import record, storage
 from firmware.const import const
 
 _JREC = const(30)  # records per journal before it is rolled into a segment
@@ -32,8 +31,8 @@ class Log:
         self._jpath = self.dir + "/j"
         self._spath = self.dir + "/state"
         self._opath = self.dir + "/over"
-        self._jbuf = bytearray(_JMAX * R.SIZE)
-        self._rbuf = bytearray(_CHUNK * R.SIZE)
+        self._jbuf = bytearray(_JMAX * record.SIZE)
+        self._rbuf = bytearray(_CHUNK * record.SIZE)
         self.corrupt = 0  # records whose CRC failed when read
         self.writes = 0  # durable appends since open
         st = storage.load_json(self._spath, None)
@@ -68,22 +67,22 @@ class Log:
             n = 0
         keep = 0
         jb = self._jbuf
-        for i in range(n // R.SIZE):
-            off = i * R.SIZE
-            if not R.valid(jb, off):
+        for i in range(n // record.SIZE):
+            off = i * record.SIZE
+            if not record.valid(jb, off):
                 self.corrupt += 1
                 continue
-            s = R.seq_of(jb, off)
+            s = record.seq_of(jb, off)
             if s <= self.seq:
                 continue
-            if off != keep * R.SIZE:
-                jb[keep * R.SIZE : (keep + 1) * R.SIZE] = jb[off : off + R.SIZE]
+            if off != keep * record.SIZE:
+                jb[keep * record.SIZE : (keep + 1) * record.SIZE] = jb[off : off + record.SIZE]
             keep += 1
             self.seq = s
         self._jn = keep
-        if keep * R.SIZE != n:
+        if keep * record.SIZE != n:
             with open(self._jpath, "wb") as f:
-                f.write(memoryview(jb)[: keep * R.SIZE])
+                f.write(memoryview(jb)[: keep * record.SIZE])
         if keep >= _JREC:
             self._roll()
         self.seq = max(self.seq, self.acked)  # seqs never go back, even after a wipe
@@ -99,27 +98,27 @@ class Log:
         in the same write; returns its seq (0 if the log is full)."""
         if self.full:  # ratings become per-hour counts, anything else is counted lost
             o = self.over
-            if kind == R.RATING or kind == R.NO_RATING:
-                h = (time & R.REL) | ((time & ~R.REL) // 3600 * 3600)
-                key = "%d:%d" % (h, val if kind == R.RATING else 0)
+            if kind == record.RATING or kind == record.NO_RATING:
+                h = (time & record.REL) | ((time & ~record.REL) // 3600 * 3600)
+                key = "%d:%d" % (h, val if kind == record.RATING else 0)
                 o["counts"][key] = o["counts"].get(key, 0) + 1
             else:
                 o["lost"] = o["lost"] + 1
             storage.save_json(self._opath, o)
             return 0
-        chunks = R.ticket_chunks(ticket) if ticket else ()
+        chunks = record.ticket_chunks(ticket) if ticket else ()
         if self._jn + len(chunks) + 1 > _JMAX:
             self._roll()  # the roll after the last append failed: now, or nothing is stored
         seq = self.seq
-        start = off = self._jn * R.SIZE
+        start = off = self._jn * record.SIZE
         for c in chunks:
             seq += 1
-            R.pack_into(self._jbuf, off, seq, R.TICKET, *c)
-            off += R.SIZE
+            record.pack_into(self._jbuf, off, seq, record.TICKET, *c)
+            off += record.SIZE
         seq += 1
-        R.pack_into(self._jbuf, off, seq, kind, val, arg, staff, time)
+        record.pack_into(self._jbuf, off, seq, kind, val, arg, staff, time)
         with open(self._jpath, "ab") as f:
-            f.write(memoryview(self._jbuf)[start : off + R.SIZE])
+            f.write(memoryview(self._jbuf)[start : off + record.SIZE])
         # durable from here
         self._jn += seq - self.seq
         self.seq = seq
@@ -134,13 +133,13 @@ class Log:
     def _roll(self):
         segs = self._segs
         try:
-            n = os.stat(self._seg_path(segs[-1]))[6] // R.SIZE if segs else _SEG_RECS
+            n = os.stat(self._seg_path(segs[-1]))[6] // record.SIZE if segs else _SEG_RECS
         except OSError:
             n = 0
         if n + self._jn > _SEG_RECS:
-            segs.append(R.seq_of(self._jbuf, 0))
+            segs.append(record.seq_of(self._jbuf, 0))
         with open(self._seg_path(self._segs[-1]), "ab") as f:
-            f.write(memoryview(self._jbuf)[: self._jn * R.SIZE])
+            f.write(memoryview(self._jbuf)[: self._jn * record.SIZE])
         with open(self._jpath, "wb"):
             pass
         self._jn = 0
@@ -184,10 +183,10 @@ class Log:
                 h, lvl = key.split(":")
                 while n > 0:
                     c = min(n, 0xFFFF)
-                    self.append(R.OVERFLOW, int(lvl), c & 0xFF, c >> 8, int(h))
+                    self.append(record.OVERFLOW, int(lvl), c & 0xFF, c >> 8, int(h))
                     n -= c
             if o["lost"]:
-                self.append(R.OVERFLOW, 0xFF, o["lost"] & 0xFF, min(o["lost"] >> 8, 0xFF), 0)
+                self.append(record.OVERFLOW, 0xFF, o["lost"] & 0xFF, min(o["lost"] >> 8, 0xFF), 0)
             storage.remove(self._opath)
 
     def unsynced(self):
@@ -212,19 +211,19 @@ class Log:
         skip = since - first + 1
         with f:
             if skip > 0:
-                skip = min(skip, f.seek(0, 2) // R.SIZE - 1)
-                f.seek(max(skip, 0) * R.SIZE)
+                skip = min(skip, f.seek(0, 2) // record.SIZE - 1)
+                f.seek(max(skip, 0) * record.SIZE)
             while True:
                 n = f.readinto(buf)
                 if not n:
                     break
                 if skip > 0:
                     skip = 0
-                    if not R.valid(buf) or R.seq_of(buf) > since + 1:
+                    if not record.valid(buf) or record.seq_of(buf) > since + 1:
                         f.seek(0)
                         continue
-                for off in range(0, n - n % R.SIZE, R.SIZE):
-                    r = R.unpack(buf, off)
+                for off in range(0, n - n % record.SIZE, record.SIZE):
+                    r = record.unpack(buf, off)
                     if r is None:
                         self.corrupt += 1
                     else:
@@ -244,7 +243,7 @@ class Log:
                     yield r
         jb = self._jbuf
         for i in range(self._jn):
-            r = R.unpack(jb, i * R.SIZE)
+            r = record.unpack(jb, i * record.SIZE)
             if r is not None and r[0] > last:
                 last = r[0]
                 yield r

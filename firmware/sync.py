@@ -16,11 +16,9 @@ import os
 import socket
 from time import ticks_diff, ticks_ms
 
-from firmware import frame as F
-from firmware import record as R
+from firmware import frame, record, storage
 from firmware import roster as roster_mod
 from firmware import settings as settings_mod
-from firmware import storage
 from firmware.const import const
 
 _BATCH = const(64)  # records a frame: 0.9 KB of buffer, 14.9 bytes a record on the air
@@ -83,14 +81,14 @@ class Link:
         dev = app.device
         try:
             key = bytes.fromhex(dev["key"])
-            self.hm = F.Hmac(key)
-            self.dev_id = F.check_id(dev["id"])
+            self.hm = frame.Hmac(key)
+            self.dev_id = frame.check_id(dev["id"])
             if not key:
                 raise ValueError("empty key")
         except Exception as e:
             self.dev_id = b"?"
             self.error = "not provisioned (device.json id, key): %s" % e
-        self.buf = bytearray(F.frame_size(len(self.dev_id), _BATCH))
+        self.buf = bytearray(frame.frame_size(len(self.dev_id), _BATCH))
 
     async def run(self):
         """The supervisor task."""
@@ -163,7 +161,7 @@ class Link:
         app = self.app
         log = app.log
         buf = self.buf
-        hs = F.HEAD_FIXED + len(self.dev_id)
+        hs = frame.HEAD_FIXED + len(self.dev_id)
         n = 0
         last = log.acked
         first = last + 1
@@ -171,14 +169,14 @@ class Link:
             if n == 0:
                 first = r[0]
             last = r[0]
-            R.pack_into(buf, hs + n * R.SIZE, last, r[1], r[2], r[3], r[4], r[5])
+            record.pack_into(buf, hs + n * record.SIZE, last, r[1], r[2], r[3], r[4], r[5])
             n += 1
             if n >= _BATCH:
                 break
-        size = F.seal_request(buf, self.hm, self.dev_id, log.boot, first, n,
+        size = frame.seal_request(buf, self.hm, self.dev_id, log.boot, first, n,
                               app.settings["version"], app.roster.version,
                               int.from_bytes(os.urandom(4), "little"))  # the nonce
-        mac = bytes(buf[size - F.MAC_LEN : size])
+        mac = bytes(buf[size - frame.MAC_LEN : size])
         body = memoryview(buf)[:size]
         # the POST (inline: a method of its own costs heap): join the network if
         # need be, then POST body to sync_url; the answer's body
@@ -235,7 +233,7 @@ class Link:
                     size = int(h[15:])
             lines = None
             got -= end + 4  # body bytes read with the head
-            if len(head) < 2 or not head[0].startswith(b"HTTP/") or not got <= size <= F.ANSWER_MAX:
+            if len(head) < 2 or not head[0].startswith(b"HTTP/") or not got <= size <= frame.ANSWER_MAX:
                 raise OSError("no HTTP answer with a usable Content-Length")
             # one allocation of the answer's size (a 128 KB heap has few big holes)
             body = bytearray(size)
@@ -254,8 +252,8 @@ class Link:
         self.frames += 1
         self.sent += n
         try:
-            ack, t, s, ro = F.parse_answer(body, self.hm, mac)
-        except F.FrameError:
+            ack, t, s, ro = frame.parse_answer(body, self.hm, mac)
+        except frame.FrameError:
             self.refused += 1
             raise
         body = None

@@ -8,8 +8,7 @@ import json
 
 import pytest
 
-from firmware import frame as F
-from firmware import record as R
+from firmware import frame, record
 from firmware.roster import Roster
 from host_tools.collector import export, reports
 from host_tools.collector.rostercsv import RosterError
@@ -30,7 +29,7 @@ def snapshot(table_rows):
 
 def test_ingest_is_idempotent(col, device_log, snapshot, t0):
     d = device_log(col)
-    d.add(R.BOOT, 1, time=t0)
+    d.add(record.BOOT, 1, time=t0)
     for i in range(10):
         d.rating(1 + i % 4, t0 + 60 * i)
     ack, t, _s, _r = d.send(1, 6)
@@ -50,9 +49,9 @@ def test_forged_frames_store_nothing(col, device_log, snapshot, t0):
     col.ingest(good)
     before = snapshot(col)
     for body in (good, good[:-1], good + b"\x00", good[:30] + bytes([good[30] ^ 1]) + good[31:],
-                 F.request(b"k" * 16, "dev-1", 1, 1, b"".join(d.log)),
-                 F.request(d.key, "nobody", 1, 1, b"".join(d.log))):
-        with pytest.raises(F.FrameError):
+                 frame.request(b"k" * 16, "dev-1", 1, 1, b"".join(d.log)),
+                 frame.request(d.key, "nobody", 1, 1, b"".join(d.log))):
+        with pytest.raises(frame.FrameError):
             col.ingest(body)
     assert snapshot(col) == before
     assert col.devices()[0]["frames"] == 1
@@ -60,13 +59,13 @@ def test_forged_frames_store_nothing(col, device_log, snapshot, t0):
 
 def test_tickets_reasons_and_late_clock(col, clock, device_log, t0):
     d = device_log(col)
-    d.add(R.BOOT, 1, time=R.REL | 0)  # the clock is unknown after a power cut
-    s = d.rating(4, R.REL | 100, ticket="20261123-0002-LONG-TICKET")  # 4 chunks
+    d.add(record.BOOT, 1, time=record.REL | 0)  # the clock is unknown after a power cut
+    s = d.rating(4, record.REL | 100, ticket="20261123-0002-LONG-TICKET")  # 4 chunks
     # the frame ends inside the ticket chunks: the rating's ticket spans frames
     d.send(1, s - 2)
     d.send(s - 1, s)
-    d.add(R.REASON, 2, 0, 1, s)
-    d.add(R.CLOCK_SET, 200, 0, 0, t0 + 200)  # 200 s after boot the clock became known
+    d.add(record.REASON, 2, 0, 1, s)
+    d.add(record.CLOCK_SET, 200, 0, 0, t0 + 200)  # 200 s after boot the clock became known
     d.rating(1, t0 + 300)
     d.send(s + 1)
     rows = reports.ratings(col.db, 480)
@@ -77,9 +76,9 @@ def test_tickets_reasons_and_late_clock(col, clock, device_log, t0):
 
 def test_unknown_time_is_empty_and_last(col, device_log, t0):
     d = device_log(col)
-    d.add(R.BOOT, 1, time=R.REL)
-    d.rating(3, R.REL | 50)
-    d.add(R.BOOT, 2, time=t0)
+    d.add(record.BOOT, 1, time=record.REL)
+    d.rating(3, record.REL | 50)
+    d.add(record.BOOT, 2, time=t0)
     d.rating(2, t0 + 10)
     d.send()
     out = export.to_csv(reports.ratings(col.db, 480))
@@ -158,17 +157,17 @@ def test_settings_are_validated_and_pushed(col, device_log, roster_csv, t0):
 def test_report_figures(col, clock, device_log, roster_csv, t0):
     d = device_log(col)
     col.import_roster(roster_csv)
-    d.add(R.BOOT, 1, time=t0)
-    d.add(R.STATUS, R.SERVING | R.PAUSED << 4, R.WHY_BADGE, 1, t0)
+    d.add(record.BOOT, 1, time=t0)
+    d.add(record.STATUS, record.SERVING | record.PAUSED << 4, record.WHY_BADGE, 1, t0)
     for lvl in (1, 1, 2, 3, 4):
         d.rating(lvl, t0 + 600)
-    d.add(R.NO_RATING, 0, 0, 1, t0 + 700)
+    d.add(record.NO_RATING, 0, 0, 1, t0 + 700)
     d.rating(2, t0 + 3700, mode=1)  # free mode: no invitation
-    d.add(R.STATUS, R.WAIT | R.SERVING << 4, R.WHY_KEY, 1, t0 + 1000)
-    d.add(R.STATUS, R.SERVING | R.WAIT << 4, R.WHY_KEY, 1, t0 + 1300)
-    d.add(R.STATUS, R.PAUSED | R.SERVING << 4, R.WHY_KEY, 1, t0 + 2000)
-    d.add(R.STATUS, R.SERVING | R.PAUSED << 4, R.WHY_KEY, 1, t0 + 2600)
-    d.add(R.STRAY, 3, 0, 1, t0)
+    d.add(record.STATUS, record.WAIT | record.SERVING << 4, record.WHY_KEY, 1, t0 + 1000)
+    d.add(record.STATUS, record.SERVING | record.WAIT << 4, record.WHY_KEY, 1, t0 + 1300)
+    d.add(record.STATUS, record.PAUSED | record.SERVING << 4, record.WHY_KEY, 1, t0 + 2000)
+    d.add(record.STATUS, record.SERVING | record.PAUSED << 4, record.WHY_KEY, 1, t0 + 2600)
+    d.add(record.STRAY, 3, 0, 1, t0)
     d.send()
     [row] = reports.summary(col.db, 480, "2026-11-23", "staff", int(clock()))
     assert row["staff"] == "SB0101" and row["staff_name"] == "张伟"
@@ -189,7 +188,7 @@ def test_export_csv_and_json(col, device_log, roster_csv, t0):
     d = device_log(col)
     col.import_roster(roster_csv)
     d.rating(4, t0 + 5, ticket="A-1")
-    d.add(R.REASON, 3, 0, 1, d.seq)
+    d.add(record.REASON, 3, 0, 1, d.seq)
     d.send()
     rows = reports.ratings(col.db, 480)
     text = export.to_csv(rows)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware import record as R
+from firmware import record
 from host_tools.collector import export, reports
 from host_tools.collector.store import Collector
 
@@ -61,11 +61,11 @@ def test_postgres_collector(pg_url, device_log, clock_at, roster_csv, t0):
     assert Collector(pg_url).db.value("SELECT MAX(version) FROM schema_version") >= 1
     c.import_roster(roster_csv)
     d = device_log(c, "pg-1")
-    d.add(R.BOOT, 1, time=R.REL)
-    s = d.rating(4, R.REL | 30, ticket="PG-0001-LONG")
+    d.add(record.BOOT, 1, time=record.REL)
+    s = d.rating(4, record.REL | 30, ticket="PG-0001-LONG")
     d.send(1, s - 1)
-    d.add(R.REASON, 4, 0, 1, s)
-    d.add(R.CLOCK_SET, 60, 0, 0, t0 + 60)
+    d.add(record.REASON, 4, 0, 1, s)
+    d.add(record.CLOCK_SET, 60, 0, 0, t0 + 60)
     d.rating(1, t0 + 90, staff=2)
     d.send(s)
     assert d.send()[0] == d.seq  # replay: nothing twice

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firmware import frame as F
-from firmware import record as R
+from firmware import frame, record
 from host_tools.collector.server import ServerThread
 from host_tools.collector.store import Collector
 
@@ -54,20 +53,20 @@ def stored(table_rows):
 def test_sync_over_http_and_refusals(server, device_log, stored, t0):
     c = server.collector
     d = device_log(c, "http-1")
-    d.add(R.BOOT, 1, time=t0)
+    d.add(record.BOOT, 1, time=t0)
     d.rating(2, t0 + 10, ticket="T-1")
     body = d.frame()
     status, ans = post(server.port, body)
     assert status == 200
-    assert F.parse_answer(ans, F.Hmac(d.key), body[-32:])[0] == d.seq
+    assert frame.parse_answer(ans, frame.Hmac(d.key), body[-32:])[0] == d.seq
     before = stored(c)
     cases = [
         (body[:-5], 400, "truncated"),
         (body + b"zz", 413, "oversized"),
         (b"hello", 400, "bad_magic"),
-        (F.request(b"z" * 16, "http-1", 1, 1, b"".join(d.log)), 401, "bad_mac"),
-        (F.request(d.key, "ghost", 1, 1, b""), 403, "unknown_device"),
-        (b"PJ\x01" + bytes(F.frame_size(F.ID_MAX, F.MAX_RECORDS)), 413, "oversized"),
+        (frame.request(b"z" * 16, "http-1", 1, 1, b"".join(d.log)), 401, "bad_mac"),
+        (frame.request(d.key, "ghost", 1, 1, b""), 403, "unknown_device"),
+        (b"PJ\x01" + bytes(frame.frame_size(frame.ID_MAX, frame.MAX_RECORDS)), 413, "oversized"),
     ]
     for b, code, why in cases:
         s, text = post(server.port, b)
@@ -111,9 +110,9 @@ def test_fuzz_endpoint(server, device_log, stored, t0, case):
 def test_api_and_dashboard(server, device_log, t0):
     c = server.collector
     d = device_log(c, "dash-1", window="B02")
-    d.add(R.STATUS, R.SERVING | R.PAUSED << 4, R.WHY_BADGE, 1, t0)
+    d.add(record.STATUS, record.SERVING | record.PAUSED << 4, record.WHY_BADGE, 1, t0)
     d.rating(4, t0 + 100, ticket="Q-9")
-    d.add(R.REASON, 1, 0, 1, d.seq)
+    d.add(record.REASON, 1, 0, 1, d.seq)
     assert post(server.port, d.frame())[0] == 200
     s, page = get(server.port, "/?day=2026-11-23")
     html = page.decode()
@@ -146,8 +145,8 @@ def test_cli(tmp_path, cli, clock, roster_csv, t0):
     assert r.returncode == 2 and "invite_s" in r.stderr
     assert cli("settings", "set", "mode", "free", "--device", "cli-1", "--db", db).returncode == 0
     c = Collector(db, clock)
-    recs = R.pack(1, R.RATING, 1, 0, 1, t0 + 60) + R.pack(2, R.RATING, 4, 0, 2, t0 + 120)
-    c.ingest(F.request(key, "cli-1", 1, 1, recs))
+    recs = record.pack(1, record.RATING, 1, 0, 1, t0 + 60) + record.pack(2, record.RATING, 4, 0, 2, t0 + 120)
+    c.ingest(frame.request(key, "cli-1", 1, 1, recs))
     c.db.close()
     r = cli("export", "--format", "csv", "--db", db)
     assert r.returncode == 0

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from firmware import record as R
+from firmware import record
 from firmware.clock import days_from_civil, iso
-from firmware.decode import LEVEL_NAMES, REASON_NAMES
+from firmware.logview import LEVEL_NAMES, REASON_NAMES
 from host_tools.collector.db import Database
 
 INDEX_POINTS = {1: 100.0, 2: 66.7, 3: 33.3, 4: 0.0}  # design.md section 6
@@ -132,7 +132,7 @@ def status_time(db: Database, tz_min: int, span: tuple[int, int] | None, by: str
                   "AND ws.slot = e.slot WHERE e.kind = 'status' AND e.t IS NOT NULL "
                   "ORDER BY e.device, e.seq")
     for i, (dev, _seq, win, staff_no, to_state, t) in enumerate(rows):
-        if to_state not in (R.PAUSED, R.WAIT):
+        if to_state not in (record.PAUSED, record.WAIT):
             continue
         if i + 1 < len(rows) and rows[i + 1][0] == dev:
             end = rows[i + 1][5]
@@ -146,7 +146,7 @@ def status_time(db: Database, tz_min: int, span: tuple[int, int] | None, by: str
         if b <= a:
             continue
         key = _key(by, win, staff_no, a, tz_min)
-        out[key][0 if to_state == R.PAUSED else 1] += b - a
+        out[key][0 if to_state == record.PAUSED else 1] += b - a
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
@@ -178,8 +178,8 @@ def window_status(db: Database, tz_min: int) -> dict[str, dict[str, Any]]:
     for dev, win, staff_no, to_state, t, _seq in rows:
         cur = out.get(win)
         if cur is None or (t or 0) >= (cur["t"] or 0):
-            out[win] = {"device": dev, "state": R.STATE_NAMES[to_state]
-                        if to_state < len(R.STATE_NAMES) else str(to_state),
+            out[win] = {"device": dev, "state": record.STATE_NAMES[to_state]
+                        if to_state < len(record.STATE_NAMES) else str(to_state),
                         "staff_no": staff_no, "staff_name": names.get(staff_no or ""),
                         "since": iso(t, tz_min) if t is not None else None, "t": t}
     for dev, win, last_seen in db.all("SELECT id, win, last_seen FROM devices"):

@@ -19,12 +19,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from firmware import frame as F
+from firmware import frame
 from host_tools.collector import export, reports
 from host_tools.collector.store import Collector
 
 SYNC_PATH = "/api/v1/sync"
-MAX_BODY = F.frame_size(F.ID_MAX, F.MAX_RECORDS)
+MAX_BODY = frame.frame_size(frame.ID_MAX, frame.MAX_RECORDS)
 # refusals: what a device or a tester sees (text/plain, one line)
 _STATUS = {"unknown_device": 403, "bad_mac": 401, "oversized": 413, "replayed": 409}
 
@@ -43,7 +43,7 @@ REASONS = {
 }
 
 
-def explain(e: F.FrameError) -> str:
+def explain(e: frame.FrameError) -> str:
     detail = str(e)[len(e.reason):].strip()
     return f"refused: {e.reason}: {REASONS.get(e.reason, e.reason)}" + (
         f" ({detail})" if detail else "")
@@ -78,7 +78,7 @@ def create_app(collector: Collector) -> Starlette:
             return PlainTextResponse("refused: truncated: the connection closed", 400)
         try:
             answer = await run_in_threadpool(c.ingest, body)
-        except F.FrameError as e:
+        except frame.FrameError as e:
             return PlainTextResponse(explain(e), status_code=_STATUS.get(e.reason, 400))
         return Response(answer, media_type="application/octet-stream")
 

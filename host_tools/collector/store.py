@@ -11,9 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from firmware import decode as D
-from firmware import frame as F
-from firmware import record as R
+from firmware import frame, logview, record
 from firmware import roster as roster_mod
 from firmware import settings as settings_mod
 from firmware.clock import EPOCH_UNIX
@@ -53,9 +51,9 @@ class Collector:
     def add_device(self, device: str, window: str, key: str | None = None) -> str:
         """Register a device; returns its key (hex) to provision."""
         try:
-            F.check_id(device)
-        except F.FrameError:
-            raise CollectorError(f"device id {device!r}: 1 to {F.ID_MAX} characters of "
+            frame.check_id(device)
+        except frame.FrameError:
+            raise CollectorError(f"device id {device!r}: 1 to {frame.ID_MAX} characters of "
                                  "A-Z a-z 0-9 . _ - (it goes in every frame)") from None
         if not window or len(window) > 16:
             raise CollectorError("window must be 1 to 16 characters")
@@ -273,7 +271,7 @@ class Collector:
     def ingest(self, body: bytes) -> bytes:
         """Store one sync frame and return the signed answer. FrameError if refused
         (nothing stored)."""
-        req = F.parse_request(body, self.device_key)
+        req = frame.parse_request(body, self.device_key)
         now = self.now()
         with self.db.transaction():
             self._check_nonce(req, now)
@@ -289,19 +287,19 @@ class Collector:
                 roster = self.roster_text(window)
         key = self.device_key(req.device)
         assert key is not None
-        return F.answer(key, req.mac, ack, max(now, 0), settings, roster)
+        return frame.answer(key, req.mac, ack, max(now, 0), settings, roster)
 
-    def _check_nonce(self, req: F.Request, now: int) -> None:
+    def _check_nonce(self, req: frame.Request, now: int) -> None:
         db = self.db
         if db.one("SELECT 1 FROM nonces WHERE device = ? AND nonce = ?", (req.device, req.nonce)):
-            raise F.FrameError("replayed", f"nonce {req.nonce} seen before")
+            raise frame.FrameError("replayed", f"nonce {req.nonce} seen before")
         db.execute("INSERT INTO nonces (device, nonce, seen) VALUES (?, ?, ?)",
                    (req.device, req.nonce, now))
         if req.nonce % 64 == 0:  # now and then: forget nonces older than a week
             db.execute("DELETE FROM nonces WHERE device = ? AND seen < ?",
                        (req.device, now - NONCE_KEEP_S))
 
-    def _store(self, req: F.Request, now: int) -> int:
+    def _store(self, req: frame.Request, now: int) -> int:
         db = self.db
         dev = req.device
         db.execute("UPDATE devices SET last_seen = ?, frames = frames + 1, boot = ?, "
@@ -309,7 +307,7 @@ class Collector:
                    (now, req.boot, req.settings_version, req.roster_version, dev))
         if req.count == 0:
             return max(req.first - 1, 0)
-        recs = [R.unpack(req.records, i * R.SIZE) for i in range(req.count)]
+        recs = [record.unpack(req.records, i * record.SIZE) for i in range(req.count)]
         lo, hi = recs[0][0], recs[-1][0]
         have = {r[0] for r in db.all(
             "SELECT seq FROM records WHERE device = ? AND seq BETWEEN ? AND ?", (dev, lo, hi))}
@@ -328,46 +326,46 @@ class Collector:
         chunks: list[tuple[int, bytes]] = []  # (seq, chunk) of the next rating's ticket
         for i, r in enumerate(recs):
             seq, kind, val, arg, slot, t = r
-            if kind == R.BOOT:
-                boot = D.data24(r)
-            elif kind == R.CLOCK_SET:
-                offsets[boot] = new_offsets[boot] = t - D.data24(r)
-            if kind == R.TICKET:
-                chunks.append((seq, D.ticket_chunk(req.records, i * R.SIZE)))
+            if kind == record.BOOT:
+                boot = logview.data24(r)
+            elif kind == record.CLOCK_SET:
+                offsets[boot] = new_offsets[boot] = t - logview.data24(r)
+            if kind == record.TICKET:
+                chunks.append((seq, logview.ticket_chunk(req.records, i * record.SIZE)))
             if seq in have:
-                if kind in (R.RATING, R.NO_RATING):
+                if kind in (record.RATING, record.NO_RATING):
                     chunks = []
                 continue
             rows.append((dev, seq, kind, val, arg, slot, t, boot, now))
             uptime = None
             when: int | None = t
-            if t & R.REL and kind not in (R.REASON, R.TICKET):
-                uptime = t & ~R.REL
+            if t & record.REL and kind not in (record.REASON, record.TICKET):
+                uptime = t & ~record.REL
                 d = offsets.get(boot)
                 when = None if d is None else d + uptime
             base = (dev, seq)
             staff_no = slots.get(slot) if slot else None
-            if kind in (R.RATING, R.NO_RATING):
+            if kind in (record.RATING, record.NO_RATING):
                 ticket = self._ticket(dev, chunks, lo if i == len(chunks) else None)
                 chunks = []
-                events.append(base + ("rating" if kind == R.RATING else "no_rating", window,
-                                      slot, staff_no, val if kind == R.RATING else 0, arg,
+                events.append(base + ("rating" if kind == record.RATING else "no_rating", window,
+                                      slot, staff_no, val if kind == record.RATING else 0, arg,
                                       None, ticket, None, None, None, None, None, boot,
                                       uptime, when))
-            elif kind == R.REASON:
+            elif kind == record.REASON:
                 reasons.append((val, dev, t))
-            elif kind == R.STATUS:
+            elif kind == record.STATUS:
                 events.append(base + ("status", window, slot, staff_no, None, None, None, None,
                                       val >> 4 & 15, val & 15, arg & 0x7F,
-                                      1 if arg & R.FLAGGED else 0, None, boot, uptime, when))
-            elif kind in (R.STRAY, R.DROPPED):
-                events.append(base + ("stray" if kind == R.STRAY else "dropped", window, slot, staff_no, None, None,
-                                      None, None, None, None, None, None, D.data16(r), boot,
+                                      1 if arg & record.FLAGGED else 0, None, boot, uptime, when))
+            elif kind in (record.STRAY, record.DROPPED):
+                events.append(base + ("stray" if kind == record.STRAY else "dropped", window, slot, staff_no, None, None,
+                                      None, None, None, None, None, None, logview.data16(r), boot,
                                       uptime, when))
-            elif kind == R.OVERFLOW:
+            elif kind == record.OVERFLOW:
                 events.append(base + ("overflow", window, 0, None, val, None, None, None, None,
                                       None, None, None, arg | slot << 8, boot, uptime, when))
-            elif kind == R.FLAG:
+            elif kind == record.FLAG:
                 events.append(base + ("flag", window, slot, staff_no, val, None, None, None,
                                       None, None, None, None, None, boot, uptime, when))
         db.executemany("INSERT INTO records (device, seq, kind, val, arg, staff, time, boot, "
@@ -395,19 +393,19 @@ class Collector:
         chunks may have come in the previous frame."""
         parts = [c for _s, c in chunks]
         if lo is not None:
-            back = R.TICKET_MAX // R.TICKET_CHUNK - len(parts)
+            back = record.TICKET_MAX // record.TICKET_CHUNK - len(parts)
             prev = self.db.all("SELECT seq, kind, val, arg, staff, time FROM records "
                                "WHERE device = ? AND seq BETWEEN ? AND ? ORDER BY seq DESC",
                                (dev, lo - back, lo - 1)) if back > 0 else []
             expect = lo - 1
             for s, kind, val, arg, staff, t in prev:
-                if s != expect or kind != R.TICKET:
+                if s != expect or kind != record.TICKET:
                     break
-                parts.insert(0, D.ticket_chunk(R.pack(s, kind, val, arg, staff, t)))
+                parts.insert(0, logview.ticket_chunk(record.pack(s, kind, val, arg, staff, t)))
                 expect -= 1
         if not parts:
             return None
         try:
-            return D.ticket_text(parts)
+            return logview.ticket_text(parts)
         except UnicodeError:
             return None

@@ -14,7 +14,7 @@ from host_tools.device.remote import TechError, mpremote
 def read_log_dir(d: Path) -> tuple[list[bytes], int]:
     """Valid records of a copied log directory (segments, then the journal), in seq order,
     each seq once; and how many failed their CRC."""
-    from firmware import record as R
+    from firmware import record
 
     out: dict[int, bytes] = {}
     bad = 0
@@ -24,18 +24,18 @@ def read_log_dir(d: Path) -> tuple[list[bytes], int]:
         if not p.exists():
             continue
         data = p.read_bytes()
-        for off in range(0, len(data) - len(data) % R.SIZE, R.SIZE):
-            if not R.valid(data, off):
+        for off in range(0, len(data) - len(data) % record.SIZE, record.SIZE):
+            if not record.valid(data, off):
                 bad += 1
                 continue
-            out.setdefault(R.seq_of(data, off), data[off:off + R.SIZE])
+            out.setdefault(record.seq_of(data, off), data[off:off + record.SIZE])
     return [out[s] for s in sorted(out)], bad
 
 
 def pull_usb(port: str, db: str) -> dict:
     import random
 
-    from firmware import frame as F
+    from firmware import frame
     from host_tools.collector.api import open_collector
 
     listing = mpremote(port, "exec", "import os\nprint(os.listdir('log'))")
@@ -59,7 +59,7 @@ def pull_usb(port: str, db: str) -> dict:
     for i in range(0, len(records), 256):
         chunk = records[i:i + 256]
         first = int.from_bytes(chunk[0][:4], "little")
-        body = F.request(key, dev["id"], boot, first, b"".join(chunk),
+        body = frame.request(key, dev["id"], boot, first, b"".join(chunk),
                          nonce=random.getrandbits(32))
         col.ingest(body)  # the same checks and idempotent store as a Wi-Fi sync
         sent += len(chunk)

@@ -23,8 +23,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from firmware.clock import EPOCH_UNIX, iso
-from firmware.decode import parse_iso
+from firmware.clock import EPOCH_UNIX, iso, parse_iso
 from host_tools.device import build
 from host_tools.device.build import BUILD, compile_all
 from host_tools.errors import PingjiaError

@@ -4,10 +4,9 @@
 import json
 import sys
 
-from firmware import record as R
+from firmware import record
 from firmware.app import K_INVITE, K_STATUS
-from firmware.clock import iso
-from firmware.decode import parse_iso
+from firmware.clock import iso, parse_iso
 
 _PRESS_MS = 100
 _LONG_MS = 1600
@@ -91,8 +90,8 @@ class Console:
         c = self.app.core
         if args:
             t = args[0]
-            if len(t.encode()) > R.TICKET_MAX:
-                raise CommandError("ticket is longer than %d bytes" % R.TICKET_MAX)
+            if len(t.encode()) > record.TICKET_MAX:
+                raise CommandError("ticket is longer than %d bytes" % record.TICKET_MAX)
             ok = self.app.queue_invite(t)
             await self.tb.settle()
         else:
@@ -101,7 +100,7 @@ class Console:
         if ok:
             self.out("ok: invitation open for %d s" % c.settings["invite_s"])
         else:
-            why = "free mode" if c.settings["mode"] == "free" else R.STATE_NAMES[c.state]
+            why = "free mode" if c.settings["mode"] == "free" else record.STATE_NAMES[c.state]
             self.out("error: no invitation: the window is not serving (%s)" % why)
 
     async def _status_key(self, ms, what):
@@ -111,7 +110,7 @@ class Console:
         if not c.slot:
             self.out("error: %s ignored: nobody on duty (no badge in the slot)" % what)
         else:
-            self.out("ok: %s -> %s" % (R.STATE_NAMES[before], R.STATE_NAMES[c.state]))
+            self.out("ok: %s -> %s" % (record.STATE_NAMES[before], record.STATE_NAMES[c.state]))
 
     async def cmd_wait(self, args):
         self._nargs(args, 0, 0, "wait")
@@ -143,11 +142,11 @@ class Console:
         c = self.app.core
         e = c.staff_entry()
         if c.uid is None:
-            self.out("ok: badge out; window %s" % R.STATE_NAMES[c.state])
+            self.out("ok: badge out; window %s" % record.STATE_NAMES[c.state])
         elif c.unknown:
-            self.out("error: unknown badge %s (未登记的工牌); window %s" % (c.uid, R.STATE_NAMES[c.state]))
+            self.out("error: unknown badge %s (未登记的工牌); window %s" % (c.uid, record.STATE_NAMES[c.state]))
         else:
-            self.out("ok: %s %s on duty; window %s" % (e[1], e[2], R.STATE_NAMES[c.state]))
+            self.out("ok: %s %s on duty; window %s" % (e[1], e[2], record.STATE_NAMES[c.state]))
 
     async def cmd_sleep(self, args):
         self._nargs(args, 1, 1, "sleep S")
@@ -185,11 +184,11 @@ class Console:
 
     async def cmd_log(self, args):
         self._nargs(args, 0, 0, "log")
-        from firmware import decode
+        from firmware import logview
 
         lg = self.app.log
-        reasons, offsets = decode.scan(lg.records())
-        for d in decode.decode(lg.records(), reasons, offsets, self.app.roster.entry,
+        reasons, offsets = logview.scan(lg.records())
+        for d in logview.decode(lg.records(), reasons, offsets, self.app.roster.entry,
                                self.app.clock.tz_min):
             self.out(dumps(d, _LOG_KEYS))
 

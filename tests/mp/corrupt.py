@@ -4,17 +4,16 @@ import sys
 import vfs
 from simday import fresh_flash
 
-from firmware import log as L
-from firmware import record as R
+from firmware import log, record
 from firmware.storage import LFS_OPTS
 from hw.sim.flash import FileBlockDev
 
 IMG = sys.argv[1]
 bd = fresh_flash(IMG, 48)
-lg = L.Log("/f")
+lg = log.Log("/f")
 for i in range(300):
-    lg.append(R.RATING, 1 + i % 4, 0, 1, 1000 + i)
-target = R.pack(150, R.RATING, 1 + 149 % 4, 0, 1, 1000 + 149)
+    lg.append(record.RATING, 1 + i % 4, 0, 1, 1000 + i)
+target = record.pack(150, record.RATING, 1 + 149 % 4, 0, 1, 1000 + 149)
 vfs.umount("/f")
 bd.f.close()
 
@@ -35,12 +34,12 @@ assert found >= 1, "record 150 not found in the image"
 
 bd = FileBlockDev(IMG, 48)
 vfs.mount(vfs.VfsLfs2(bd, **LFS_OPTS), "/f")
-lg = L.Log("/f")
+lg = log.Log("/f")
 seqs = [r[0] for r in lg.records()]
 assert 150 not in seqs, "a corrupt record was read as good"
 assert seqs == [s for s in range(1, 301) if s != 150], "records around the bad one were lost"
 assert lg.corrupt == 1, lg.corrupt
 assert lg.seq == 300
-assert lg.append(R.BOOT) == 301
+assert lg.append(record.BOOT) == 301
 print("corrupt", lg.corrupt, "kept", len(seqs))
 print("PASS")

@@ -7,12 +7,11 @@ import sys
 from daywork import Ms, boot
 from simday import fresh_flash
 
-from firmware import log as L
-from firmware import record as R
+from firmware import log, record
 
 IMG = sys.argv[1]
 fresh_flash(IMG, 24)
-lg = L.Log("/f")
+lg = log.Log("/f")
 ms = Ms()
 core = boot(lg, ms)
 core.badge("0A1B2C3D")
@@ -35,7 +34,7 @@ for i in range(20000):
 assert lg.full, "the log never filled"
 name, f = core.current_screen()
 assert f["alert"] == "log_full", f
-stored = sum(1 for r in lg.records() if r[1] == R.RATING)
+stored = sum(1 for r in lg.records() if r[1] == record.RATING)
 over = lg.over["counts"]
 counted = sum(n for k, n in over.items() if not k.endswith(":0"))
 assert stored + counted == made, (stored, counted, made)
@@ -48,7 +47,7 @@ assert not lg.full
 core.tick()
 core.invite()
 core.key(1)
-rows = [r for r in lg.records() if r[1] == R.OVERFLOW]
+rows = [r for r in lg.records() if r[1] == record.OVERFLOW]
 assert sum(r[3] | r[4] << 8 for r in rows if 0 < r[2] < 5) == counted, rows
 assert "over" not in os.listdir("/f/log")
 name, f = core.current_screen()

@@ -6,19 +6,17 @@ import sys
 
 from simday import fresh_flash
 
-from firmware import log as L
-from firmware import record as R
-from firmware import storage
+from firmware import log, record, storage
 
 fresh_flash(sys.argv[1], 64)
-lg = L.Log("/f")
+lg = log.Log("/f")
 for i in range(100):
-    lg.append(R.RATING, 1 + i % 4, 0, 1, 1000 + i)
+    lg.append(record.RATING, 1 + i % 4, 0, 1, 1000 + i)
 # the collector acked up to 500: seqs go on from there, in the same segment
 storage.save_json("/f/log/state", {"boot": lg.boot, "acked": 500})
-lg = L.Log("/f")
+lg = log.Log("/f")
 for i in range(40):
-    lg.append(R.RATING, 1, 0, 1, 2000 + i)
+    lg.append(record.RATING, 1, 0, 1, 2000 + i)
 every = [r[0] for r in lg.records()]
 assert len(every) == 140 and every[100] == 501, every
 jumps = 0

@@ -10,8 +10,7 @@ from cutdev import CutBlockDev
 from daywork import Ms, boot, day
 from simday import copy_file
 
-from firmware import log as L
-from firmware import record as R
+from firmware import log, record
 from firmware.storage import LFS_OPTS
 from hw.sim.flash import FileBlockDev
 
@@ -41,14 +40,14 @@ def make_template():
 written = bytearray()  # every record whose append returned, in seq order
 
 
-class WatchedLog(L.Log):
+class WatchedLog(log.Log):
     def append(self, *args, **kw):
-        start = self._jn * R.SIZE
+        start = self._jn * record.SIZE
         seq0 = self.seq
         seq = super().append(*args, **kw)
         # append may roll the journal; the bytes stay in the buffer until the next write
         if seq:
-            written.extend(memoryview(self._jbuf)[start:start + (seq - seq0) * R.SIZE])
+            written.extend(memoryview(self._jbuf)[start:start + (seq - seq0) * record.SIZE])
         return seq
 
 
@@ -85,23 +84,23 @@ def run(die_at):
 def check(n):
     bd = FileBlockDev(IMG, BLOCKS)
     vfs.mount(vfs.VfsLfs2(bd, **LFS_OPTS), "/f")
-    lg = L.Log("/f")
+    lg = log.Log("/f")
     last = 0
-    count = len(written) // R.SIZE
+    count = len(written) // record.SIZE
     i = 0
     for r in lg.records():
         assert r[0] > last, "cut %d: seq %d after %d" % (n, r[0], last)
         last = r[0]
-        if i < count and r[0] == R.seq_of(written, i * R.SIZE):
-            assert R.pack(*r[:6]) == written[i * R.SIZE:(i + 1) * R.SIZE], \
+        if i < count and r[0] == record.seq_of(written, i * record.SIZE):
+            assert record.pack(*r[:6]) == written[i * record.SIZE:(i + 1) * record.SIZE], \
                 "cut %d: record %d changed" % (n, r[0])
             i += 1
     assert lg.corrupt == 0, "cut %d: %d corrupt records" % (n, lg.corrupt)
     assert i == count, "cut %d: acknowledged record %d lost" % (
-        n, R.seq_of(written, i * R.SIZE))
+        n, record.seq_of(written, i * record.SIZE))
     # the device goes on: the next record gets a larger seq
-    top = max(lg.seq, R.seq_of(written, (count - 1) * R.SIZE) if count else 0)
-    s = lg.append(R.BOOT, 0, 0, 0, 0)
+    top = max(lg.seq, record.seq_of(written, (count - 1) * record.SIZE) if count else 0)
+    s = lg.append(record.BOOT, 0, 0, 0, 0)
     assert s > top, "cut %d: seq went back" % n
     vfs.umount("/f")
     bd.f.close()

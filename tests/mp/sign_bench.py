@@ -6,7 +6,7 @@ import gc
 import sys
 import time
 
-import sign_util as U
+import sign_util
 
 from firmware.eink import EinkSign
 from firmware.layout import Layout
@@ -39,7 +39,7 @@ print("glyph_cache_bytes", sum(f.cache_bytes() for f in fs.values()))
 print("sign_bytes", a3 - a0)
 worst = 0
 total = 0
-for name, screen in U.SCREENS:
+for name, screen in sign_util.SCREENS:
     best = None
     for _ in range(3):
         t = time.ticks_us()
@@ -52,7 +52,7 @@ for name, screen in U.SCREENS:
     print("render_us_" + name, best)
     total += best
     worst = max(worst, best)
-print("render_us_mean", total // len(U.SCREENS))
+print("render_us_mean", total // len(sign_util.SCREENS))
 print("render_us_max", worst)
 hits = sum(f.hits for f in fs.values())
 misses = sum(f.misses for f in fs.values())
@@ -63,7 +63,7 @@ def again():
     """Draw every screen again; the bytes still held after gc (growth)."""
     gc.collect()
     a = gc.mem_alloc()
-    for _name, scr in U.SCREENS:
+    for _name, scr in sign_util.SCREENS:
         lay.draw(scr)
     gc.collect()
     return gc.mem_alloc() - a

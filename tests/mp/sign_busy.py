@@ -6,12 +6,12 @@ import asyncio
 import json
 import sys
 
-import sign_util as U
+import sign_util
 
 from hw.drivers.ssd168x import PanelBusyError
 
 size = sys.argv[1]
-tb, drv, model = U.panel(size)
+tb, drv, model = sign_util.panel(size)
 out = {}
 
 
@@ -20,7 +20,7 @@ async def stuck(case):
     resets = model.hw_resets
     err = None
     try:
-        await U.until_done(tb, drv.show(full=True), limit_ms=60_000)
+        await sign_util.until_done(tb, drv.show(full=True), limit_ms=60_000)
     except PanelBusyError as e:
         err = str(e)
     out[case] = {"error": err, "ms": tb.mono_ms() - t0, "resets": model.hw_resets - resets,
@@ -40,12 +40,12 @@ async def keypad():
 
     k = asyncio.create_task(keys())
     t0 = tb.mono_ms()
-    await U.until_done(tb, drv.show(full=True), step_ms=10)
+    await sign_util.until_done(tb, drv.show(full=True), step_ms=10)
     ms = tb.mono_ms() - t0
     n_full = turns[0]
     turns[0] = 0
     t0 = tb.mono_ms()
-    await U.until_done(tb, drv.show(full=False), step_ms=10)
+    await sign_util.until_done(tb, drv.show(full=False), step_ms=10)
     out["keypad"] = {"full_ms": ms, "full_turns": n_full, "partial_ms": tb.mono_ms() - t0,
                      "partial_turns": turns[0]}
     done[0] = True
@@ -62,12 +62,12 @@ async def main():
     await stuck("at_refresh")
     model.on_refresh = None
     # the panel works again: a full refresh after the fault
-    await U.until_done(tb, drv.show(full=True))
+    await sign_util.until_done(tb, drv.show(full=True))
     out["recovered"] = {"full": model.full_refreshes, "faults": model.faults,
                         "deep": model.deep}
     await keypad()
     out["faults"] = model.faults
 
 
-U.run(main())
+sign_util.run(main())
 print(json.dumps(out))

@@ -7,13 +7,13 @@ import gc
 import json
 import sys
 
-import sign_util as U
+import sign_util
 
 from firmware.eink import EinkSign
 
 size, fonts, scenario = sys.argv[1], sys.argv[2], sys.argv[3]
-tb, drv, model = U.panel(size, rows=64 if size == "4.2" else None)  # as the sim wires it
-lay = U.layout(drv, fonts)
+tb, drv, model = sign_util.panel(size, rows=64 if size == "4.2" else None)  # as the sim wires it
+lay = sign_util.layout(drv, fonts)
 log = []  # [start, end, full, screen name] (the basics scenario)
 stats = {"updates": 0, "min_gap": None, "asleep": True, "drawn": {}}
 _show = drv.show
@@ -46,7 +46,7 @@ def updated(sign):
 
 sign = EinkSign(drv, lay, updated)
 S = {}
-for _n, scr in U.SCREENS:
+for _n, scr in sign_util.SCREENS:
     S.setdefault(scr[0], scr)
 SERVING, WAIT, PAUSED, CLOSED = S["serving"], S["wait"], S["paused"], S["closed"]
 INVITE, REASON, THANKS = S["invite"], S["reason"], S["thanks"]
@@ -167,4 +167,4 @@ async def main():
     print()
 
 
-U.run(main())
+sign_util.run(main())

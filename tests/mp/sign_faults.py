@@ -5,7 +5,7 @@ import gc
 import json
 import sys
 
-import sign_util as U
+import sign_util
 
 from hw.sim.chips.ssd168x import PanelFault
 
@@ -19,7 +19,7 @@ def fresh():
     the heap next to the old one's garbage)."""
     if "p" not in _state:
         gc.collect()
-        _state["p"] = U.panel(size)
+        _state["p"] = sign_util.panel(size)
     tb, drv, model = _state["p"]
     model.power_cycle()
     drv.init = real_init
@@ -31,13 +31,13 @@ real_init = real_planes = None
 
 
 async def reset(tb, drv):
-    await U.until_done(tb, drv._hw_reset())
+    await sign_util.until_done(tb, drv._hw_reset())
 
 
 async def swreset(tb, drv):
     await reset(tb, drv)
     drv._command(0x12)
-    await U.until_done(tb, drv._wait_busy(1000))
+    await sign_util.until_done(tb, drv._wait_busy(1000))
 
 
 async def ram_before_swreset(tb, drv, model):
@@ -57,7 +57,7 @@ async def command_while_busy(tb, drv, model):
 
 
 async def command_in_deep_sleep(tb, drv, model):
-    await U.until_done(tb, drv.show(full=True))
+    await sign_util.until_done(tb, drv.show(full=True))
     drv._command(0x12)  # asleep: only a hardware reset wakes it
 
 
@@ -83,26 +83,26 @@ async def ram_counter_outside_window(tb, drv, model):
 
 
 async def partial_without_old_image(tb, drv, model):
-    await U.until_done(tb, drv.show(full=False))  # a partial refresh first, after power-on
+    await sign_util.until_done(tb, drv.show(full=False))  # a partial refresh first, after power-on
 
 
 async def partial_with_stale_old_image(tb, drv, model):
     drv.fill(1)
-    await U.until_done(tb, drv.show(full=True))
+    await sign_util.until_done(tb, drv.show(full=True))
 
     def skip_red(planes, draw):  # a driver that forgets to keep RAM 0x26 current
         real_planes(tuple(c for c in planes if c != 0x26), draw)
 
     drv._planes = skip_red
     drv.fill(0)
-    await U.until_done(tb, drv.show(full=False))
+    await sign_util.until_done(tb, drv.show(full=False))
     drv.fill(1)
-    await U.until_done(tb, drv.show(full=False))
+    await sign_util.until_done(tb, drv.show(full=False))
 
 
 async def wrong_gate_count(tb, drv, model):
     drv.init = b"\x01\x03\x00\x01\x00" + real_init[5:]  # 0x01 first: 257 gates
-    await U.until_done(tb, drv.show(full=True))
+    await sign_util.until_done(tb, drv.show(full=True))
 
 
 async def missing_parameter(tb, drv, model):
@@ -113,7 +113,7 @@ async def missing_parameter(tb, drv, model):
 
 async def main():
     global real_init, real_planes
-    _state["p"] = U.panel(size)
+    _state["p"] = sign_util.panel(size)
     real_init = _state["p"][1].init
     real_planes = _state["p"][1]._planes
     for case in (ram_before_swreset, activation_without_0x22, command_while_busy,
@@ -129,5 +129,5 @@ async def main():
         out[case.__name__] = msg
 
 
-U.run(main())
+sign_util.run(main())
 print(json.dumps(out))

@@ -7,12 +7,12 @@ import gc
 import json
 import sys
 
-import sign_util as U
+import sign_util
 
 size, fonts, out = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = int(sys.argv[4]) if len(sys.argv) > 4 else None  # paged: bands of ROWS rows
-tb, drv, model = U.panel(size, rows=rows)
-lay = U.layout(drv, fonts)
+tb, drv, model = sign_util.panel(size, rows=rows)
+lay = sign_util.layout(drv, fonts)
 gc.collect()
 low = gc.mem_free()
 
@@ -20,17 +20,17 @@ low = gc.mem_free()
 async def main():
     global low
     first = True
-    for name, screen in U.SCREENS:
-        await U.until_done(tb, drv.show(first, lambda: lay.draw(screen)))
+    for name, screen in sign_util.SCREENS:
+        await sign_util.until_done(tb, drv.show(first, lambda: lay.draw(screen)))
         first = False
         if not model.deep:
             raise AssertionError("panel not asleep after the update")
-        U.write_pbm(model, "%s/%s.pbm" % (out, name))
+        sign_util.write_pbm(model, "%s/%s.pbm" % (out, name))
         gc.collect()
         low = min(low, gc.mem_free())
 
 
-U.run(main())
+sign_util.run(main())
 print(json.dumps({"full": model.full_refreshes, "partial": model.partial_refreshes,
                   "faults": model.faults, "mem_free_min": low,
                   "drv_full": drv.full_refreshes, "drv_partial": drv.partial_refreshes}))

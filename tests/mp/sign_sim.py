@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 
-import sign_util as U
+import sign_util
 
 from hw.esp32 import wiring
 from hw.sim.machine import SimPin, SimSPI
@@ -37,11 +37,11 @@ sign = make_sign(spi, tb, size, fonts=fonts, image_path=image,
 
 
 async def main():
-    sign.show(U.SCREENS[0][1])  # before the task starts, as at boot
+    sign.show(sign_util.SCREENS[0][1])  # before the task starts, as at boot
     t = asyncio.create_task(sign.run(tb))
     await tb.settle()
     await tb.advance(5000)
-    sign.show(U.SCREENS[1][1])
+    sign.show(sign_util.SCREENS[1][1])
     await tb.settle()
     await tb.advance(5000)
     t.cancel()

@@ -3,8 +3,7 @@
 import json
 import sys
 
-from firmware import frame as F
-from firmware import record as R
+from firmware import frame, record
 
 KEY = b"0123456789abcdef"
 
@@ -16,19 +15,19 @@ def hexs(b):
 vectors = []
 for key, msg in ((b"key", b"The quick brown fox jumps over the lazy dog"), (b"", b""),
                  (b"k" * 64, b"x" * 200), (b"K" * 100, b"msg"), (KEY, bytes(range(256)))):
-    vectors.append([hexs(key), hexs(msg), hexs(F.Hmac(key).digest(msg))])
+    vectors.append([hexs(key), hexs(msg), hexs(frame.Hmac(key).digest(msg))])
 print(json.dumps({"hmac": vectors}))
 
-recs = R.pack(5, R.RATING, 2, 0, 1, 1000) + R.pack(6, R.RATING, 4, 0, 1, 1001)
-good = F.request(KEY, "dev-1", 3, 5, recs, 1, 2, 99)
+recs = record.pack(5, record.RATING, 2, 0, 1, 1000) + record.pack(6, record.RATING, 4, 0, 1, 1001)
+good = frame.request(KEY, "dev-1", 3, 5, recs, 1, 2, 99)
 print(json.dumps({"frame": hexs(good)}))
 
 
 def refuse(name, body, key=KEY):
     try:
-        F.parse_request(body, lambda d: key if d == "dev-1" else None)
+        frame.parse_request(body, lambda d: key if d == "dev-1" else None)
         print(json.dumps({name: "accepted"}))
-    except F.FrameError as e:
+    except frame.FrameError as e:
         print(json.dumps({name: e.reason}))
 
 
@@ -41,17 +40,17 @@ refuse("truncated", good[:-1])
 refuse("oversized", good + b"\x00")
 refuse("huge", b"PJ" + bytes(15000))
 refuse("bad_magic", b"XX" + good[2:])
-refuse("unknown", F.request(KEY, "dev-2", 3, 5, recs))
-q = F.parse_request(good, lambda d: KEY)
-ans = F.answer(KEY, q.mac, 6, 12345, b'{"a":1}', None)
-hm = F.Hmac(KEY)
-print(json.dumps({"answer": list(F.parse_answer(ans, hm, q.mac)[:2])}))
-other = F.parse_request(F.request(KEY, "dev-1", 3, 5, recs, 1, 2, 100), lambda d: KEY)
+refuse("unknown", frame.request(KEY, "dev-2", 3, 5, recs))
+q = frame.parse_request(good, lambda d: KEY)
+ans = frame.answer(KEY, q.mac, 6, 12345, b'{"a":1}', None)
+hm = frame.Hmac(KEY)
+print(json.dumps({"answer": list(frame.parse_answer(ans, hm, q.mac)[:2])}))
+other = frame.parse_request(frame.request(KEY, "dev-1", 3, 5, recs, 1, 2, 100), lambda d: KEY)
 for name, body, mac in (("replayed", ans, other.mac), ("answer_truncated", ans[:-3], q.mac),
                         ("answer_forged", ans[:40] + b"\x07" + ans[41:], q.mac)):
     try:
-        F.parse_answer(body, hm, mac)
+        frame.parse_answer(body, hm, mac)
         print(json.dumps({name: "accepted"}))
-    except F.FrameError as e:
+    except frame.FrameError as e:
         print(json.dumps({name: e.reason}))
 sys.exit(0)
