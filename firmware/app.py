@@ -2,10 +2,9 @@
 # Every task is created here (one place); each waits through the timebase.
 import asyncio
 import gc
+import json
 
-from firmware import record, storage, texts
-from firmware import roster as roster_mod
-from firmware import settings as settings_mod
+from firmware import record, roster, settings, storage, texts
 from firmware.badge import POLL_MS, BadgeWatch
 from firmware.clock import Clock, iso
 from firmware.const import const
@@ -37,8 +36,8 @@ class App:
             "device": root + "/device.json",
         }
         self.log = Log(root)
-        self.settings, serr = settings_mod.load(self.paths["settings"])
-        self.roster, rerr = roster_mod.load(self.paths["roster"])
+        self.settings, serr = settings.load(self.paths["settings"])
+        self.roster, rerr = roster.load(self.paths["roster"])
         try:
             self.device = storage.load_json(self.paths["device"], {}) or {}
         except ValueError:
@@ -102,6 +101,36 @@ class App:
         ok = self.core.invite(ticket)
         self.wake.set()
         return ok
+
+    # ---- what the collector (through the link) or the host tells ----------
+    def set_time(self, wall_s):
+        """The wall time, in seconds since 2000 UTC."""
+        self.core.set_time(wall_s)
+        self.wake.set()  # the core's deadlines may have moved
+
+    def push_config(self, settings_json=None, roster_text=None):
+        """New settings (JSON) and roster (roster.txt's bytes), either may be None:
+        check both, store both (each file replaced atomically), then apply them.
+        ValueError when one fails its checks, OSError when a file cannot be
+        written: either way nothing changes."""
+        try:
+            new_s = None
+            if settings_json is not None:
+                new_s = settings.validate(json.loads(settings_json))
+                if not new_s["sync_url"]:
+                    new_s["sync_url"] = self.settings["sync_url"]  # never cut our own link
+            new_r = roster.Roster(roster_text) if roster_text is not None else None
+        except Exception as e:
+            raise ValueError("pushed config rejected: %s" % e)
+        settings_text = json.dumps(new_s).encode() if new_s is not None else None
+        storage.replace_all(((self.paths["roster"], roster_text),
+                             (self.paths["settings"], settings_text)))
+        if new_s is not None:
+            self.settings = new_s
+        if new_r is not None:
+            self.roster = new_r
+        self.core.apply_settings(self.settings, new_r)
+        self.wake.set()  # the core's deadlines may have moved
 
     def status(self):
         c = self.core

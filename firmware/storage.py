@@ -29,6 +29,25 @@ def replace(path, data):
     os.rename(tmp, path)
 
 
+def replace_all(files):
+    """Replace several files so that a failure leaves every old one: each new one
+    is written first, the renames come last. files: (path, data) pairs; data None
+    keeps that file."""
+    staged = []
+    try:
+        for path, data in files:
+            if data is not None:
+                staged.append(path)
+                with open(path + ".new", "wb") as f:
+                    f.write(data)
+    except Exception:
+        for path in staged:
+            remove(path + ".new")
+        raise
+    for path in staged:
+        os.rename(path + ".new", path)
+
+
 def remove(path):
     try:
         os.remove(path)

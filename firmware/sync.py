@@ -5,30 +5,39 @@
 #
 # Scheduling waits go through the timebase (virtual on the unix port); network
 # waits are real time and every one has a timeout. One frame buffer is made
-# once and reused, so a sync allocates little on a 128 KB heap. Failures are
-# OSError (network, collector), FrameError (an answer that fails its checks)
-# or ValueError (a pushed config that fails validation).
+# once and reused, so a sync allocates little. Failures are OSError (network,
+# collector), FrameError (an answer that fails its checks) or ValueError (a
+# pushed config that fails validation). What an answer brings is applied
+# through the app (App.set_time, App.push_config), which owns those files.
 import asyncio
 import errno
 import gc
-import json
 import os
 import socket
 from time import ticks_diff, ticks_ms
 
-from firmware import frame, record, storage
-from firmware import roster as roster_mod
-from firmware import settings as settings_mod
+from firmware import frame, record
 from firmware.const import const
 
 _BATCH = const(64)  # records a frame: 0.9 KB of buffer, 14.9 bytes a record on the air
 _TIMEOUT_MS = const(10000)  # each network step
 _WIFI_MS = const(15000)  # to join the network
+_WIFI_POLL_MS = const(100)
 _BACKOFF_MIN_MS = const(5000)
 _BACKOFF_MAX_MS = const(600000)
 _QUIET_MS = const(5000)  # a burst of ratings is over when the log rests this long
 _POLL_MS = const(2000)
 _NET_POLL_MS = const(5)
+_IDLE_POLL_MS = const(10)  # sync_now waiting for a sync in flight to end
+_MORE_FRAMES = const(3)  # frames a sync may take beyond the unsynced records' batches
+# ESP32 WLAN status 2xx: why joining failed (no AP, wrong password, association
+# failed...): no use waiting longer
+_STAT_FAILED_MIN = const(200)
+_STAT_FAILED_END = const(300)
+_HTTP = const("http://")
+_HTTP_PORT = const(80)
+_CONTENT_LENGTH = const(b"content-length:")
+_ERROR_CHARS = const(120)  # of a refusal's body, in the error
 # a non-blocking socket's "not yet" (118, 119: the ESP32's EINPROGRESS and EALREADY)
 _BUSY = (errno.EAGAIN, errno.EINPROGRESS, errno.EALREADY, errno.ETIMEDOUT, 118, 119)
 
@@ -59,25 +68,29 @@ async def _io(sock, data, write=True):
 
 
 class Link:
-    # counters (mqtt_as style): what happened, for the status line and tests
-    ok = fails = frames = sent = 0  # syncs, failed syncs, frames, records sent
-    refused = 0  # answers or config pushes that failed their checks
-    backoff_ms = retry_at = next_at = 0  # next_at: mono ms of the next timed sync
-    last_error = None
-    error = None  # why this device cannot sync at all (not provisioned)
-    busy = False  # one sync at a time (a flag: asyncio.Lock costs heap)
-    _seen_seq = -1  # the log's seq when last looked, and since when (mono ms)
-    _seen_at = 0
-
     def __init__(self, app, wlan, auto=True):
         self.app = app
-        self.wlan = wlan  # network.WLAN(STA_IF) on the board; hw/net_sim.SimWLAN on unix
+        self.wlan = wlan  # network.WLAN(STA_IF) on the board; hw/sim/network.SimWLAN on unix
         self.auto = auto  # sync on its own (after bursts, on the timer); else only sync_now()
+        # counters (mqtt_as style): what happened, for the status line and tests
+        self.ok = 0  # syncs that ended well
+        self.fails = 0  # syncs that failed
+        self.frames = 0  # frames answered
+        self.sent = 0  # records in them
+        self.refused = 0  # answers or config pushes that failed their checks
+        self.backoff_ms = 0
+        self.retry_at = 0  # mono ms: no sync before (backing off)
+        self.next_at = 0  # mono ms of the next timed sync
+        self.last_error = None
+        self.busy = False  # one sync at a time: sync_now waits for the one in flight
+        self._seen_seq = -1  # the log's seq when last looked, and since when (mono ms)
+        self._seen_at = 0
         # an Event, not a ThreadSafeFlag: one more flag in the unix port's poller
         # slows every loop turn (nothing sets it from an IRQ)
         self.kick = asyncio.Event()
         # records were written (a rating): the link syncs once the burst is over
         self.notify = self.kick.set
+        self.error = None  # why this device cannot sync at all (not provisioned)
         dev = app.device
         try:
             key = bytes.fromhex(dev["key"])
@@ -114,10 +127,11 @@ class Link:
         app = self.app
         if not app.settings["sync_url"]:
             return "error: no sync_url in the settings"
-        for _ in range(_TIMEOUT_MS * 3 // 10):  # bounded: a sync in flight ends by its timeouts
+        # bounded: a sync in flight ends by its timeouts
+        for _ in range(3 * _TIMEOUT_MS // _IDLE_POLL_MS):
             if not self.busy:
                 break
-            await asyncio.sleep_ms(10)
+            await asyncio.sleep_ms(_IDLE_POLL_MS)
         else:
             return "error: a sync is still running"
         self.busy = True
@@ -127,7 +141,7 @@ class Link:
         notes = ""  # what the answers brought: clock set, new settings or roster
         # bounded: every frame acks at least one record or the loop ends; one more
         # frame carries what the answer itself logged (clock set, new config)
-        limit = log.unsynced() // _BATCH + 3
+        limit = log.unsynced() // _BATCH + _MORE_FRAMES
         try:
             while frames < limit:
                 n, note = await self._exchange()
@@ -158,10 +172,23 @@ class Link:
 
     async def _exchange(self):
         """One frame out, one answer back and applied: (records sent, what it brought)."""
+        n, first, last, size = self._pack()
+        mac = bytes(self.buf[size - frame.MAC_LEN : size])
+        await self._join()
+        status, body = await self._post(memoryview(self.buf)[:size])
+        if status != b"200":
+            raise OSError("collector said %s %s" % (status.decode(), body[:_ERROR_CHARS].decode()))
+        self.frames += 1
+        self.sent += n
+        return n, self._apply(body, mac, n, first, last)
+
+    def _pack(self):
+        """The unsynced records (up to _BATCH) sealed into the frame buffer:
+        (count, first seq, last seq, the frame's length)."""
         app = self.app
         log = app.log
         buf = self.buf
-        hs = frame.HEAD_FIXED + len(self.dev_id)
+        at = frame.HEAD_FIXED + len(self.dev_id)  # where the records start
         n = 0
         last = log.acked
         first = last + 1
@@ -169,38 +196,36 @@ class Link:
             if n == 0:
                 first = r[0]
             last = r[0]
-            record.pack_into(buf, hs + n * record.SIZE, last, r[1], r[2], r[3], r[4], r[5])
+            record.pack_into(buf, at + n * record.SIZE, last, r[1], r[2], r[3], r[4], r[5])
             n += 1
             if n >= _BATCH:
                 break
+        nonce = int.from_bytes(os.urandom(4), "little")
         size = frame.seal_request(buf, self.hm, self.dev_id, log.boot, first, n,
-                              app.settings["version"], app.roster.version,
-                              int.from_bytes(os.urandom(4), "little"))  # the nonce
-        mac = bytes(buf[size - frame.MAC_LEN : size])
-        body = memoryview(buf)[:size]
-        # the POST (inline: a method of its own costs heap): join the network if
-        # need be, then POST body to sync_url; the answer's body
+                                  app.settings["version"], app.roster.version, nonce)
+        return n, first, last, size
+
+    async def _join(self):
+        """Join the Wi-Fi network with device.json's ssid and password, unless joined."""
         w = self.wlan
+        if w.isconnected():
+            return
+        dev = self.app.device
+        w.active(True)
+        w.connect(dev.get("ssid"), dev.get("password"))
+        for _ in range(_WIFI_MS // _WIFI_POLL_MS):  # bounded wait for the access point
+            if w.isconnected() or _STAT_FAILED_MIN <= w.status() < _STAT_FAILED_END:
+                break
+            await asyncio.sleep_ms(_WIFI_POLL_MS)
         if not w.isconnected():
-            dev = app.device
-            w.active(True)
-            w.connect(dev.get("ssid"), dev.get("password"))
-            for _ in range(_WIFI_MS // 100):  # bounded wait for the access point
-                # ESP32 status 2xx: no AP, wrong password, association failed
-                if w.isconnected() or 200 <= w.status() < 300:
-                    break
-                await asyncio.sleep_ms(100)
-            if not w.isconnected():
-                raise OSError("wifi not connected (status %d)" % w.status())
-        url = app.settings["sync_url"]  # http://host[:port]/path
-        if not url.startswith("http://"):
-            raise ValueError("sync_url is not http://")
-        host, _, path = url[7:].partition("/")
-        host, _, port = host.partition(":")
-        port = int(port or 80)
-        # the POST on a non-blocking socket polled every few ms, as mqtt_as does:
-        # no stream objects or timeout tasks on the heap, and the answer's head
-        # is read into the frame buffer (the request in it is sent by then)
+            raise OSError("wifi not connected (status %d)" % w.status())
+
+    async def _post(self, body):
+        """POST body to sync_url: (the answer's status code, its body). HTTP/1.0 on
+        a non-blocking socket polled every few ms, as mqtt_as does: no stream
+        objects or timeout tasks on the heap, and the answer's head is read into
+        the frame buffer (the request in it is sent by then)."""
+        host, port, path = _split_url(self.app.settings["sync_url"])
         sock = socket.socket()
         try:
             sock.setblocking(False)
@@ -214,89 +239,82 @@ class Link:
             await _io(sock, b"POST /%s HTTP/1.0\r\nHost: %s:%d\r\nContent-Length: %d\r\n\r\n"
                       % (path.encode(), host.encode(), port, len(body)))
             await _io(sock, body)
-            mv = memoryview(buf)
-            got = 0
-            end = -1
-            while end < 0:  # until the blank line that ends the head
-                if got == len(buf):
-                    raise OSError("HTTP answer head over %d bytes" % got)
-                k = await _io(sock, mv[got:], False)
-                if not k:
-                    raise OSError("no HTTP answer head")
-                got += k
-                end = buf.find(b"\r\n\r\n", 0, got)
-            lines = bytes(mv[:end]).split(b"\r\n")
-            head = lines[0].split(None, 2)  # HTTP/1.1 200 OK
-            size = -1
-            for h in lines:
-                if h.lower().startswith(b"content-length:"):
-                    size = int(h[15:])
-            lines = None
-            got -= end + 4  # body bytes read with the head
-            if len(head) < 2 or not head[0].startswith(b"HTTP/") or not got <= size <= frame.ANSWER_MAX:
-                raise OSError("no HTTP answer with a usable Content-Length")
-            # one allocation of the answer's size (a 128 KB heap has few big holes)
-            body = bytearray(size)
-            body[:got] = mv[end + 4 : end + 4 + got]
-            mv = memoryview(body)
+            status, start, got, size = await self._read_head(sock)
+            # one allocation of the answer's size (a small heap has few big holes)
+            answer = bytearray(size)
+            answer[:got] = memoryview(self.buf)[start : start + got]
+            mv = memoryview(answer)
             while got < size:
                 k = await _io(sock, mv[got:], False)
                 if not k:
                     raise OSError("HTTP answer cut short")
                 got += k
-            mv = None
         finally:
             sock.close()
-        if head[1] != b"200":
-            raise OSError("collector said %s %s" % (head[1].decode(), body[:120].decode()))
-        self.frames += 1
-        self.sent += n
+        return status, answer
+
+    async def _read_head(self, sock):
+        """Read the answer's head into the frame buffer: (status code, where the
+        body starts in the buffer, body bytes read with the head, Content-Length)."""
+        buf = self.buf
+        mv = memoryview(buf)
+        got = 0
+        end = -1
+        while end < 0:  # until the blank line that ends the head
+            if got == len(buf):
+                raise OSError("HTTP answer head over %d bytes" % got)
+            k = await _io(sock, mv[got:], False)
+            if not k:
+                raise OSError("no HTTP answer head")
+            got += k
+            end = buf.find(b"\r\n\r\n", 0, got)
+        lines = bytes(mv[:end]).split(b"\r\n")
+        status = lines[0].split(None, 2)  # HTTP/1.1 200 OK
+        size = -1
+        for h in lines:
+            if h.lower().startswith(_CONTENT_LENGTH):
+                size = int(h[len(_CONTENT_LENGTH):])
+        start = end + 4  # after the blank line
+        got -= start
+        if len(status) < 2 or not status[0].startswith(b"HTTP/") or not got <= size <= frame.ANSWER_MAX:
+            raise OSError("no HTTP answer with a usable Content-Length")
+        return status[1], start, got, size
+
+    def _apply(self, body, mac, n, first, last):
+        """Check the answer to the frame whose MAC is mac and apply it through the
+        app: the ack (of records first..last only), the time, settings and
+        roster. What it brought, for the summary."""
+        app = self.app
         try:
-            ack, t, s, ro = frame.parse_answer(body, self.hm, mac)
+            ack, wall_s, settings_json, roster_text = frame.parse_answer(body, self.hm, mac)
         except frame.FrameError:
             self.refused += 1
             raise
         body = None
         if n and ack >= first:
-            log.ack(min(ack, last))  # only records this frame carried
+            app.log.ack(min(ack, last))  # only records this frame carried
         note = ""
-        if t:
+        if wall_s:
             if not app.clock.known:
                 note = ", clock set"
-            app.core.set_time(t)
-        if s is not None or ro is not None:
-            # settings and roster from the collector: check both, store both (each
-            # file replaced atomically), then apply. A bad or failed push changes nothing.
+            app.set_time(wall_s)
+        if settings_json is not None or roster_text is not None:
             try:
-                if s is not None:
-                    s = settings_mod.validate(json.loads(s))
-                    if not s["sync_url"]:
-                        s["sync_url"] = app.settings["sync_url"]  # never cut our own link
-                new_r = roster_mod.Roster(ro) if ro is not None else None
-            except Exception as e:
+                app.push_config(settings_json, roster_text)
+            except ValueError:
                 self.refused += 1
-                raise ValueError("pushed config rejected: %s" % e)
-            # write both new files first; renames come last so a failure leaves the old ones
-            staged = []
-            try:
-                for name, data in (("roster", ro), ("settings", s)):
-                    if data is not None:
-                        path = app.paths[name]
-                        staged.append(path)
-                        with open(path + ".new", "wb") as f:
-                            f.write(data if name == "roster" else json.dumps(data).encode())
-            except Exception:
-                for path in staged:
-                    storage.remove(path + ".new")
                 raise
-            for path in staged:
-                os.rename(path + ".new", path)
-            if s is not None:
-                app.settings = s
-                note += ", settings v%d" % s["version"]
-            if new_r is not None:
-                app.roster = new_r
-                note += ", roster v%d" % new_r.version
-            app.core.apply_settings(app.settings, new_r)
-        app.wake.set()  # the core's deadlines may have moved (clock, settings)
-        return n, note
+            if settings_json is not None:
+                note += ", settings v%d" % app.settings["version"]
+            if roster_text is not None:
+                note += ", roster v%d" % app.roster.version
+        return note
+
+
+def _split_url(url):
+    """http://host[:port]/path -> (host, port, path)."""
+    if not url.startswith(_HTTP):
+        raise ValueError("sync_url is not http://")
+    host, _, path = url[len(_HTTP):].partition("/")
+    host, _, port = host.partition(":")
+    return host, int(port or _HTTP_PORT), path

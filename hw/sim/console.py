@@ -165,8 +165,7 @@ class Console:
             t = parse_iso(args[0])
         except Exception:
             raise CommandError("clock takes an ISO 8601 time, e.g. 2026-11-23T09:00:00+08:00")
-        self.app.core.set_time(t)
-        self.app.wake.set()
+        self.app.set_time(t)
         await self.tb.settle()
         self.out("ok: clock set to %s" % iso(t, self.app.clock.tz_min))
 
