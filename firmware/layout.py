@@ -16,6 +16,65 @@ _NAME = const(16)  # the glyph file with all of GB2312 (names, window names)
 # paper text needs none. (b"\x80", 2, 1, MONO_HLSB): a 2x1 frame, pixels 1, 0
 _INV = const((b"\x80", 2, 1, 3))
 
+# Measures in pixels, the 4.2" (_B) and the 2.9" (_S) panel's where they differ.
+# Text sizes are written as numbers: they are the glyph file's sizes (16, 24,
+# 32, 48 px), as fonts[px] names them.
+_MARGIN_B = const(12)  # either side of a line that must fit the width
+_MARGIN_S = const(6)
+_ALERT_B = const(36)  # the alert band's height
+_ALERT_S = const(20)
+_ALERT_INSET = const(5)  # the warning sign inside the band, above and below
+_ALERT_GAP = const(6)  # between the warning sign and the text
+_ALERT_ROOM = const(8)  # the text's room: the width less the band's height and this
+_HEADER_B = const(68)  # the black band with the window's name
+_HEADER_S = const(30)
+_TITLE_ROOM = const(16)  # the state's title: the width less this
+_FRAME = const(6)  # the frame around 服务中, above and below the title
+_FRAME_PAD_B = const(16)  # the frame, either side of the title
+_FRAME_PAD_S = const(8)
+_GAP_B = const(20)  # between the title and what is under it
+_GAP_S = const(6)
+_STAFF_NO_GAP = const(6)  # 4.2": between the name and the staff number
+_LINE_MARGIN = const(4)  # 2.9": the staff line, either side
+_LINE_GAP = const(16)  # 2.9": between the name and the number
+_LINE_GAP_TIGHT = const(6)  # when the line is too long for _LINE_GAP
+_LINE_MIN_X = const(2)
+_NOTICE_X = const(10)  # the notice's bar, either side of the text
+_NOTICE_PAD = const(2)  # and above and below it
+_PROMPT_Y_B = const(6)  # the prompts' (invite, reason) first line
+_PROMPT_Y_S = const(2)
+_LINE1_B = const(8)  # their titles' first line, below _PROMPT_Y
+_LINE1_S = const(0)
+_LINE2_B = const(52)  # the invite's second line
+_LINE2_S = const(26)
+_KEYS_Y_B = const(100)  # the key grid, below _PROMPT_Y
+_KEYS_Y_S = const(54)
+_KEYS_END_B = const(8)  # the key grid ends this far above the bottom
+_KEYS_END_S = const(2)
+_KEY_GAP_B = const(10)  # between the keys and around them
+_KEY_GAP_S = const(4)
+_KEY_INSET = const(4)  # a key's number square from its left edge
+_KEY_SQ_PAD = const(8)  # a key's number square: the text size and this
+_KEY_SQ_MARGIN = const(4)  # and at most the key's height less this
+_KEY_TEXT_X = const(10)  # a key's label after its square
+_KEY_ROOM = const(22)  # a key's label: the key's width less this besides the square
+_REASONS_Y_B = const(52)  # the reasons, below _PROMPT_Y
+_REASONS_Y_S = const(30)
+_RULE_X = const(20)  # the rule above the reasons, in from either side
+_RULE_UP_B = const(6)  # the rule, above the reasons
+_RULE_UP_S = const(3)
+_REASONS_END_B = const(4)  # the reasons end this far above the bottom
+_REASON_X_B = const(14)  # the reasons' number squares
+_REASON_X_S = const(16)
+_REASON_SQ_PAD = const(3)  # a reason's number square: the text with this around it
+_REASON_TEXT_X = const(12)  # a reason's text after its square
+_REASON_ROOM = const(18)  # a reason's text: the width less the square's x and this
+_ROW_32 = const(40)  # 4.2": reason rows at least this high may take 32 px text
+_THANKS_UP_B = const(16)  # the thank-you, above the centre
+_THANKS_UP_S = const(10)
+_HINT_GAP_B = const(16)  # the thank-you's hint under it
+_HINT_GAP_S = const(6)
+
 
 def _cps(s):
     """The code points of s, from its UTF-8. (Iterating a str interns each character
@@ -110,147 +169,210 @@ class Layout:
                 return px
         return sizes[-1]
 
-    # --- screens
+    # --- screens: one method a part of the screen, the 4.2" and the 2.9" each
+    # with its own measures (the pairs of constants above)
     def draw(self, screen):
         name, f = screen
+        bottom = self._alert(f.get("alert"))  # what is left above the alert band
+        if name == "invite":
+            self._invite(bottom)
+        elif name == "reason":
+            self._reason(bottom)
+        elif name == "thanks":
+            self._thanks(bottom)
+        else:
+            self._status(name, f, bottom)
+
+    def _alert(self, alert):
+        """A technician alert along the bottom, white on black, after a warning
+        sign; returns the y where the band starts (the panel's height: no alert)."""
         fb = self.fb
         w = fb.width
-        h = fb.height
+        if not alert:
+            return fb.height
         big = self.big
-        # a technician alert along the bottom, white on black (parts drawn once
-        # a screen are inline here: a method costs heap)
-        bottom = h
-        a = f.get("alert")
-        if a:
-            msg = texts.get(a, a)
-            bh = 36 if big else 20
-            bottom -= bh
-            fb.fill_rect(0, bottom, w, bh, _INK)
-            px = self.fit((msg,), (24, 16) if big else (16,), w - bh - 8)
-            # a warning triangle with "!" before the text
-            tw = self.width(msg, px)
-            s = bh - 10
-            x = (w - tw - s - 6) // 2
-            cy = bottom + 5
-            for i in range(s):  # filled triangle, one row at a time
-                half = i // 2
-                fb.fill_rect(x + s // 2 - half, cy + i, 2 * half + 1, 1, _PAPER)
-            fb.fill_rect(x + s // 2, cy + s // 3, 1, s // 3, _INK)
-            fb.fill_rect(x + s // 2, cy + s - 3, 1, 1, _INK)
-            self.text(msg, x + s + 6, bottom + (bh - px) // 2, px, _PAPER)
-        hint = texts.get(name + "_hint")
-        if name in ("invite", "reason"):
-            title = texts.get(name)
-            y = 6 if big else 2
-            px = 32 if big else 24
-            if name == "invite":
-                # two lines, split after the comma
-                a, b = title.split("，", 1)
-                self.text(a + "，", 0, y + (8 if big else 0), px, _INK, w)
-                self.text(b, 0, y + (52 if big else 26), px, _INK, w)
-                # the key labels, the key number in a black square: a 2x2 grid
-                y += 100 if big else 54
-                gap = 10 if big else 4
-                cw = (w - 3 * gap) // 2
-                ch = (bottom - (8 if big else 2) - y - gap) // 2
-                # one size for all four labels: the largest at which the longest fits
-                keys = texts.get("keys").split("|")
-                px = self._kpx
-                if px is None:
-                    px = self._kpx = self.fit(keys, (32, 24, 16) if big else (16,), cw - 22, 1)
-                sq = min(px + 8, ch - 4)
-                for i, label in enumerate(keys):
-                    cx = gap + (i % 2) * (cw + gap)
-                    cy = y + (i // 2) * (ch + gap)
-                    fb.rect(cx, cy, cw, ch, _INK)
-                    sy = cy + (ch - sq) // 2
-                    fb.fill_rect(cx + 4, sy, sq, sq, _INK)
-                    # a slice: indexing a str interns the character as a qstr
-                    self.text(label[:1], cx + 4, sy + (sq - px) // 2, px, _PAPER, sq)
-                    self.text(label[2:], cx + sq + 10, cy + (ch - px) // 2, px)
-            else:
-                self.text(title, 0, y + (8 if big else 0), px, _INK, w)
-                top = y + (52 if big else 30)
-                fb.fill_rect(20, top - (6 if big else 3), w - 40, 1, _INK)
-                # the reasons, numbered, one a row (some are long)
-                items = texts.get("reasons").split("|")
-                rh = (bottom - (4 if big else 0) - top) // len(items)
-                x0 = 14 if big else 16
-                px = self._rpx
-                if px is None:
-                    sizes = (32, 24) if big and rh >= 40 else (24, 16) if big else (16,)
-                    px = self._rpx = self.fit(items, sizes, w - x0 - 18, 1)
-                sq = px + 6
-                for i, label in enumerate(items):
-                    ry = top + i * rh + (rh - px - 6) // 2
-                    fb.fill_rect(x0, ry, sq, sq, _INK)
-                    self.text(label[:1], x0, ry + 3, px, _PAPER, sq)
-                    self.text(label[2:], x0 + sq + 12, ry + 3, px)
-            return
-        if name == "thanks":
-            px = 48 if big else 32
-            y = (bottom - px) // 2 - (16 if big else 10)
-            self.text(texts.get(name), 0, y, px, _INK, w)
-            if hint:
-                self.text(hint, 0, y + px + (16 if big else 6), 24 if big else 16, _INK, w)
-            return
-        # the header: a black band with the window's name, white
-        label = (texts.window_label(f.get("window")),)
-        top = 68 if big else 30
+        msg = texts.get(alert, alert)
+        bh = _ALERT_B if big else _ALERT_S
+        top = fb.height - bh
+        fb.fill_rect(0, top, w, bh, _INK)
+        px = self.fit((msg,), (24, 16) if big else (16,), w - bh - _ALERT_ROOM)
+        s = bh - 2 * _ALERT_INSET  # the warning sign's size
+        x = (w - self.width(msg, px) - s - _ALERT_GAP) // 2
+        self._warning(x, top + _ALERT_INSET, s)
+        self.text(msg, x + s + _ALERT_GAP, top + (bh - px) // 2, px, _PAPER)
+        return top
+
+    def _warning(self, x, y, s):
+        """A white triangle with a black "!", s pixels high, its top-left at (x, y)."""
+        fb = self.fb
+        for i in range(s):  # filled, one row at a time
+            half = i // 2
+            fb.fill_rect(x + s // 2 - half, y + i, 2 * half + 1, 1, _PAPER)
+        fb.fill_rect(x + s // 2, y + s // 3, 1, s // 3, _INK)
+        fb.fill_rect(x + s // 2, y + s - 3, 1, 1, _INK)
+
+    def _number(self, label, x, y, sq, px):
+        """The number of an "N text" label, white in a black square of sq pixels."""
+        self.fb.fill_rect(x, y, sq, sq, _INK)
+        # a slice: indexing a str interns the character as a qstr
+        self.text(label[:1], x, y + (sq - px) // 2, px, _PAPER, sq)
+
+    def _invite(self, bottom):
+        """The prompt in two lines (split after the comma), then the four keys."""
+        big = self.big
+        w = self.fb.width
+        y = _PROMPT_Y_B if big else _PROMPT_Y_S
+        px = 32 if big else 24
+        a, b = texts.get("invite").split("，", 1)
+        self.text(a + "，", 0, y + (_LINE1_B if big else _LINE1_S), px, _INK, w)
+        self.text(b, 0, y + (_LINE2_B if big else _LINE2_S), px, _INK, w)
+        self._keys(y + (_KEYS_Y_B if big else _KEYS_Y_S), bottom)
+
+    def _keys(self, y, bottom):
+        """The key labels from y down to bottom in a 2x2 grid, each key's number in
+        a black square, all at one size: the largest at which the longest fits."""
+        fb = self.fb
+        big = self.big
+        gap = _KEY_GAP_B if big else _KEY_GAP_S
+        cw = (fb.width - 3 * gap) // 2
+        ch = (bottom - (_KEYS_END_B if big else _KEYS_END_S) - y - gap) // 2
+        keys = texts.get("keys").split("|")
+        px = self._kpx
+        if px is None:
+            px = self._kpx = self.fit(keys, (32, 24, 16) if big else (16,), cw - _KEY_ROOM, 1)
+        sq = min(px + _KEY_SQ_PAD, ch - _KEY_SQ_MARGIN)
+        for i, label in enumerate(keys):
+            cx = gap + (i % 2) * (cw + gap)
+            cy = y + (i // 2) * (ch + gap)
+            fb.rect(cx, cy, cw, ch, _INK)
+            self._number(label, cx + _KEY_INSET, cy + (ch - sq) // 2, sq, px)
+            self.text(label[2:], cx + sq + _KEY_TEXT_X, cy + (ch - px) // 2, px)
+
+    def _reason(self, bottom):
+        """The question, a rule, then the reasons, numbered, one a row (some are long)."""
+        fb = self.fb
+        big = self.big
+        w = fb.width
+        y = _PROMPT_Y_B if big else _PROMPT_Y_S
+        self.text(texts.get("reason"), 0, y + (_LINE1_B if big else _LINE1_S), 32 if big else 24,
+                  _INK, w)
+        top = y + (_REASONS_Y_B if big else _REASONS_Y_S)
+        fb.fill_rect(_RULE_X, top - (_RULE_UP_B if big else _RULE_UP_S), w - 2 * _RULE_X, 1, _INK)
+        items = texts.get("reasons").split("|")
+        rh = (bottom - (_REASONS_END_B if big else 0) - top) // len(items)
+        x0 = _REASON_X_B if big else _REASON_X_S
+        px = self._rpx
+        if px is None:
+            sizes = (32, 24) if big and rh >= _ROW_32 else (24, 16) if big else (16,)
+            px = self._rpx = self.fit(items, sizes, w - x0 - _REASON_ROOM, 1)
+        sq = px + 2 * _REASON_SQ_PAD
+        for i, label in enumerate(items):
+            ry = top + i * rh + (rh - sq) // 2
+            self._number(label, x0, ry, sq, px)
+            self.text(label[2:], x0 + sq + _REASON_TEXT_X, ry + _REASON_SQ_PAD, px)
+
+    def _thanks(self, bottom):
+        big = self.big
+        w = self.fb.width
+        px = 48 if big else 32
+        y = (bottom - px) // 2 - (_THANKS_UP_B if big else _THANKS_UP_S)
+        self.text(texts.get("thanks"), 0, y, px, _INK, w)
+        hint = texts.get("thanks_hint")
+        if hint:
+            self.text(hint, 0, y + px + (_HINT_GAP_B if big else _HINT_GAP_S), 24 if big else 16,
+                      _INK, w)
+
+    def _header(self, window):
+        """The window's name, white in a black band across the top; returns its height."""
+        fb = self.fb
+        big = self.big
+        w = fb.width
+        label = (texts.window_label(window),)
+        top = _HEADER_B if big else _HEADER_S
         fb.fill_rect(0, 0, w, top, _INK)
-        px = self.fit(label, (48, 32, 16) if big else (24, 16), w - (24 if big else 12))
+        px = self.fit(label, (48, 32, 16) if big else (24, 16), w - 2 * (_MARGIN_B if big else _MARGIN_S))
         self.text(label[0], 0, (top - px) // 2, px, _PAPER, w)
+        return top
+
+    def _status(self, name, f, bottom):
+        """A window's state: the header, then its title (framed while serving) and
+        under it the staff on duty, a notice or the state's hint, the block
+        centred between the header and the bottom."""
+        big = self.big
+        w = self.fb.width
+        top = self._header(f.get("window"))
         title = texts.get(name, name)
-        tpx = self.fit((title,), (48, 32) if big else (32, 24), w - 16)
+        tpx = self.fit((title,), (48, 32) if big else (32, 24), w - _TITLE_ROOM)
         staff = name in ("serving", "wait", "overtime") and f.get("staff_name")
         notice = f.get("notice")
-        if not big and bottom < h:
+        hint = texts.get(name + "_hint")
+        if not big and bottom < self.fb.height:
             hint = None  # the 2.9" has room for the alert or the hint
-        frame = 6 if name == "serving" else 0
-        gap = 20 if big else 6
-        # the block's height, centred between the header and the bottom
-        hgt = tpx + 2 * frame
+        frame = _FRAME if name == "serving" else 0
+        gap = _GAP_B if big else _GAP_S
+        hgt = tpx + 2 * frame  # the block's height
         if staff:
-            hgt += gap + (48 + 6 + 32 if big else 32)
+            hgt += gap + (48 + _STAFF_NO_GAP + 32 if big else 32)
         elif notice:
-            hgt += gap + (32 if big else 16) + 4
+            hgt += gap + (32 if big else 16) + 2 * _NOTICE_PAD
         elif hint:
             hgt += gap + (24 if big else 16)
         y = top + (bottom - top - hgt) // 2 + frame
         if frame:
-            # the state in a frame: the window is open
-            tw = self.width(title, tpx)
-            pad = 16 if big else 8
-            x = (w - tw) // 2 - pad
-            fb.rect(x, y - frame, tw + 2 * pad, tpx + 2 * frame, _INK)
-            fb.rect(x + 1, y - frame + 1, tw + 2 * pad - 2, tpx + 2 * frame - 2, _INK)
+            self._frame(title, tpx, y, frame)
         self.text(title, 0, y, tpx, _INK, w)
         y += tpx + frame + gap
         if staff:
-            # the staff name (name font, scaled) and number
             no = "%s %s" % (texts.get("staff_no"), f.get("staff_no") or "")
             if big:
-                # the name font tripled: names must read from three metres
-                px = self.fit((staff,), (48, 32, 16), w - 24)
-                self.text(staff, 0, y, px, _INK, w)
-                self.text(no, 0, y + px + 6, 32, _INK, w)
-                return
-            # one line: the name doubled (name font) and the number at 24 px
-            room = w - 8
-            npx, nopx = 32, 24
-            if bottom < h or self.width(staff, 32) + self.width(no, 24) + 16 > room:
-                npx = 16  # a long name, or the alert banner needs the room
-            if self.width(staff, npx) + self.width(no, nopx) + 16 > room:
-                nopx = 16
-            gap = 16 if self.width(staff, npx) + self.width(no, nopx) + 16 <= room else 6
-            tw = self.width(staff, npx) + gap + self.width(no, nopx)
-            x = self.text(staff, max(2, (w - tw) // 2), y, npx) + gap
-            self.text(no, x, y + (npx - nopx) // 2, nopx)
+                self._staff(staff, no, y)
+            else:
+                self._staff_line(staff, no, y, bottom)
         elif notice:
-            msg = texts.get(notice, notice)
-            npx = 32 if big else 16
-            tw = self.width(msg, npx)
-            fb.fill_rect((w - tw) // 2 - 10, y - 2, tw + 20, npx + 4, _INK)
-            self.text(msg, 0, y, npx, _PAPER, w)
+            self._notice(texts.get(notice, notice), y)
         elif hint:
             self.text(hint, 0, y, 24 if big else 16, _INK, w)
+
+    def _frame(self, title, px, y, frame):
+        """A double frame around the title at y: the window is open."""
+        fb = self.fb
+        tw = self.width(title, px)
+        pad = _FRAME_PAD_B if self.big else _FRAME_PAD_S
+        x = (fb.width - tw) // 2 - pad
+        fb.rect(x, y - frame, tw + 2 * pad, px + 2 * frame, _INK)
+        fb.rect(x + 1, y - frame + 1, tw + 2 * pad - 2, px + 2 * frame - 2, _INK)
+
+    def _staff(self, name, no, y):
+        """4.2": the name in the name font tripled (names must read from three
+        metres), the staff number under it."""
+        w = self.fb.width
+        px = self.fit((name,), (48, 32, 16), w - 2 * _MARGIN_B)
+        self.text(name, 0, y, px, _INK, w)
+        self.text(no, 0, y + px + _STAFF_NO_GAP, 32, _INK, w)
+
+    def _staff_line(self, name, no, y, bottom):
+        """2.9": one line, the name doubled (name font) and the number at 24 px,
+        each smaller when the line would not fit."""
+        fb = self.fb
+        w = fb.width
+        room = w - 2 * _LINE_MARGIN
+        npx, nopx = 32, 24
+        if bottom < fb.height or self.width(name, 32) + self.width(no, 24) + _LINE_GAP > room:
+            npx = 16  # a long name, or the alert banner needs the room
+        if self.width(name, npx) + self.width(no, nopx) + _LINE_GAP > room:
+            nopx = 16
+        fits = self.width(name, npx) + self.width(no, nopx) + _LINE_GAP <= room
+        gap = _LINE_GAP if fits else _LINE_GAP_TIGHT
+        tw = self.width(name, npx) + gap + self.width(no, nopx)
+        x = self.text(name, max(_LINE_MIN_X, (w - tw) // 2), y, npx) + gap
+        self.text(no, x, y + (npx - nopx) // 2, nopx)
+
+    def _notice(self, msg, y):
+        """A notice (未登记的工牌), white on a black bar."""
+        fb = self.fb
+        w = fb.width
+        px = 32 if self.big else 16
+        tw = self.width(msg, px)
+        fb.fill_rect((w - tw) // 2 - _NOTICE_X, y - _NOTICE_PAD, tw + 2 * _NOTICE_X,
+                     px + 2 * _NOTICE_PAD, _INK)
+        self.text(msg, 0, y, px, _PAPER, w)
