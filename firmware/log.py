@@ -20,11 +20,17 @@ _JMAX = const(36)  # journal capacity (a batch may overshoot _JREC); 504 bytes s
 _SEG_RECS = const(4080)  # records per segment: 57120 B, 14 whole 4 KB blocks with littlefs pointers
 _RESERVE_BLOCKS = const(8)  # kept free for settings, roster and the overflow file
 _CHUNK = const(32)  # records read at a time
+_SEG_NAME_LEN = const(9)  # "s" and the first seq in 8 hex digits
+_TIDY_BLOCKS = const(3 * _RESERVE_BLOCKS)  # fewer free blocks: acked segments go
+_RESUME_BLOCKS = const(_RESERVE_BLOCKS + 4)  # a full log takes records again with these free
+_HOUR_S = const(3600)
+_COUNT_MAX = const(0xFFFF)  # an overflow record's count (arg | staff << 8)
+_LOST = const(0xFF)  # an overflow record's level: records that were not ratings, lost
+_ST_SIZE = const(6)  # os.stat(): the file's size
+_F_BFREE = const(3)  # os.statvfs(): free blocks
 
 
 class Log:
-    roll_errors = 0
-
     def __init__(self, root):
         self.dir = root.rstrip("/") + "/log"
         storage.makedirs(self.dir)
@@ -33,8 +39,10 @@ class Log:
         self._opath = self.dir + "/over"
         self._jbuf = bytearray(_JMAX * record.SIZE)
         self._rbuf = bytearray(_CHUNK * record.SIZE)
+        # counters
         self.corrupt = 0  # records whose CRC failed when read
         self.writes = 0  # durable appends since open
+        self.roll_errors = 0  # journal rolls that failed (the records stayed in the journal)
         st = storage.load_json(self._spath, None)
         if not isinstance(st, dict):
             st = {}
@@ -42,24 +50,44 @@ class Log:
         self.boot = int(st.get("boot", 0)) + 1
         self.over = storage.load_json(self._opath, None)  # {"counts": {...}, "lost": n}
         self.full = self.over is not None  # before a roll below checks the space
-        segs = self._segs = []
+        self._segs = self._find_segments()
+        self.seq = self._last_in_segments()
+        self.corrupt = 0  # counted when the log is read, not at this scan
+        self._jn = self._load_journal()
+        if self._jn >= _JREC:
+            self._roll()
+        self.seq = max(self.seq, self.acked)  # seqs never go back, even after a wipe
+        storage.save_json(self._spath, {"boot": self.boot, "acked": self.acked})
+        self._check_space()
+
+    def _find_segments(self):
+        """The first seqs of the segment files (s<8 hex digits>), sorted."""
+        segs = []
         for name in os.listdir(self.dir):
-            if len(name) == 9 and name[0] == "s":
+            if len(name) == _SEG_NAME_LEN and name[0] == "s":
                 try:
                     segs.append(int(name[1:], 16))
                 except ValueError:
                     pass
         segs.sort()
-        # the last seq in the segments
-        self.seq = 0
-        while segs and not self.seq:
+        return segs
+
+    def _last_in_segments(self):
+        """The last seq in the segments; an empty last segment (created, then a
+        power cut before its data) is removed."""
+        segs = self._segs
+        seq = 0
+        while segs and not seq:
             for r in self._seg_records(segs[-1]):
-                self.seq = r[0]
-            if not self.seq:  # empty: created, power cut before data
+                seq = r[0]
+            if not seq:
                 storage.remove(self._seg_path(segs.pop()))
-        self.corrupt = 0  # counted when the log is read, not at this scan
-        # Keep only journal records newer than the segments (a roll may have been
-        # cut after the segment got them and before the journal was emptied).
+        return seq
+
+    def _load_journal(self):
+        """Keep only the journal's records newer than the segments (a roll may have
+        been cut after the segment got them and before the journal was emptied);
+        moves self.seq on to the last of them and returns how many there are."""
         try:
             with open(self._jpath, "rb") as f:
                 n = f.readinto(self._jbuf)
@@ -67,27 +95,23 @@ class Log:
             n = 0
         keep = 0
         jb = self._jbuf
-        for i in range(n // record.SIZE):
-            off = i * record.SIZE
+        size = record.SIZE
+        for i in range(n // size):
+            off = i * size
             if not record.valid(jb, off):
                 self.corrupt += 1
                 continue
             s = record.seq_of(jb, off)
             if s <= self.seq:
                 continue
-            if off != keep * record.SIZE:
-                jb[keep * record.SIZE : (keep + 1) * record.SIZE] = jb[off : off + record.SIZE]
+            if off != keep * size:
+                jb[keep * size : (keep + 1) * size] = jb[off : off + size]
             keep += 1
             self.seq = s
-        self._jn = keep
-        if keep * record.SIZE != n:
+        if keep * size != n:
             with open(self._jpath, "wb") as f:
-                f.write(memoryview(jb)[: keep * record.SIZE])
-        if keep >= _JREC:
-            self._roll()
-        self.seq = max(self.seq, self.acked)  # seqs never go back, even after a wipe
-        storage.save_json(self._spath, {"boot": self.boot, "acked": self.acked})
-        self._check_space()
+                f.write(memoryview(jb)[: keep * size])
+        return keep
 
     def _seg_path(self, first):
         return "%s/s%08x" % (self.dir, first)
@@ -99,7 +123,7 @@ class Log:
         if self.full:  # ratings become per-hour counts, anything else is counted lost
             o = self.over
             if kind == record.RATING or kind == record.NO_RATING:
-                h = (time & record.REL) | ((time & ~record.REL) // 3600 * 3600)
+                h = (time & record.REL) | ((time & ~record.REL) // _HOUR_S * _HOUR_S)
                 key = "%d:%d" % (h, val if kind == record.RATING else 0)
                 o["counts"][key] = o["counts"].get(key, 0) + 1
             else:
@@ -133,7 +157,7 @@ class Log:
     def _roll(self):
         segs = self._segs
         try:
-            n = os.stat(self._seg_path(segs[-1]))[6] // record.SIZE if segs else _SEG_RECS
+            n = os.stat(self._seg_path(segs[-1]))[_ST_SIZE] // record.SIZE if segs else _SEG_RECS
         except OSError:
             n = 0
         if n + self._jn > _SEG_RECS:
@@ -146,11 +170,14 @@ class Log:
         self._check_space()
 
     # ---- space ---------------------------------------------------------
+    def _free_blocks(self):
+        return os.statvfs(self.dir)[_F_BFREE]
+
     def _check_space(self):
-        if os.statvfs(self.dir)[3] >= _RESERVE_BLOCKS * 3:
+        if self._free_blocks() >= _TIDY_BLOCKS:
             return
         self._free_acked()
-        if os.statvfs(self.dir)[3] < _RESERVE_BLOCKS:
+        if self._free_blocks() < _RESERVE_BLOCKS:
             if not self.full:
                 self.full = True
                 self.over = {"counts": {}, "lost": 0}
@@ -173,7 +200,7 @@ class Log:
         storage.save_json(self._spath, {"boot": self.boot, "acked": self.acked})
         if self.full:
             self._free_acked()
-            if os.statvfs(self.dir)[3] < _RESERVE_BLOCKS + 4:
+            if self._free_blocks() < _RESUME_BLOCKS:
                 return
             # space again: the counts come back as overflow records
             o = self.over
@@ -182,11 +209,12 @@ class Log:
             for key, n in o["counts"].items():
                 h, lvl = key.split(":")
                 while n > 0:
-                    c = min(n, 0xFFFF)
+                    c = min(n, _COUNT_MAX)
                     self.append(record.OVERFLOW, int(lvl), c & 0xFF, c >> 8, int(h))
                     n -= c
             if o["lost"]:
-                self.append(record.OVERFLOW, 0xFF, o["lost"] & 0xFF, min(o["lost"] >> 8, 0xFF), 0)
+                lost = o["lost"]
+                self.append(record.OVERFLOW, _LOST, lost & 0xFF, min(lost >> 8, 0xFF), 0)
             storage.remove(self._opath)
 
     def unsynced(self):
