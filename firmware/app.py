@@ -16,9 +16,12 @@ from firmware.ui import Feedback
 _GC_EVERY = const(16384)
 _FEED_MS = const(1000)  # the watchdog is fed this often while every task lives
 _RUNNING_MS = const(5000)  # tasks alive this long after start: the boot did not fail
-# key indexes on board.keys: four citizen keys, then 请评价, then the status key
-K_INVITE = 4
-K_STATUS = 5
+_RESTART_MS = const(100)  # a task loop that raised starts again after this
+_IDLE_S = const(3600)
+# key indexes on board.keys: four citizen keys (0-3: key 1-4), then 请评价, then the status key
+_CITIZEN_KEYS = const(4)
+K_INVITE = const(4)
+K_STATUS = const(5)
 
 
 class App:
@@ -66,13 +69,15 @@ class App:
         if Link is not None:
             self.link = Link(self, board.net, auto=getattr(board, "auto_sync", True))
         self.tasks = []
+        self.errors = 0  # counts the task loops restarted after an exception
+        self.last_error = None
         if self.sign:
             self.sign.show(self.core.current_screen())
 
     # ---- events from keys and the badge slot -----------------------------
     def on_key(self, k, kind):
         c = self.core
-        if k < 4:
+        if k < _CITIZEN_KEYS:
             if kind == PRESS:
                 self.last_key = c.key(k + 1)
                 if self.link:
@@ -173,9 +178,6 @@ class App:
             self.poll_badge()
             await self.tb.sleep_ms(POLL_MS)
 
-    errors = 0  # task loops restarted after an exception
-    last_error = None
-
     async def _keep(self, loop, *args):
         """Run a task's loop for good: an exception (a full heap, a flash fault) is
         counted and the loop starts again, so no fault leaves the keypad dead."""
@@ -186,7 +188,7 @@ class App:
                 self.errors += 1
                 self.last_error = e
                 print("task restarted:", repr(e))
-                await self.tb.sleep_ms(100)
+                await self.tb.sleep_ms(_RESTART_MS)
 
     def start(self):
         """Create every task; returns them."""
@@ -229,4 +231,4 @@ class App:
             await self.tb.sleep_ms(_RUNNING_MS)
             started()  # the board's count of failed boots ends here
         while True:
-            await asyncio.sleep(3600)
+            await asyncio.sleep(_IDLE_S)

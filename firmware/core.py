@@ -3,6 +3,7 @@
 # every timer is a deadline it reports, so the asyncio layer (or a test, or the
 # virtual device's `sleep`) only has to call tick() when the nearest one is due.
 from firmware import record
+from firmware.const import const
 from firmware.settings import Schedule
 
 # what the sign shows besides the status screens
@@ -11,9 +12,13 @@ REASON = "reason"
 THANKS = "thanks"
 
 # LED patterns for the citizen keys
-LEDS_OFF = 0
-LEDS_BLINK = 1
-LEDS_ON = 2
+LEDS_OFF = const(0)
+LEDS_BLINK = const(1)
+LEDS_ON = const(2)
+
+_DISSATISFIED = const(4)  # key 4 不满意: a 差评, whose reason is asked for
+_UID_LOW = const(6)  # hex digits of a UID an unknown_badge record keeps (24 bits)
+_HOUR_S = const(3600)
 
 _ALLOWED = (record.SERVING, record.OVERTIME)
 
@@ -25,7 +30,7 @@ class Core:
         self.ui = ui  # .leds(pattern), .beep(); optional
         self.alerts = []  # technician alerts from outside (settings, sync); see all_alerts()
         self.on_screen = None  # callback(screen) when what is shown changes
-        self.state = 0
+        self.state = record.NO_STATE
         self.slot = 0  # staff on duty (roster slot), 0 nobody
         self.status_slot = 0  # staff of the last status record
         self.uid = None  # badge in the slot
@@ -59,10 +64,10 @@ class Core:
         if boot:
             return
         v = settings["version"]  # a config record's version: arg | staff << 8
-        self.log.append(record.CONFIG, 1, v & 0xFF, v >> 8 & 0xFF, self.clock.rec_time())
+        self.log.append(record.CONFIG, record.CONFIG_SETTINGS, v & 0xFF, v >> 8 & 0xFF, self.clock.rec_time())
         if roster is not None:
             v = roster.version
-            self.log.append(record.CONFIG, 2, v & 0xFF, v >> 8 & 0xFF, self.clock.rec_time())
+            self.log.append(record.CONFIG, record.CONFIG_ROSTER, v & 0xFF, v >> 8 & 0xFF, self.clock.rec_time())
             if self.uid:
                 self._badge(self.uid)
         self._update(record.WHY_SETTINGS)
@@ -70,7 +75,7 @@ class Core:
     def set_time(self, wall_s):
         """The host or the collector tells the time (seconds since 2000 UTC)."""
         if self.clock.set(wall_s):
-            self.log.append(record.CLOCK_SET, *record.split24(min(self.clock.uptime_s(), 0xFFFFFF)),
+            self.log.append(record.CLOCK_SET, *record.split24(min(self.clock.uptime_s(), record.DATA24_MAX)),
                             time=wall_s)
             self._update(record.WHY_CLOCK)
 
@@ -89,7 +94,7 @@ class Core:
         if uid != was:
             self.toggle = record.SERVING
             if self.unknown:
-                n = int(uid[-6:], 16)
+                n = int(uid[-_UID_LOW:], 16)
                 self.log.append(record.UNKNOWN_BADGE, *record.split24(n), time=self.clock.rec_time())
 
     def status_key(self, long):
@@ -129,11 +134,11 @@ class Core:
             if self.last_free is not None and now - self.last_free < gap:
                 return self._tally(True)
             self.last_free = now
-            mode = 1
+            mode = record.FREE
         elif self.invite_end is not None and now < self.invite_end:
             if self.rated:
                 return self._tally(True)
-            mode = 0
+            mode = record.INVITED
         else:
             return self._tally(False)
         self.rating_seq = self.log.append(record.RATING, k, mode, self.slot, self.clock.rec_time(),
@@ -143,7 +148,7 @@ class Core:
         self.ticket = None
         if self.ui:
             self.ui.beep()
-        if k == 4:
+        if k == _DISSATISFIED:
             self._phase(REASON, now + self.settings["reason_s"] * 1000, LEDS_BLINK)
             self._show()
             return "rating"
@@ -156,12 +161,12 @@ class Core:
 
     def _tally(self, dropped):
         t = self.clock.rec_time()
-        s = (t & ~record.REL) % 3600  # into the hour (wall, or uptime while the clock is unknown)
+        s = (t & ~record.REL) % _HOUR_S  # into the hour (wall, or uptime while the clock is unknown)
         if self.tally_hour is not None and t - s != self.tally_hour:
             self._flush_tallies()
         if self.tally_hour is None:
             self.tally_hour = t - s
-            self.tally_end = self.clock.mono_ms() + (3600 - s) * 1000
+            self.tally_end = self.clock.mono_ms() + (_HOUR_S - s) * 1000
         if dropped:
             self.dropped += 1
             return "dropped"
@@ -183,7 +188,7 @@ class Core:
         if self.invite_end is not None and now >= self.invite_end:
             self.invite_end = None
             if not self.rated:
-                self.log.append(record.NO_RATING, 0, 0, self.slot, self.clock.rec_time(), self.ticket)
+                self.log.append(record.NO_RATING, 0, record.TIMED_OUT, self.slot, self.clock.rec_time(), self.ticket)
                 self.ticket = None
                 self.rated = True
                 if self.phase == INVITE:
@@ -235,7 +240,7 @@ class Core:
     def _end_session(self):
         """An open invitation ends unrated: a no_rating, cancelled."""
         if self.invite_end is not None and not self.rated:
-            self.log.append(record.NO_RATING, 0, 1, self.slot, self.clock.rec_time(), self.ticket)
+            self.log.append(record.NO_RATING, 0, record.CANCELLED, self.slot, self.clock.rec_time(), self.ticket)
         self.invite_end = None
         self.rated = False
         self.ticket = None

@@ -26,9 +26,6 @@ FLAG_NAMES = ("", "wait_overlong")
 LEVEL_NAMES = ("", "非常满意", "满意", "基本满意", "不满意")
 REASON_NAMES = ("", "等候时间长", "服务态度不好", "业务不熟悉/解释不清", "其他")
 
-_FREE = const(1)  # a rating's arg: counted in free mode (0: in an invitation)
-_CANCELLED = const(1)  # a no_rating's arg: ended by a change of state (0: timed out)
-_SETTINGS = const(1)  # a config record's val (2: the roster)
 _STATE_MASK = const(0x0F)  # a status val: to | from << 4
 _WHY_MASK = const(0x7F)  # a status arg: why | record.FLAGGED
 # kinds whose time is no moment of their own: a reason's is its rating's seq, a
@@ -95,12 +92,12 @@ def _fields(d, r, boot, offsets, tz_min, reasons):
     if kind == record.RATING:
         d["level"] = val
         d["level_name"] = _name(LEVEL_NAMES, val)
-        d["mode"] = "free" if arg == _FREE else "invite"
+        d["mode"] = "free" if arg == record.FREE else "invite"
         rs = reasons.get(seq)
         d["reason"] = rs
         d["reason_text"] = _name(REASON_NAMES, rs) if rs is not None else None
     elif kind == record.NO_RATING:
-        d["cancelled"] = arg == _CANCELLED
+        d["cancelled"] = arg == record.CANCELLED
     elif kind == record.STATUS:
         d["from"] = _name(record.STATE_NAMES, val >> 4)
         d["to"] = _name(record.STATE_NAMES, val & _STATE_MASK)
@@ -124,7 +121,7 @@ def _fields(d, r, boot, offsets, tz_min, reasons):
     elif kind in (record.BOOT, record.CLOCK_SET, record.UNKNOWN_BADGE):
         d["value"] = data24(r)
     elif kind == record.CONFIG:
-        d["what"] = "settings" if val == _SETTINGS else "roster"
+        d["what"] = "settings" if val == record.CONFIG_SETTINGS else "roster"
         d["version"] = arg | slot << 8
 
 

@@ -38,7 +38,17 @@ CONFIG = const(12)  # val = 1 settings, 2 roster; arg|staff<<8 = version
 UNKNOWN_BADGE = const(13)  # data24 = low 24 bits of the UID
 
 
+# what a record's fields hold
+INVITED = const(0)  # a rating's arg: keyed in an invitation
+FREE = const(1)  # a rating's arg: keyed in free mode
+TIMED_OUT = const(0)  # a no_rating's arg: the invitation ran out
+CANCELLED = const(1)  # a no_rating's arg: a change of state or a new invitation ended it
+CONFIG_SETTINGS = const(1)  # a config record's val
+CONFIG_ROSTER = const(2)
+DATA24_MAX = const(0xFFFFFF)  # the most val | arg << 8 | staff << 16 holds
+
 # window states (status records, screens)
+NO_STATE = const(0)  # before the first status record of a boot
 SERVING = const(1)
 WAIT = const(2)
 PAUSED = const(3)
