@@ -11,7 +11,7 @@ class BadgeWatch:
         self.reader = reader
         self.uid = None
         self._miss = 0
-        self.errors = 0
+        self.errors = 0  # counts the polls the reader failed (OSError)
 
     def poll(self):
         """The UID now in the slot if it changed since the last poll, else False."""

@@ -1,16 +1,24 @@
 # Wall clock on top of a monotonic millisecond counter. The wall time is
 # unknown after a power cut until a sync or the host sets it; records then
 # carry seconds since boot (record.REL).
+from firmware.const import const
 from firmware.record import REL
 
-EPOCH_UNIX = 946684800  # 2000-01-01T00:00:00Z in Unix time
+EPOCH_UNIX = const(946684800)  # 2000-01-01T00:00:00Z in Unix time
+_DAY_S = const(86400)
+# civil() and days_from_civil() are Howard Hinnant's days-from-civil algorithms
+# (eras of 400 years that start on 1 March, so the leap day ends a year); the
+# other numbers in them are the algorithm's own
+_ERA_DAYS = const(146097)  # days in 400 years
+_FROM_0000_03_01 = const(730425)  # 2000-01-01 in days since 0000-03-01
+_SATURDAY = const(5)  # 2000-01-01's weekday, Monday 0
 
 
 def civil(days):
     """Days since 2000-01-01 -> (year, month, day)."""
-    z = days + 730425  # days since 0000-03-01
-    era = z // 146097
-    doe = z - era * 146097
+    z = days + _FROM_0000_03_01
+    era = z // _ERA_DAYS
+    doe = z - era * _ERA_DAYS
     yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
     y = yoe + era * 400
     doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
@@ -26,14 +34,14 @@ def days_from_civil(y, m, d):
     yoe = y - era * 400
     doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 730425
+    return era * _ERA_DAYS + doe - _FROM_0000_03_01
 
 
 def iso(t, tz_min):
     """Seconds since 2000 UTC -> ISO 8601 in the hall's zone, with offset."""
     lt = t + tz_min * 60
-    y, m, d = civil(lt // 86400)
-    s = lt % 86400
+    y, m, d = civil(lt // _DAY_S)
+    s = lt % _DAY_S
     sign = "+" if tz_min >= 0 else "-"
     a = abs(tz_min)
     return "%04d-%02d-%02dT%02d:%02d:%02d%s%02d:%02d" % (
@@ -55,7 +63,7 @@ def parse_iso(text):
     hms = [int(x) for x in tod.split(":")] if tod else [0]
     while len(hms) < 3:
         hms.append(0)
-    return days_from_civil(y, m, d) * 86400 + hms[0] * 3600 + hms[1] * 60 + hms[2] - tz * 60
+    return days_from_civil(y, m, d) * _DAY_S + hms[0] * 3600 + hms[1] * 60 + hms[2] - tz * 60
 
 
 class Clock:
@@ -92,5 +100,5 @@ class Clock:
         if w is None:
             return None
         lt = w + self.tz_min * 60
-        days = lt // 86400
-        return days, lt % 86400, (days + 5) % 7  # weekday: 0 = Monday (2000-01-01 a Saturday)
+        days = lt // _DAY_S
+        return days, lt % _DAY_S, (days + _SATURDAY) % 7  # weekday: 0 = Monday

@@ -19,11 +19,6 @@ _RETRY_MAX_MS = const(960_000)
 class EinkSign:
     """driver: an SSD168x driver; layout: a Layout drawing on it."""
 
-    # rare ones as class defaults: an instance attribute is a heap slot
-    daily = 0  # full refreshes made only because a day had passed
-    errors = 0  # updates lost to a panel fault
-    last_error = None
-
     def __init__(self, driver, layout, on_update=None):
         self.driver = driver
         self.layout = layout
@@ -34,8 +29,13 @@ class EinkSign:
         self._end = None  # mono_ms when the last update ended
         self._full = None  # mono_ms when the last full update began
         self._partials = 0  # partial updates since the last full one
+        # counters
         self.requests = 0  # show() calls
-        self.full = self.partial = 0  # panel updates (the count of all: their sum)
+        self.full = 0  # full panel updates
+        self.partial = 0  # partial ones (all updates: their sum)
+        self.daily = 0  # full updates made only because a day had passed
+        self.errors = 0  # updates lost to a panel fault
+        self.last_error = None
 
     # --- the sign interface
     def show(self, screen):
@@ -55,31 +55,13 @@ class EinkSign:
     async def run(self, tb):
         if self._flag is None:
             self._flag = tb.flag()
-        flag = self._flag
         retry = _RETRY_MS
         while True:
-            if self.screen is None or self.screen == self.shown:
-                due = None if self._full is None else self._full + _DAY_MS
-                await tb.wait(flag, due)
-                if due is None or tb.mono_ms() < due or self.screen is None:
-                    continue
-                self.daily += 1  # idle for a day: one full refresh clears ghosting
-            else:
-                # let quick toggles settle and keep the gap; newer screens replace it
-                start = tb.mono_ms() + _SETTLE_MS
-                if self._end is not None and self._end + _MIN_GAP_MS > start:
-                    start = self._end + _MIN_GAP_MS
-                while tb.mono_ms() < start:
-                    await tb.wait(flag, start)
-                if self.screen == self.shown:
-                    continue  # toggled back: nothing to draw
+            if not await self._next_change(tb):
+                continue
             screen = self.screen
             now = tb.mono_ms()
-            # a full refresh when the panel's state is unknown (boot, or after a
-            # fault), once a day, and after a run of partial ones, 180 s apart
-            since = None if self._full is None or self.shown is None else now - self._full
-            full = since is None or since >= _DAY_MS or (
-                self._partials >= _PARTIAL_RUN and since >= _FULL_GAP_MS)
+            full = self._full_due(now)
             try:
                 await self.driver.show(full, lambda: self.layout.draw(screen))
             except Exception as e:  # a stuck panel (or no RAM) must not stop the device
@@ -91,20 +73,50 @@ class EinkSign:
                 retry = min(retry * 2, _RETRY_MAX_MS)
                 continue
             retry = _RETRY_MS
-            self._end = tb.mono_ms()
-            self.shown = screen
-            if full:
-                self.full += 1
-                self._full = now
-                self._partials = 0
-            else:
-                self.partial += 1
-                self._partials += 1
-            if self.on_update:
-                try:
-                    self.on_update(self)
-                except Exception as e:  # a viewer's hook must not stop the sign
-                    self.last_error = e
+            self._updated(tb, screen, now, full)
+
+    async def _next_change(self, tb):
+        """Wait for a screen to draw: True when one is due (a change, once it has
+        settled and the gap since the last update has passed, or a day without
+        a full update), False when the wait ended with nothing to draw."""
+        flag = self._flag
+        if self.screen is None or self.screen == self.shown:
+            due = None if self._full is None else self._full + _DAY_MS
+            await tb.wait(flag, due)
+            if due is None or tb.mono_ms() < due or self.screen is None:
+                return False
+            self.daily += 1  # idle for a day: one full refresh clears ghosting
+            return True
+        # let quick toggles settle and keep the gap; newer screens replace it
+        start = tb.mono_ms() + _SETTLE_MS
+        if self._end is not None and self._end + _MIN_GAP_MS > start:
+            start = self._end + _MIN_GAP_MS
+        while tb.mono_ms() < start:
+            await tb.wait(flag, start)
+        return self.screen != self.shown  # toggled back: nothing to draw
+
+    def _full_due(self, now):
+        """A full refresh when the panel's state is unknown (boot, or after a
+        fault), once a day, and after a run of partial ones, 180 s apart."""
+        since = None if self._full is None or self.shown is None else now - self._full
+        return since is None or since >= _DAY_MS or (
+            self._partials >= _PARTIAL_RUN and since >= _FULL_GAP_MS)
+
+    def _updated(self, tb, screen, began, full):
+        self._end = tb.mono_ms()
+        self.shown = screen
+        if full:
+            self.full += 1
+            self._full = began
+            self._partials = 0
+        else:
+            self.partial += 1
+            self._partials += 1
+        if self.on_update:
+            try:
+                self.on_update(self)
+            except Exception as e:  # a viewer's hook must not stop the sign
+                self.last_error = e
 
 
 def build(driver, font_dir="/lib", on_update=None):

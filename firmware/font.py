@@ -16,6 +16,17 @@ except ImportError:  # CPython (host tools, tests): no drawing
     framebuf = None
 
 _HEADER = const(16)
+# a PJF1 block's header (host_tools/sign/fontgen.py): "PJF1", glyph count u16 at
+# _H_COUNT, height in px at _H_PX, bytes per bitmap row at _H_STRIDE
+_MAGIC = const(b"PJF1")
+_H_COUNT = const(4)
+_H_PX = const(6)
+_H_STRIDE = const(7)
+_GLYPH_FIXED = const(3)  # a glyph's bytes besides its bitmap: its index entry (u16), its width
+_KEY_BYTES = const(8)  # a cache slot's two 32-bit numbers
+_SLOT_BYTES = const(9)  # a cache slot's RAM: those and its width byte
+_BMP_MAX = const(0xFFFF)  # fonts hold code points of the Basic Multilingual Plane
+_ASCII_MAX = const(0x7E)  # a missing character up to this is half as wide as it is high
 _BLOCK = const(64)  # index entries per coarse step (one 128-byte read)
 _ibuf = bytearray(2 * _BLOCK)  # one index block: fonts look up one at a time
 _gbuf = bytearray(0)  # the glyph being drawn, shared by fonts (see bitmap)
@@ -31,11 +42,12 @@ def load(path, slots):
     while base < end:
         f.seek(base)
         h = f.read(_HEADER)
-        if h[:4] != b"PJF1":
+        if h[:4] != _MAGIC:
             f.close()
             raise ValueError("no PJF1 glyph block at %d of %s" % (base, path))
-        at[h[6]] = base
-        base += _HEADER + (h[4] | h[5] << 8) * (3 + h[6] * h[7])
+        at[h[_H_PX]] = base
+        count = h[_H_COUNT] | h[_H_COUNT + 1] << 8
+        base += _HEADER + count * (_GLYPH_FIXED + h[_H_PX] * h[_H_STRIDE])
     fonts = {}
     for px, n in slots:
         if px not in at:
@@ -52,9 +64,9 @@ class Font:
         h = f.read(_HEADER)
         self._f = f
         self._base = base = base + _HEADER  # the index; the glyph records follow it
-        self.count = n = h[4] | h[5] << 8
-        self.height = h[6]
-        self.stride = h[7]  # bytes per bitmap row
+        self.count = n = h[_H_COUNT] | h[_H_COUNT + 1] << 8
+        self.height = h[_H_PX]
+        self.stride = h[_H_STRIDE]  # bytes per bitmap row
         # coarse index: the code point at every _BLOCK-th entry
         self._coarse = c = array("H", bytes(2 * ((n + _BLOCK - 1) // _BLOCK)))
         b2 = memoryview(_ibuf)[:2]
@@ -64,27 +76,27 @@ class Font:
             c[k] = b2[0] | b2[1] << 8
         # the cache, per slot: code point (_keys[i]), glyph record offset (_keys[slots + i])
         # and width; one array for both numbers, and slots is len(widths)
-        self._keys = k = array("i", bytes(8 * slots))
+        self._keys = k = array("i", bytes(_KEY_BYTES * slots))
         for i in range(slots):
             k[i] = -1
         self.widths = bytearray(slots)
         # instance attributes from the start: a cache hit allocates nothing
         self._next = self.hits = self.misses = 0
         if framebuf:
-            bm = h[6] * h[7]
+            bm = self.height * self.stride
             if len(_gbuf) < bm:  # a bigger font: a bigger shared buffer from now on
                 _gbuf = bytearray(bm)
-            self._g = framebuf.FrameBuffer(_gbuf, 8 * h[7], h[6], framebuf.MONO_HLSB)
+            self._g = framebuf.FrameBuffer(_gbuf, 8 * self.stride, self.height, framebuf.MONO_HLSB)
 
     def cache_bytes(self):
         """RAM held by the glyph cache's entries."""
-        return 9 * len(self.widths)
+        return _SLOT_BYTES * len(self.widths)
 
     def index(self, cp):
         """The glyph number of code point cp, or -1 when the font lacks it."""
         c = self._coarse
         lo, hi = 0, len(c) - 1
-        if cp < c[0] or cp > 0xFFFF:
+        if cp < c[0] or cp > _BMP_MAX:
             return -1
         while lo < hi:  # last block starting at or below cp
             mid = (lo + hi + 1) >> 1
@@ -134,7 +146,7 @@ class Font:
         """Width of code point cp in pixels (a missing one draws a box this wide)."""
         i = self.slot(cp)
         if i < 0:
-            return self.height if cp > 0x7E else self.height // 2
+            return self.height if cp > _ASCII_MAX else self.height // 2
         return self.widths[i]
 
     def bitmap(self, i):

@@ -1,6 +1,6 @@
 # The sync frame: one format for every transport (Wi-Fi, BLE, USB), the same
-# module on MicroPython and CPython. Lean: on the device every function and
-# string of it is heap, so private constants are const() and errors terse.
+# module on MicroPython and CPython (the collector parses what the device seals).
+# Errors are short codes (FrameError.reason) that both sides test on.
 #
 # Request (device -> collector), little-endian:
 #   0  magic   b"PJ"
@@ -29,13 +29,18 @@ from firmware.const import const
 
 MAC_LEN = const(32)
 ID_MAX = const(10)
-MAX_RECORDS = const(1024)  # per frame; the device sends up to 256
+MAX_RECORDS = const(1024)  # per frame taken; the device's link sends up to 64 (firmware/sync.py)
 HEAD_FIXED = const(22)  # header bytes besides the id: the records start at HEAD_FIXED + idlen
 ANSWER_MAX = const(65536)  # settings + roster (254 staff) fit well below this
 _VERSION = const(1)
 _ANSWER_FIXED = const(48)
 _F_SETTINGS = const(1)
 _F_ROSTER = const(2)
+_REQUEST = const(b"PJ")  # the magics
+_ANSWER = const(b"PA")
+_HMAC_BLOCK = const(64)  # SHA-256's block: keys longer than this are hashed first
+_IPAD = const(0x36)  # RFC 2104's inner and outer pads
+_OPAD = const(0x5C)
 _HDR_TAIL = const("<IIHHHI")  # boot, first, count, settings version, roster version, nonce
 _ANS = const("<2sBB32sIIHH")  # magic .. roster length: the answer's fixed part
 _ID_CHARS = const(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -56,19 +61,19 @@ class Hmac:
     The padded keys are made once; each digest allocates two small hashers."""
 
     def __init__(self, key):
-        if len(key) > 64:
+        if len(key) > _HMAC_BLOCK:
             key = sha256(key).digest()
-        self._pads = p = bytearray(128)  # inner pad, outer pad
-        for n in range(64):
+        self._pads = p = bytearray(2 * _HMAC_BLOCK)  # inner pad, outer pad
+        for n in range(_HMAC_BLOCK):
             k = key[n] if n < len(key) else 0
-            p[n] = k ^ 0x36
-            p[64 + n] = k ^ 0x5C
+            p[n] = k ^ _IPAD
+            p[_HMAC_BLOCK + n] = k ^ _OPAD
 
     def digest(self, msg):
         p = memoryview(self._pads)
-        h = sha256(p[:64])
+        h = sha256(p[:_HMAC_BLOCK])
         h.update(msg)
-        o = sha256(p[64:])
+        o = sha256(p[_HMAC_BLOCK:])
         o.update(h.digest())
         return o.digest()
 
@@ -98,7 +103,7 @@ def seal_request(buf, hm, dev_id, boot, first, count, sver, rver, nonce):
     buf[HEAD_FIXED + len(dev_id):]; returns the frame's length. No allocation
     besides the MAC."""
     n = len(dev_id)
-    struct.pack_into("<2sBB", buf, 0, b"PJ", _VERSION, n)
+    struct.pack_into("<2sBB", buf, 0, _REQUEST, _VERSION, n)
     buf[4 : 4 + n] = dev_id
     struct.pack_into(_HDR_TAIL, buf, 4 + n, boot, first, count, sver, rver, nonce)
     end = HEAD_FIXED + n + count * record.SIZE
@@ -140,14 +145,14 @@ def parse_request(body, key_for):
         raise FrameError("oversized", "%d bytes" % len(body))
     n = body[3] if len(body) > 3 else 0
     hs = HEAD_FIXED + n
-    _check(body, b"PJ", hs + MAC_LEN)
+    _check(body, _REQUEST, hs + MAC_LEN)
     q = Request()
     q.device = check_id(bytes(body[4 : 4 + n])).decode()
     q.boot, q.first, count, q.settings_version, q.roster_version, q.nonce = struct.unpack_from(
         _HDR_TAIL, body, 4 + n)
     q.count = count
     want = frame_size(n, count)  # a count over MAX_RECORDS: longer than any body taken
-    _check(body, b"PJ", want, True)
+    _check(body, _REQUEST, want, True)
     key = key_for(q.device)
     if key is None:
         raise FrameError("unknown_device", q.device)
@@ -173,7 +178,7 @@ def answer(key, req_mac, ack, time, settings=None, roster=None):
     s = settings or b""
     r = roster or b""
     flags = (_F_SETTINGS if settings is not None else 0) | (_F_ROSTER if roster is not None else 0)
-    body = struct.pack(_ANS, b"PA", _VERSION, flags, req_mac, ack, time, len(s), len(r)) + s + r
+    body = struct.pack(_ANS, _ANSWER, _VERSION, flags, req_mac, ack, time, len(s), len(r)) + s + r
     return body + Hmac(key).digest(body)
 
 
@@ -182,10 +187,10 @@ def parse_answer(body, hm, req_mac):
     to the request whose MAC is req_mac. FrameError otherwise."""
     if len(body) > ANSWER_MAX:
         raise FrameError("oversized", "%d bytes" % len(body))
-    _check(body, b"PA", _ANSWER_FIXED + MAC_LEN)
+    _check(body, _ANSWER, _ANSWER_FIXED + MAC_LEN)
     _, _, flags, echo, ack, time, sl, rl = struct.unpack_from(_ANS, body)
     end = _ANSWER_FIXED + sl + rl
-    _check(body, b"PA", end + MAC_LEN, True)
+    _check(body, _ANSWER, end + MAC_LEN, True)
     if echo != bytes(req_mac):  # no secret here: the request's MAC went out in clear
         raise FrameError("replayed")
     mv = memoryview(body)

@@ -10,7 +10,9 @@ PRESS = const(1)
 RELEASE = const(2)
 LONG = const(3)  # still held after long_ms
 
-_CAP = const(32)
+_CAP = const(32)  # edges the ring holds
+_EDGE_BYTES = const(8)  # an edge in the ring: two 32-bit ints
+_IRQ_BOTH = const(3)  # Pin.IRQ_FALLING | Pin.IRQ_RISING (firmware/ never imports machine)
 _POLL_MS = const(10)
 
 
@@ -25,7 +27,7 @@ class Keys:
         self.flag = flag  # set by the IRQ handler (a ThreadSafeFlag on the board)
         self.dropped = 0  # edges lost to a full ring
         # the ring: (key << 1 | level, ticks) pairs; one array, no object per edge
-        self._ring = array.array("i", bytes(8 * _CAP))
+        self._ring = array.array("i", bytes(_EDGE_BYTES * _CAP))
         self._head = 0  # written by the IRQ
         self._tail = 0  # read by the task
         self.level = bytearray(b"\x01" * n)  # debounced level (1: released)
@@ -37,7 +39,7 @@ class Keys:
         irq = self._irq  # one bound method for every pin: it finds the key by its pin
         for p in pins:
             if hasattr(p, "irq"):
-                p.irq(handler=irq, trigger=3)  # IRQ_FALLING | IRQ_RISING
+                p.irq(handler=irq, trigger=_IRQ_BOTH)
             else:
                 self._polled = True
 

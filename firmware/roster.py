@@ -11,13 +11,15 @@
 from firmware.const import const
 
 _MAX_STAFF = const(254)
+_UID_HEX = (8, 14, 20)  # 4-, 7- and 10-byte UIDs as hex digits
+_FIELDS = const(3)  # a line: UID, staff_no, name
 
 
 def normalize_uid(uid):
     """Hex UID text -> upper-case hex without separators; ValueError if it is not a UID."""
     u = uid.strip().replace(":", "").replace("-", "").replace(" ", "").upper()
     # bytes, not the str: iterating a str interns each character as a qstr
-    if len(u) not in (8, 14, 20) or any(c not in b"0123456789ABCDEF" for c in u.encode()):
+    if len(u) not in _UID_HEX or any(c not in b"0123456789ABCDEF" for c in u.encode()):
         raise ValueError("bad badge UID: " + uid)
     return u
 
@@ -46,7 +48,7 @@ class Roster:
             j = rows.find(b"\n", i + 1)
             n += 1
             f = str(rows[i + 1 : j], "utf-8").split("\t")
-            if len(f) != 3 or normalize_uid(f[0]) != f[0] or n > _MAX_STAFF:
+            if len(f) != _FIELDS or normalize_uid(f[0]) != f[0] or n > _MAX_STAFF:
                 raise ValueError("roster line %d: not UID<tab>staff_no<tab>name" % (n + 1))
             i = j
         self.count = n

@@ -2,6 +2,12 @@
 # and the opening-hours schedule.
 from firmware import storage
 from firmware.clock import civil, days_from_civil
+from firmware.const import const
+
+_DAY_MIN = const(1440)
+_DAY_S = const(86400)
+_WEEK = const(7)  # days in "hours", Monday first
+_WINDOW_MAX = const(16)  # characters of a window's name
 
 DEFAULTS = {
     "version": 0,
@@ -41,7 +47,7 @@ def _spans(text):
         for hm in (a, b):  # start, end: minutes of the day
             h, _, m = hm.partition(":")
             h, m = int(h), int(m or 0)
-            if not (0 <= h <= 24 and 0 <= m < 60 and h * 60 + m <= 1440):
+            if not (0 <= h <= 24 and 0 <= m < 60 and h * 60 + m <= _DAY_MIN):
                 raise ValueError("bad time: " + hm)
             se.append(h * 60 + m)
         if se[1] <= se[0]:
@@ -77,9 +83,9 @@ def validate(obj):
             raise ValueError("%s must be a whole number from %d to %d" % (k, lo, hi))
     if s["mode"] not in ("invite", "free"):
         raise ValueError("mode must be invite or free")
-    if not isinstance(s["window"], str) or len(s["window"]) > 16:
-        raise ValueError("window must be text of at most 16 characters")
-    if not isinstance(s["hours"], list) or len(s["hours"]) != 7:
+    if not isinstance(s["window"], str) or len(s["window"]) > _WINDOW_MAX:
+        raise ValueError("window must be text of at most %d characters" % _WINDOW_MAX)
+    if not isinstance(s["hours"], list) or len(s["hours"]) != _WEEK:
         raise ValueError("hours must list 7 days, Monday first")
     for h in s["hours"]:
         _spans(h)
@@ -110,7 +116,7 @@ class Schedule:
             for edge in (s * 60, e * 60):
                 if edge > sec:
                     return is_open, edge - sec
-        return is_open, 86400 - sec
+        return is_open, _DAY_S - sec
 
 
 def load(path):

@@ -9,7 +9,7 @@ class TextSign:
     def __init__(self, out=None):
         self.out = out  # callable(str) or None
         self.screen = None
-        self.updates = 0
+        self.updates = 0  # counts show() calls
 
     def show(self, screen):
         self.screen = screen

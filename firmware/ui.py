@@ -6,6 +6,7 @@ from firmware.core import LEDS_BLINK, LEDS_OFF, LEDS_ON
 _BLINK_MS = const(400)
 _BEEP_MS = const(80)
 _BEEP_HZ = const(2700)
+_BEEP_DUTY = const(32768)  # half of duty_u16's range: a square wave
 
 
 class Feedback:
@@ -14,7 +15,7 @@ class Feedback:
         self.buzzer = buzzer  # PWM-like: freq(), duty_u16()
         self.tb = timebase
         self.pattern = LEDS_OFF
-        self.beeps = 0
+        self.beeps = 0  # counts the beeps
         self._beep_end = None
         self._flag = timebase.flag()
         self._set_all(0)
@@ -34,7 +35,7 @@ class Feedback:
         self.beeps += 1
         if self.buzzer:
             self.buzzer.freq(_BEEP_HZ)
-            self.buzzer.duty_u16(32768)
+            self.buzzer.duty_u16(_BEEP_DUTY)
             self._beep_end = self.tb.mono_ms() + _BEEP_MS
             self._flag.set()
 

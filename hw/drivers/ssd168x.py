@@ -26,6 +26,19 @@ _BORDER = const(0x3C)
 _RAM_X_COUNT = const(0x4E)
 _RAM_Y_COUNT = const(0x4F)
 
+# their parameters
+_BORDER_FULL = const(b"\x05")  # border waveform: follow LUT1 on a full refresh
+_BORDER_PARTIAL = const(b"\x80")  # VCOM level on a partial one
+_CTRL1_BYPASS_RED = const(0x40)  # update control 1: ignore RAM 0x26 (the old image)
+_CTRL1_S8 = const(0x80)  # and on the 2.9": sources S8..S167
+_TEMP_INTERNAL = const(b"\x80")  # the internal temperature sensor: the LUT follows the room
+# update control 2: clock, analog, temperature, LUT, display mode 1 (full), power
+# off; and the same with display mode 2 (the partial waveform)
+_CTRL2_FULL = const(b"\xf7")
+_CTRL2_PARTIAL = const(b"\xff")
+_SLEEP_KEEP_RAM = const(b"\x01")  # deep sleep mode 1: RAM kept, a reset wakes it
+_X_BYTES_29 = const(16)  # the 2.9"'s RAM row: 128 sources in 16 bytes, counted down
+
 # init commands per panel, each as command, parameter count, parameters:
 # 0x01 driver output (gates), 0x11 data entry mode, 0x44/0x45 RAM X/Y window
 _INIT_42 = const(
@@ -65,7 +78,7 @@ class SSD168x(framebuf.FrameBuffer):
         show()). rows=N: paged, the framebuffer is a band of N rows (a multiple
         of 8) and show(full, draw) calls draw() once per band; fill_rect, rect
         and blit take whole-panel coordinates, shifted to the band drawn now:
-        3.2 KB instead of 15 KB of RAM on the 4.2" panel."""
+        with rows=32 (the board's), 1.6 KB instead of 15 KB of RAM on the 4.2"."""
         v = size == "2.9"
         if v:
             self.ssd1680 = True
@@ -130,7 +143,7 @@ class SSD168x(framebuf.FrameBuffer):
             for c in planes:
                 # the RAM address of the band's first byte: on the 2.9" the X
                 # byte (counting down) of the source that drives row y0
-                x, y = (15 - (y0 >> 3), 0) if self.ssd1680 else (0, y0)
+                x, y = (_X_BYTES_29 - 1 - (y0 >> 3), 0) if self.ssd1680 else (0, y0)
                 self._command(_RAM_X_COUNT, bytes((x,)))
                 self._command(_RAM_Y_COUNT, bytes((y & 0xFF, y >> 8)))
                 self._command(c, data)
@@ -169,22 +182,21 @@ class SSD168x(framebuf.FrameBuffer):
         while k < len(i):
             cmd(i[k], i[k + 2:k + 2 + i[k + 1]])
             k += 2 + i[k + 1]
-        cmd(_BORDER, b"\x05" if full else b"\x80")
-        # 0x40: bypass RED RAM (the old image) for a full refresh, else use it
-        # (differential waveform); 0x80 on the 2.9": sources S8..S167
-        cmd(_UPDATE_CTRL1, bytes((0x40 if full else 0, 0x80 if self.ssd1680 else 0)))
-        cmd(_TEMP_SENSOR, b"\x80")  # internal sensor: LUT follows the room
+        cmd(_BORDER, _BORDER_FULL if full else _BORDER_PARTIAL)
+        # a full refresh bypasses the old image; a partial one uses it (the
+        # differential waveform)
+        cmd(_UPDATE_CTRL1, bytes((_CTRL1_BYPASS_RED if full else 0,
+                                  _CTRL1_S8 if self.ssd1680 else 0)))
+        cmd(_TEMP_SENSOR, _TEMP_INTERNAL)
         # a full refresh ignores the old image; RAM 0x26 gets the new one too
         self._planes((_WRITE_RED, _WRITE_BW) if full else (_WRITE_BW,), draw)
-        # 0xF7: clock, analog, temperature, LUT, display mode 1 (full), power
-        # off; 0xFF the same with display mode 2 (partial waveform)
-        cmd(_UPDATE_CTRL2, b"\xf7" if full else b"\xff")
+        cmd(_UPDATE_CTRL2, _CTRL2_FULL if full else _CTRL2_PARTIAL)
         cmd(_MASTER_ACTIVATION)
         await self._wait_busy(_REFRESH_TIMEOUT_MS)
         if not full:
             # the next partial refresh needs the image now shown in RAM 0x26
             self._planes((_WRITE_RED,), draw if self.rows < self.height else None)
-        cmd(_DEEP_SLEEP, b"\x01")  # mode 1: RAM kept, wake by reset
+        cmd(_DEEP_SLEEP, _SLEEP_KEEP_RAM)
         if full:
             self.full_refreshes += 1
         else:

@@ -6,7 +6,6 @@ from micropython import const
 
 from hw.esp32 import wiring
 
-_EPOCH_2000 = const(946684800)  # unix seconds at 2000-01-01, the firmware's epoch
 _RTC_VALID_YEAR = const(2025)  # an RTC below this was never set since power-on
 _BUZZER_HZ = const(2700)
 _WATCHDOG_MS = const(10_000)  # no feed for this long (a hung loop): the chip resets
@@ -116,5 +115,7 @@ def rtc_time(rtc):
         return None
     import time
 
+    from firmware.clock import EPOCH_UNIX
+
     t = time.time()
-    return t if time.gmtime(0)[0] == 2000 else t - _EPOCH_2000
+    return t if time.gmtime(0)[0] == 2000 else t - EPOCH_UNIX  # the port's epoch, or Unix's

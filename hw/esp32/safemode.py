@@ -11,6 +11,8 @@ from hw.esp32 import wiring
 
 _FILE = "/boot.state"
 _MAX_FAILED = const(3)
+_FAILED_SANE = const(1000)  # more failed boots than this: a garbled file
+_RESET_PAUSE_S = const(2)  # the why on the console before the reset
 KEY = "key"  # the reasons, as the next normal boot records them
 CRASHES = "crashes"
 
@@ -25,7 +27,7 @@ def read(path=_FILE):
             words = f.read().split()
         failed = int(words[0])
         pending = words[1] if len(words) > 1 and words[1] in (KEY, CRASHES) else None
-        return (failed if 0 <= failed < 1000 else 0), pending
+        return (failed if 0 <= failed < _FAILED_SANE else 0), pending
     except (OSError, ValueError, IndexError):
         return 0, None
 
@@ -81,5 +83,5 @@ def failed(error):
     import machine
 
     print("the app did not start:", repr(error))
-    time.sleep(2)
+    time.sleep(_RESET_PAUSE_S)
     machine.reset()
