@@ -55,20 +55,17 @@ _INIT_29 = const(
 )
 
 
+_WIDTH_42 = const(400)  # the frame as the panel is mounted (landscape)
+_HEIGHT_42 = const(300)
+_WIDTH_29 = const(296)
+_HEIGHT_29 = const(128)
+
+
 class PanelBusyError(Exception):
     """BUSY never fell: the panel was reset and the update is lost."""
 
 
 class SSD168x(framebuf.FrameBuffer):
-    # the 4.2" panel's values as class defaults: an instance holds only what
-    # differs (every attribute is a slot on the device's heap)
-    ssd1680 = False
-    width = 400
-    height = 300
-    init = _INIT_42  # the panel's init commands (a test may swap them)
-    full_refreshes = partial_refreshes = 0
-    resets = 0  # hardware resets forced by a stuck BUSY
-
     def __init__(self, spi, cs, dc, rst, busy, timebase, rows=None, size="4.2"):
         """size "4.2": 400x300 SSD1683, landscape as its RAM lies. "2.9": 296x128
         SSD1680 mounted landscape: the panel is 128 sources x 296 gates, and the
@@ -80,11 +77,14 @@ class SSD168x(framebuf.FrameBuffer):
         and blit take whole-panel coordinates, shifted to the band drawn now:
         with rows=32 (the board's), 1.6 KB instead of 15 KB of RAM on the 4.2"."""
         v = size == "2.9"
-        if v:
-            self.ssd1680 = True
-            self.width = 296
-            self.height = 128
-            self.init = _INIT_29
+        self.ssd1680 = v
+        self.width = _WIDTH_29 if v else _WIDTH_42
+        self.height = _HEIGHT_29 if v else _HEIGHT_42
+        self.init = _INIT_29 if v else _INIT_42  # the panel's init commands (a test may swap them)
+        # counters
+        self.full_refreshes = 0
+        self.partial_refreshes = 0
+        self.resets = 0  # hardware resets forced by a stuck BUSY
         w = self.width
         h = self.height
         self.rows = r = h if rows is None else rows
@@ -203,4 +203,4 @@ class SSD168x(framebuf.FrameBuffer):
             self.partial_refreshes += 1
 
 
-SSD1683 = SSD168x  # the 4.2" panel, the default (hw/esp32/wiring.py builds it)
+SSD1683 = SSD168x  # the 4.2" panel, size's default (the heap day builds it by this name)

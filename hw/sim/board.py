@@ -7,7 +7,7 @@ from firmware.storage import LFS_OPTS
 from hw.drivers.mfrc522 import MFRC522
 from hw.esp32 import wiring
 from hw.sim.chips.mfrc522 import MFRC522Model
-from hw.sim.flash import FileBlockDev
+from hw.sim.flash import BLOCKS, FileBlockDev
 from hw.sim.machine import SimPin, SimPWM, SimSPI
 from hw.sim.network import SimWLAN
 from hw.sim.vtime import VirtualTime
@@ -19,10 +19,10 @@ class SimBoard:
     root = ROOT
     auto_sync = False  # scripted syncs only on `sync`: scripts stay deterministic
 
-    def __init__(self, flash_path, wall_s=None, blocks=384, sign=None, eink=None):
+    def __init__(self, flash_path, wall_s=None, blocks=BLOCKS, sign=None, eink=None):
         """sign: the sign to use; None: the e-ink one on the panel model if eink
         ("4.2" or "2.9") is given, else a text sign; False: none yet (the caller
-        sets board.sign before it builds the App, as hw/esp32/wiring.py builds the sign)."""
+        sets board.sign before it builds the App, as hw/esp32/board.py builds the sign)."""
         self.timebase = VirtualTime()
         # the littlefs image at flash_path, formatted if it holds none
         bd = FileBlockDev(flash_path, blocks)

@@ -4,13 +4,15 @@
 import json
 import sys
 
+from micropython import const
+
 from firmware import record
 from firmware.app import K_INVITE, K_STATUS
 from firmware.clock import iso, parse_iso
 
-_PRESS_MS = 100
-_LONG_MS = 1600
-_MAX_SLEEP_S = 31 * 86400
+_PRESS_MS = const(100)  # a key press, held this long
+_LONG_MS = const(1600)  # a long press (firmware/keys.py takes 1.5 s)
+_MAX_SLEEP_S = const(31 * 86400)  # `sleep` moves time by a month at most
 
 HELP = (
     "commands: key N | invite [TICKET] | wait | pause | badge UID | badge out | "

@@ -8,6 +8,13 @@ import os
 from micropython import const
 
 _BLOCK = const(4096)
+BLOCKS = const(384)  # 1.5 MB: the log's partition (design.md section 1)
+# block device ioctls (vfs's protocol)
+_BLOCK_COUNT = const(4)
+_BLOCK_SIZE = const(5)
+_BLOCK_ERASE = const(6)
+_FF_LEN = const(64)  # the bytes of _FF
+_ST_SIZE = const(6)  # os.stat(): the size
 # erased flash, 64 bytes: an erase writes it 64 times (allocates nothing)
 _FF = const(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
             b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
@@ -16,11 +23,9 @@ _FF = const(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
 
 
 class FileBlockDev:
-    progs = erases = 0  # block programs and erases so far
-
-    def __init__(self, path, blocks=384):
+    def __init__(self, path, blocks=BLOCKS):
         try:
-            size = os.stat(path)[6]
+            size = os.stat(path)[_ST_SIZE]
         except OSError:
             size = 0
         if size < blocks * _BLOCK:
@@ -30,6 +35,10 @@ class FileBlockDev:
                     f.write(ff)
         self.blocks = blocks
         self.f = open(path, "r+b")
+        # counters, set here: littlefs may write with the heap locked, when a
+        # first `+= 1` could not add the attribute
+        self.progs = 0  # block programs
+        self.erases = 0  # block erases
 
     def readblocks(self, block, buf, off=0):
         self.f.seek(block * _BLOCK + off)
@@ -38,20 +47,20 @@ class FileBlockDev:
     def writeblocks(self, block, buf, off=None):
         f = self.f
         if off is None:  # erase first
-            self.ioctl(6, block)
+            self.ioctl(_BLOCK_ERASE, block)
             off = 0
         self.progs += 1
         f.seek(block * _BLOCK + off)
         f.write(buf)
 
     def ioctl(self, op, arg):
-        if op == 4:
+        if op == _BLOCK_COUNT:
             return self.blocks
-        if op == 5:
+        if op == _BLOCK_SIZE:
             return _BLOCK
-        if op == 6:
+        if op == _BLOCK_ERASE:
             self.erases += 1
             self.f.seek(arg * _BLOCK)
-            for _ in range(_BLOCK // 64):
+            for _ in range(_BLOCK // _FF_LEN):
                 self.f.write(_FF)
         return 0

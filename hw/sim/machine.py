@@ -9,6 +9,7 @@ _IN = const(1)
 _OUT = const(3)
 _FALL = const(2)
 _RISE = const(1)
+_NO_ANSWER = const(0xFF)  # what MISO reads with no chip selected (pulled up)
 
 
 class SimPin:
@@ -73,7 +74,7 @@ class SimSPI:
                 m = c
                 break
         for i in range(len(wbuf)):
-            b = m.exchange(wbuf[i]) if m is not None else 0xFF
+            b = m.exchange(wbuf[i]) if m is not None else _NO_ANSWER
             if rbuf is not None:
                 rbuf[i] = b
 

@@ -13,11 +13,12 @@ from firmware import storage
 from firmware.app import App
 from hw.sim.board import ROOT, SimBoard
 from hw.sim.console import Console
+from hw.sim.flash import BLOCKS
 
 
 def _args(argv):
     opts = {"--flash": None, "--time": None, "--badge": None, "--provision": None,
-            "--blocks": "384", "--ctl": None, "--sign": "4.2"}
+            "--blocks": None, "--ctl": None, "--sign": "4.2"}
     i = 0
     while i < len(argv):
         if argv[i] not in opts or i + 1 >= len(argv):
@@ -43,7 +44,7 @@ def provision(src):
 def main():
     o = _args(sys.argv[1:])
     wall = int(o["--time"]) if o["--time"] else None
-    board = SimBoard(o["--flash"], wall, int(o["--blocks"]),
+    board = SimBoard(o["--flash"], wall, int(o["--blocks"] or BLOCKS),
                      eink=None if o["--sign"] == "text" else o["--sign"])
     if o["--provision"]:
         provision(o["--provision"])

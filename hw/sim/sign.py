@@ -10,8 +10,9 @@ from hw.drivers.ssd168x import SSD168x
 from hw.esp32 import wiring
 from hw.sim.machine import SimPin
 
-# framebuffer rows: the 4.2" draws in bands of 64 rows (3.2 KB, not 15 KB)
-PAGE_ROWS = {"4.2": wiring.EINK_ROWS, "2.9": None}  # as the board draws them
+# framebuffer rows, as the board draws them: the 4.2" in bands of
+# wiring.EINK_ROWS (32 rows: 1.6 KB, not 15 KB), the 2.9" whole (4.7 KB)
+PAGE_ROWS = {"4.2": wiring.EINK_ROWS, "2.9": None}
 
 
 async def until_done(tb, coro, step_ms=20, limit_ms=120_000):

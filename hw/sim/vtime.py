@@ -5,6 +5,7 @@ import asyncio
 from micropython import const
 
 _SETTLE = const(8)  # event-loop turns that let a woken task and what it wakes run
+_TICKS_MASK = const(0x3FFFFFFF)  # ticks_ms() wraps at 2**30, as on the ports
 
 
 class VirtualTime:
@@ -21,7 +22,7 @@ class VirtualTime:
         return self.ms
 
     def ticks_ms(self):
-        return self.ms & 0x3FFFFFFF
+        return self.ms & _TICKS_MASK
 
     async def wait(self, flag, deadline=None):
         if deadline is not None:

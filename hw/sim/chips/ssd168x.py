@@ -15,10 +15,44 @@ POWER_MS = const(80)  # an activation that only switches power
 SWRESET_MS = const(5)
 HWRESET_MS = const(2)
 
+# commands (SSD1680/SSD1683 datasheets)
+_DRIVER_OUTPUT = const(0x01)  # gates
+_GATE_VOLTAGE = const(0x03)
+_SOURCE_VOLTAGE = const(0x04)
+_BOOSTER = const(0x0C)
+_DEEP_SLEEP = const(0x10)
+_ENTRY_MODE = const(0x11)  # the RAM address counter's direction
+_SW_RESET = const(0x12)
+_TEMP_SENSOR = const(0x18)
+_TEMP_WRITE = const(0x1A)
+_MASTER_ACTIVATION = const(0x20)
+_UPDATE_CTRL1 = const(0x21)
+_UPDATE_CTRL2 = const(0x22)
+_WRITE_BW = const(0x24)  # RAM: the new image
+_WRITE_RED = const(0x26)  # RAM: the old image
+_VCOM = const(0x2C)
+_BORDER = const(0x3C)
+_RAM_X_WINDOW = const(0x44)
+_RAM_Y_WINDOW = const(0x45)
+_RAM_X_COUNT = const(0x4E)
+_RAM_Y_COUNT = const(0x4F)
+# parameter bits
+_SLEEP_MODES = const(0x03)  # deep sleep: mode 1 keeps the RAM, mode 2 (both bits) loses it
+_ENTRY_X_UP = const(0x01)  # data entry: X increases
+_ENTRY_Y_UP = const(0x02)  # Y increases
+_ENTRY_Y_FIRST = const(0x04)  # Y moves first
+_CTRL1_BYPASS_RED = const(0x40)  # update control 1: RAM 0x26 ignored
+_CTRL2_CLOCK_ANALOG = const(0xC0)  # update control 2: clock and analog on
+_CTRL2_MODE2 = const(0x08)  # display mode 2: the partial waveform
+_CTRL2_DISPLAY = const(0x04)  # a display update (else only power sequencing)
+_BORDER_RESET = const(0xC0)  # the border register after a reset
+_MISO = const(0xFF)  # what the bus reads back: the panel drives no MISO
+
 # parameter bytes each command takes (applied when complete)
 _NPARAM = {
-    0x01: 3, 0x03: 1, 0x04: 3, 0x0C: 5, 0x10: 1, 0x11: 1, 0x18: 1, 0x1A: 2, 0x21: 2,
-    0x22: 1, 0x2C: 1, 0x3C: 1, 0x44: 2, 0x45: 4, 0x4E: 1, 0x4F: 2,
+    _DRIVER_OUTPUT: 3, _GATE_VOLTAGE: 1, _SOURCE_VOLTAGE: 3, _BOOSTER: 5, _DEEP_SLEEP: 1,
+    _ENTRY_MODE: 1, _TEMP_SENSOR: 1, _TEMP_WRITE: 2, _UPDATE_CTRL1: 2, _UPDATE_CTRL2: 1,
+    _VCOM: 1, _BORDER: 1, _RAM_X_WINDOW: 2, _RAM_Y_WINDOW: 4, _RAM_X_COUNT: 1, _RAM_Y_COUNT: 2,
 }
 
 
@@ -42,7 +76,8 @@ class BusyPin(SimPin):
 
 
 class PanelModel:
-    # (sources, gates, rotation of the image as mounted)
+    # size -> (the controller, its sources, its gates); the 2.9" is mounted
+    # turned, its gates across (see pixel())
     CHIPS = {
         "4.2": ("SSD1683", 400, 300),
         "2.9": ("SSD1680", 128, 296),
@@ -86,13 +121,13 @@ class PanelModel:
         self.deep = False
         self.swreset = False
         self.ctrl2 = None
-        self.entry = 0x03
+        self.entry = _ENTRY_X_UP | _ENTRY_Y_UP
         self.mux = self.gates
         self.xs, self.xe = 0, self.xbytes - 1
         self.ys, self.ye = 0, self.gates - 1
         self.x, self.y = 0, 0
         self.ctrl1 = (0x00, 0x00)
-        self.border = 0xC0
+        self.border = _BORDER_RESET
         self._cmd = None
         self._params = []
         self._written = 0
@@ -135,12 +170,12 @@ class PanelModel:
     def exchange(self, b):
         if self._in_reset:
             self._fault("SPI byte 0x%02x while RST is low" % b)
-            return 0xFF
+            return _MISO
         if self.dc.value() == 0:
             self._command(b)
         else:
             self._data(b)
-        return 0xFF
+        return _MISO
 
     def _command(self, c):
         self._finish()
@@ -155,18 +190,18 @@ class PanelModel:
         self._written = 0
         if len(self.commands) < 64:
             self.commands.append(c)
-        if c == 0x12:
+        if c == _SW_RESET:
             self._power_on()
             self.swreset = True
             self.sw_resets += 1
             self._busy(SWRESET_MS)
-        elif c in (0x24, 0x26):
+        elif c == _WRITE_BW or c == _WRITE_RED:
             if not self.swreset:
                 self._fault("RAM write before SW reset (0x12)")
             if not (self.xs <= self.x <= self.xe or self.xe <= self.x <= self.xs) or \
                     not (self.ys <= self.y <= self.ye or self.ye <= self.y <= self.ys):
                 self._fault("RAM address (%d, %d) outside the window" % (self.x, self.y))
-        elif c == 0x20:
+        elif c == _MASTER_ACTIVATION:
             self._activate()
         elif c not in _NPARAM:
             self._fault("unknown command 0x%02x" % c)
@@ -176,7 +211,7 @@ class PanelModel:
         if c is None:
             self._fault("data byte 0x%02x with no command" % b)
             return
-        if c in (0x24, 0x26):
+        if c == _WRITE_BW or c == _WRITE_RED:
             self._ram_write(c, b)
             return
         n = _NPARAM.get(c, 0)
@@ -191,7 +226,7 @@ class PanelModel:
     def _finish(self):
         c = self._cmd
         if c is not None and c in _NPARAM and self._params:
-            if c == 0x21 and len(self._params) == 1:  # the second byte is optional
+            if c == _UPDATE_CTRL1 and len(self._params) == 1:  # the second byte is optional
                 self._apply(c, self._params + [0])
             else:
                 self._fault("command 0x%02x got %d of %d data bytes"
@@ -199,38 +234,38 @@ class PanelModel:
         self._cmd = None
 
     def _apply(self, c, p):
-        if c == 0x01:
+        if c == _DRIVER_OUTPUT:
             self.mux = (p[0] | p[1] << 8) + 1
             if self.mux != self.gates:
                 self._fault("driver output control: %d gates, the panel has %d"
                             % (self.mux, self.gates))
-        elif c == 0x10:
-            if p[0] & 0x03:
+        elif c == _DEEP_SLEEP:
+            if p[0] & _SLEEP_MODES:
                 self.deep = True
                 self.deep_sleeps += 1
-                if p[0] & 0x03 == 0x03:  # mode 2 loses the RAM
+                if p[0] & _SLEEP_MODES == _SLEEP_MODES:  # mode 2 loses the RAM
                     self.red_valid = False
-        elif c == 0x11:
-            self.entry = p[0] & 0x07
-        elif c == 0x21:
+        elif c == _ENTRY_MODE:
+            self.entry = p[0] & (_ENTRY_X_UP | _ENTRY_Y_UP | _ENTRY_Y_FIRST)
+        elif c == _UPDATE_CTRL1:
             self.ctrl1 = (p[0], p[1])
-        elif c == 0x22:
+        elif c == _UPDATE_CTRL2:
             self.ctrl2 = p[0]
-        elif c == 0x3C:
+        elif c == _BORDER:
             self.border = p[0]
-        elif c == 0x44:
+        elif c == _RAM_X_WINDOW:
             self.xs, self.xe = p[0], p[1]
             if max(self.xs, self.xe) >= self.xbytes:
                 self._fault("RAM X window %d..%d beyond %d bytes" % (self.xs, self.xe,
                                                                        self.xbytes))
-        elif c == 0x45:
+        elif c == _RAM_Y_WINDOW:
             self.ys, self.ye = p[0] | p[1] << 8, p[2] | p[3] << 8
             if max(self.ys, self.ye) >= self.gates:
                 self._fault("RAM Y window %d..%d beyond %d gates" % (self.ys, self.ye,
                                                                        self.gates))
-        elif c == 0x4E:
+        elif c == _RAM_X_COUNT:
             self.x = p[0]
-        elif c == 0x4F:
+        elif c == _RAM_Y_COUNT:
             self.y = p[0] | p[1] << 8
 
     def _ram_write(self, c, b):
@@ -241,16 +276,16 @@ class PanelModel:
             self._fault("RAM write overruns the window (would wrap and overwrite)")
             return
         self._written += 1
-        if c == 0x24:
+        if c == _WRITE_BW:
             self.bw[y * self.xbytes + x] = b
             self._bw_dirty = True
         else:
             self.red[y * self.xbytes + x] = b
             self.red_valid = True
         # advance the address counter as data entry mode says, wrapping in the window
-        dx = 1 if self.entry & 1 else -1
-        dy = 1 if self.entry & 2 else -1
-        if self.entry & 4:  # Y first
+        dx = 1 if self.entry & _ENTRY_X_UP else -1
+        dy = 1 if self.entry & _ENTRY_Y_UP else -1
+        if self.entry & _ENTRY_Y_FIRST:
             y += dy
             if y > hi_y or y < lo_y:
                 y = lo_y if dy > 0 else hi_y
@@ -275,19 +310,19 @@ class PanelModel:
         if not self.swreset:
             self._fault("master activation before SW reset (0x12)")
             return
-        if not m & 0x04:  # no DISPLAY bit: power sequencing only
+        if not m & _CTRL2_DISPLAY:  # power sequencing only
             self._busy(POWER_MS)
             return
-        if (m & 0xC0) != 0xC0:
+        if (m & _CTRL2_CLOCK_ANALOG) != _CTRL2_CLOCK_ANALOG:
             self._fault("display without clock and analog enabled (0x22 = 0x%02x)" % m)
             return
-        partial = bool(m & 0x08)
+        partial = bool(m & _CTRL2_MODE2)
         if partial:
             if not self.red_valid:
                 self._fault("partial refresh with no old image in RAM 0x26")
             elif _hash(self.red) != self._shown_hash:
                 self._fault("partial refresh: RAM 0x26 is not the image shown (ghosting)")
-            if self.ctrl1[0] & 0x40:
+            if self.ctrl1[0] & _CTRL1_BYPASS_RED:
                 self._fault("partial refresh with RED RAM bypassed (0x21)")
             self.partial_refreshes += 1
             self._busy(PARTIAL_MS)
