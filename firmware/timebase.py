@@ -1,6 +1,6 @@
 # Time for the asyncio tasks. Every task waits through a timebase so the same
-# code runs on the board (RealTime) and on the virtual device, whose time only
-# moves when told to (hw.sim.VirtualTime).
+# code runs on the board (RealTime, here) and on the virtual device, whose time
+# only moves when told to (VirtualTime in hw/sim/vtime.py, the same interface).
 import asyncio
 from time import ticks_diff, ticks_ms
 
@@ -12,7 +12,10 @@ class RealTime:
         self.ticks_ms = ticks_ms
 
     def mono_ms(self):
-        """Milliseconds since boot; never wraps (ticks_ms does, every 12 days)."""
+        """Milliseconds since the timebase was made (at boot); never wraps
+        (ticks_ms does, every 12.4 days) as long as it is read at least every
+        6 days (ticks_diff spans half the period): the tasks read it every
+        few seconds."""
         t = ticks_ms()
         self._mono += ticks_diff(t, self._last)
         self._last = t

@@ -97,7 +97,7 @@ class PanelModel:
         n = self.xbytes * self.gates
         self.bw = bytearray(n)  # RAM 0x24 (power-on content: black)
         self.red = bytearray(n)  # RAM 0x26
-        # The image shown is not kept as a third plane (RAM is short on a 128 KB
+        # The image shown is not kept as a third plane (RAM is short on the device's
         # heap): it is the BW plane until that is rewritten, then the RED plane,
         # which a correct driver fills with it; a hash proves which holds it.
         self._shown_hash = None  # None: white since power-on
@@ -368,7 +368,7 @@ class PanelModel:
 
     def rows(self):
         """The image shown, row by row (MSB first, 1 = black), landscape: yields
-        one reused bytearray per row (no 15 KB copy on a 128 KB heap)."""
+        one reused bytearray per row (no 15 KB copy on the device's heap)."""
         w, h = self.width, self.height
         rb = (w + 7) // 8
         row = bytearray(rb)
