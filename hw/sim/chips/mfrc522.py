@@ -55,11 +55,10 @@ _HLTA = const(b"\x50\x00")
 
 
 class MFRC522Model:
-    card = None  # UID bytes of the card in the field
-    state = _IDLE  # the card's
-    faults = ()  # what a real chip would not take from the driver
-
     def __init__(self, cs, rst=None):
+        self.card = None  # UID bytes of the card in the field
+        self.state = _IDLE  # the card's
+        self.faults = []  # what a real chip would not take from the driver
         self.regs = bytearray(_REGS)
         self._addr = None  # this CS-low transaction's address byte; None: it comes next
         self.reset()
@@ -92,7 +91,7 @@ class MFRC522Model:
         ab = self._addr
         if ab is None:
             if b & _ADDR_BIT0:
-                self.faults += ("address bit 0 set",)
+                self.faults.append("address bit 0 set")
             self._addr = b  # bit 7: read; bits 6-1: the register
             return 0
         a = (ab >> 1) & (_REGS - 1)
@@ -125,7 +124,7 @@ class MFRC522Model:
         into the FIFO, or the timer's IRQ when nothing answers."""
         r = self.regs
         if not r[_TXCONTROL] & _ANTENNA:
-            self.faults += ("antenna off",)
+            self.faults.append("antenna off")
         answer = self._card(bytes(self.fifo), bits)
         r[_ERROR] = 0
         if answer is None:
