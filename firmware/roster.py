@@ -11,7 +11,7 @@
 from firmware.const import const
 
 _MAX_STAFF = const(254)
-_UID_HEX = (8, 14, 20)  # 4-, 7- and 10-byte UIDs as hex digits
+_UID_HEX = const((8, 14, 20))  # 4-, 7- and 10-byte UIDs as hex digits
 _FIELDS = const(3)  # a line: UID, staff_no, name
 
 
