@@ -141,3 +141,51 @@ def sim(tmp_path):
     yield run
     for s in made:
         s.close()
+
+
+# ---- the collector served on 127.0.0.1, with a user of each role (access, limits) ------
+class Served:
+    """A collector (fresh SQLite file, clock at 2026-11-23 10:00 +08:00) in a server
+    thread; tokens[role] for a user of each role; call() one HTTP request."""
+
+    def __init__(self, db: str, limits=None):
+        from firmware.clock import days_from_civil
+        from host_tools.collector.server import ServerThread
+        from host_tools.collector.store import Collector
+
+        self.t = days_from_civil(2026, 11, 23) * 86400 + 2 * 3600  # 10:00 +08:00
+        self.collector = Collector(db, lambda: self.t)
+        self.tokens = {role: self.collector.users.add(f"{role}-1", role)
+                       for role in ("viewer", "admin", "queue")}
+        self.server = ServerThread(self.collector, limits=limits)
+        self.port = self.server.port
+
+    def call(self, method: str, path: str, body: bytes | None = None, token: str | None = None,
+             headers: dict | None = None, timeout: float = 10):
+        """(status, headers as a dict of lists, body)."""
+        import http.client
+
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body, h)
+            r = conn.getresponse()
+            got: dict[str, list[str]] = {}
+            for k, v in r.getheaders():
+                got.setdefault(k.lower(), []).append(v)
+            return r.status, got, r.read()
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.server.stop()
+        self.collector.db.close()
+
+
+@pytest.fixture
+def served(tmp_path):
+    s = Served(str(tmp_path / "served.db"))
+    yield s
+    s.close()

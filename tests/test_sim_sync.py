@@ -17,8 +17,9 @@ def export(db) -> list[dict]:
     p = subprocess.run([sys.executable, "-m", "host_tools.cli", "export", "--db", str(db),
                         "--format", "csv"], capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.splitlines()[0] == HEADER
-    return list(csv.DictReader(io.StringIO(p.stdout)))
+    text = p.stdout.removeprefix("\ufeff")  # the BOM that makes Excel read UTF-8
+    assert text.splitlines()[0] == HEADER
+    return list(csv.DictReader(io.StringIO(text)))
 
 
 def test_sync_then_export(sim, tmp_path):

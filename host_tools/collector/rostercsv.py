@@ -72,11 +72,15 @@ def load(path: str | Path) -> list[Staff]:
         data = p.read_bytes()
     except OSError as e:
         raise RosterError(f"{p}: {e.strerror}") from None
+    return parse_bytes(data, str(p))
+
+
+def parse_bytes(data: bytes, source: str = "roster") -> list[Staff]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise RosterError(f"{p}: not UTF-8 (save the CSV as 'CSV UTF-8')") from None
-    return parse(text, str(p))
+        raise RosterError(f"{source}: not UTF-8 (save the CSV as 'CSV UTF-8')") from None
+    return parse(text, source)
 
 
 def device_roster(staff: list[Staff], window: str, version: int = 1) -> bytes:

@@ -18,11 +18,13 @@ from firmware import roster as roster_mod
 from firmware import settings as settings_mod
 from firmware.clock import EPOCH_UNIX
 from host_tools.collector import rostercsv
+from host_tools.collector.access import Users
 from host_tools.collector.db import Database
 from host_tools.errors import PingjiaError
 
 Clock = Callable[[], float]  # seconds since 2000-01-01 UTC, the firmware's epoch
-HALL = "hall"
+HALL = "hall"  # the settings scope of every device (then a hall's, then a device's own)
+DEFAULT_HALL = "main"  # the one hall of a small install
 EMPTY_UID = "00000000"  # a slot whose staff left the window: keeps later slots in place
 _NOT_SETTABLE = ("version", "window")
 NONCE_KEEP_S = 7 * 86400
@@ -30,6 +32,31 @@ NONCE_KEEP_S = 7 * 86400
 
 class CollectorError(PingjiaError, ValueError):
     """A request the collector refuses; str() says why in words a user can act on."""
+
+
+WINDOW_MAX = 16  # a window's name goes into settings.json and onto the sign
+HALL_MAX = 32
+
+
+def check_label(what: str, text: str, most: int) -> str:
+    """A window's or hall's name: 1 to `most` printable characters, no control characters
+    (they would travel into the device's settings and the office's spreadsheets)."""
+    if not isinstance(text, str) or not 1 <= len(text) <= most or not text.isprintable() \
+            or text != text.strip():
+        raise CollectorError(f"{what} {text!r}: 1 to {most} printable characters, "
+                             "no control characters or surrounding spaces")
+    return text
+
+
+def _check_key(key: str | None) -> str:
+    if key is None:
+        return os.urandom(16).hex()
+    try:
+        if len(bytes.fromhex(key)) < 16:
+            raise ValueError
+    except ValueError:
+        raise CollectorError("key must be at least 16 bytes in hex") from None
+    return key.lower()
 
 
 def system_clock() -> float:
@@ -40,55 +67,86 @@ def _dev_prefix(device: str) -> str:
     return "device:" + device
 
 
+def _hall_prefix(hall: str) -> str:
+    return "hall:" + hall
+
+
 class Collector:
     def __init__(self, db: Database | str, clock: Clock | None = None):
         self.db = db if isinstance(db, Database) else Database(db)
         self.clock = clock or system_clock
-        self._keys: dict[str, bytes] = {}
+        self.users = Users(self.db, self.now)
 
     def now(self) -> int:
         return int(self.clock())
 
     # ---- devices ----------------------------------------------------------
-    def add_device(self, device: str, window: str, key: str | None = None) -> str:
+    def add_device(self, device: str, window: str, key: str | None = None,
+                   hall: str | None = None) -> str:
         """Register a device; returns its key (hex) to provision."""
         try:
             F.check_id(device)
         except F.FrameError:
             raise CollectorError(f"device id {device!r}: 1 to {F.ID_MAX} characters of "
                                  "A-Z a-z 0-9 . _ - (it goes in every frame)") from None
-        if not window or len(window) > 16:
-            raise CollectorError("window must be 1 to 16 characters")
-        if key is None:
-            key = os.urandom(16).hex()
-        try:
-            if len(bytes.fromhex(key)) < 16:
-                raise ValueError
-        except ValueError:
-            raise CollectorError("key must be at least 16 bytes in hex") from None
+        check_label("window", window, WINDOW_MAX)
+        hall = check_label("hall", hall or DEFAULT_HALL, HALL_MAX)
+        key = _check_key(key)
         with self.db.transaction():
             if self.db.one("SELECT id FROM devices WHERE id = ?", (device,)):
                 raise CollectorError(f"device {device} is already registered")
-            self.db.execute("INSERT INTO devices (id, key, win, created) VALUES (?, ?, ?, ?)",
-                            (device, key, window, self.now()))
+            self.db.execute("INSERT INTO devices (id, key, win, created, hall) "
+                            "VALUES (?, ?, ?, ?, ?)", (device, key, window, self.now(), hall))
             self._rebuild_window(window)
         return key
 
-    def devices(self) -> list[dict[str, Any]]:
-        rows = self.db.all("SELECT id, win, created, last_seen, last_seq, frames, boot, "
-                           "settings_version, roster_version FROM devices ORDER BY id")
-        cols = ("id", "window", "created", "last_seen", "last_seq", "frames", "boot",
-                "settings_version", "roster_version")
-        return [dict(zip(cols, r, strict=False)) for r in rows]
+    def rekey(self, device: str, key: str | None = None) -> str:
+        """A new key for a device (lost, leaked, or back after a revoke); returns it.
+        Frames signed with the old key are refused from now on."""
+        key = _check_key(key)
+        with self.db.transaction():
+            self.device_window(device)
+            self.db.execute("UPDATE devices SET key = ?, revoked = NULL WHERE id = ?",
+                            (key, device))
+            self.db.execute("DELETE FROM nonces WHERE device = ?", (device,))
+        return key
+
+    def revoke_device(self, device: str) -> None:
+        """Refuse the device's frames from now on (its key is forgotten); what it sent
+        stays in the reports. `rekey` lets it back in with a new key."""
+        with self.db.transaction():
+            self.device_window(device)
+            self.db.execute("UPDATE devices SET revoked = ?, key = ? WHERE id = ?",
+                            (self.now(), "", device))
+
+    def devices(self, after: str = "", limit: int | None = None) -> list[dict[str, Any]]:
+        """Devices by id; a page of them: ids after `after`, at most `limit`."""
+        sql = ("SELECT id, win, hall, created, last_seen, last_seq, frames, boot, "
+               "settings_version, roster_version, revoked FROM devices WHERE id > ? ORDER BY id")
+        params: list[Any] = [after]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        cols = ("id", "window", "hall", "created", "last_seen", "last_seq", "frames", "boot",
+                "settings_version", "roster_version", "revoked")
+        return [dict(zip(cols, r, strict=True)) for r in self.db.all(sql, params)]
 
     def device_key(self, device: str) -> bytes | None:
-        k = self._keys.get(device)
-        if k is None:
-            v = self.db.value("SELECT key FROM devices WHERE id = ?", (device,))
-            if v is None:
-                return None
-            k = self._keys[device] = bytes.fromhex(v)
-        return k
+        """The key of an active device (None: unknown or revoked). Read at every frame,
+        so a rekey or revoke from the CLI holds at the server's next request."""
+        v = self.db.value("SELECT key FROM devices WHERE id = ? AND revoked IS NULL",
+                          (device,))
+        return bytes.fromhex(v) if v else None
+
+    def _frame_key(self, device: str) -> bytes | None:
+        """parse_request's key_for: the device's key; a revoked device is refused by
+        name (FrameError revoked), an unknown one is None."""
+        row = self.db.one("SELECT key, revoked FROM devices WHERE id = ?", (device,))
+        if row is None:
+            return None
+        if row[1] is not None:
+            raise F.FrameError("revoked", device)
+        return bytes.fromhex(row[0])
 
     def device_window(self, device: str) -> str:
         w = self.db.value("SELECT win FROM devices WHERE id = ?", (device,))
@@ -99,7 +157,13 @@ class Collector:
     # ---- roster -------------------------------------------------------------
     def import_roster(self, path: str | Path) -> dict[str, int]:
         """Store a roster CSV (all or nothing); returns each window's roster version."""
-        staff = rostercsv.load(path)
+        return self._store_roster(rostercsv.load(path))
+
+    def import_roster_bytes(self, data: bytes, source: str = "roster") -> dict[str, int]:
+        """The same for a roster CSV's bytes (posted by an admin)."""
+        return self._store_roster(rostercsv.parse_bytes(data, source))
+
+    def _store_roster(self, staff: list[rostercsv.Staff]) -> dict[str, int]:
         with self.db.transaction():
             self.db.execute("DELETE FROM staff")
             self.db.executemany(
@@ -207,10 +271,15 @@ class Collector:
         return int(self.db.value("SELECT value FROM meta WHERE key = 'settings_version'", (), 1))
 
     def settings_for(self, device: str) -> dict[str, Any]:
-        """The device's settings.json: the hall's settings, the device's own on top."""
+        """The device's settings.json: every device's settings, its hall's on top, the
+        device's own on top of those."""
+        row = self.db.one("SELECT win, hall FROM devices WHERE id = ?", (device,))
+        if row is None:
+            raise CollectorError(f"no device {device} (pingjia device add {device} --window W)")
         s = self._stored_settings(HALL)
+        s.update(self._stored_settings(_hall_prefix(row[1])))
         s.update(self._stored_settings(_dev_prefix(device)))
-        s["window"] = self.device_window(device)
+        s["window"] = str(row[0])
         s["version"] = self.settings_version()
         return settings_mod.validate(s)
 
@@ -218,8 +287,10 @@ class Collector:
         v = self._stored_settings(HALL).get("tz_min", settings_mod.DEFAULTS["tz_min"])
         return int(v)
 
-    def set_setting(self, key: str, value: Any, device: str | None = None) -> int:
-        """Set one setting for the hall or a device; returns the new settings version."""
+    def set_setting(self, key: str, value: Any, device: str | None = None,
+                    hall: str | None = None) -> int:
+        """Set one setting for every device, a hall's or one device; returns the new
+        settings version."""
         if key in _NOT_SETTABLE:
             raise CollectorError(f"{key} is not set this way"
                                  + (" (pingjia device add ID --window W)" if key == "window"
@@ -233,13 +304,23 @@ class Collector:
             if device is not None:
                 self.device_window(device)
                 scope = _dev_prefix(device)
+            elif hall is not None:
+                scope = _hall_prefix(check_label("hall", hall, HALL_MAX))
             self.db.execute(self.db.upsert_sql("settings", ("scope", "key", "value"),
                                                ("scope", "key")),
                             (scope, key, json.dumps(value, ensure_ascii=False)))
-            targets = [device] if device else [r[0] for r in self.db.all("SELECT id FROM devices")]
+            if device:
+                targets = [device]
+            elif hall is not None:
+                targets = [r[0] for r in self.db.all("SELECT id FROM devices WHERE hall = ?",
+                                                     (hall,))]
+            else:
+                targets = [r[0] for r in self.db.all("SELECT id FROM devices")]
             try:
                 base = self._stored_settings(HALL)
                 if device is None:
+                    if hall is not None:
+                        base.update(self._stored_settings(scope))
                     settings_mod.validate(base)
                 for d in targets:
                     self.settings_for(d)
@@ -269,11 +350,27 @@ class Collector:
             "roster.txt": self.roster_text(settings["window"]),
         }
 
+    # ---- the server's own -------------------------------------------------------
+    def session_secret(self) -> str:
+        """The key that signs the dashboard's session cookies: made once, kept in the
+        database (whoever can read that reads everything a session shows anyway)."""
+        v = self.db.value("SELECT value FROM meta WHERE key = 'session_secret'")
+        if v is None:
+            with self.db.transaction():
+                self.db.execute("INSERT INTO meta (key, value) VALUES ('session_secret', ?) "
+                                "ON CONFLICT (key) DO NOTHING", (os.urandom(32).hex(),))
+            v = self.db.value("SELECT value FROM meta WHERE key = 'session_secret'")
+        return str(v)
+
     # ---- ingest ------------------------------------------------------------------
+    def ingest_network(self, body: bytes) -> bytes:
+        """ingest() for a frame that came over the network (the sync endpoint)."""
+        return self.ingest(body)
+
     def ingest(self, body: bytes) -> bytes:
         """Store one sync frame and return the signed answer. FrameError if refused
         (nothing stored)."""
-        req = F.parse_request(body, self.device_key)
+        req = F.parse_request(body, self._frame_key)
         now = self.now()
         with self.db.transaction():
             self._check_nonce(req, now)
