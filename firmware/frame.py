@@ -8,7 +8,8 @@
 #   3  idlen   u8 (1-10)
 #   4  id      idlen bytes, [A-Za-z0-9._-]
 #      boot u32, first seq u32, count u16, settings version u16,
-#      roster version u16, nonce u32
+#      roster version u16, nonce u32 (next_nonce: the device's clock, or
+#      bit 31 and noise while the clock is unknown)
 #      count raw 14-byte records (firmware/record.py), seqs increasing from first
 #      HMAC-SHA256(key, everything before it), 32 bytes
 # The header is at most 32 + 32 (MAC) = 64 bytes; a rating costs 14 bytes.
@@ -39,6 +40,7 @@ _F_ROSTER = const(2)
 _HDR_TAIL = const("<IIHHHI")  # boot, first, count, settings version, roster version, nonce
 _ANS = const("<2sBB32sIIHH")  # magic .. roster length: the answer's fixed part
 _ID_CHARS = const(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+NONCE_UNTIMED = const(0x80000000)  # nonce bit 31: made while the device's clock was unknown
 
 
 class FrameError(ValueError):
@@ -87,6 +89,19 @@ def check_id(dev_id):
     if not 1 <= len(b) <= ID_MAX or b.strip(_ID_CHARS):  # left after the allowed ones
         raise FrameError("bad_id", "1-10 of A-Z a-z 0-9 . _ -")
     return b
+
+
+def next_nonce(wall, last, noise):
+    """A request's nonce. With the clock known (wall: seconds since 2000) it is the
+    time, or one more than the last nonce when that is not earlier (several frames in
+    a second), so a device's nonces only increase and the collector can tell an old
+    frame from a new one; with the clock unknown (wall None) bit 31 and 31 bits of
+    noise (4 random bytes), which the collector remembers for good."""
+    if wall is None:
+        return NONCE_UNTIMED | int.from_bytes(noise, "little") & 0x7FFFFFFF
+    if last < NONCE_UNTIMED and wall <= last:
+        return last + 1
+    return wall & 0x7FFFFFFF
 
 
 def frame_size(id_len, count):

@@ -68,6 +68,7 @@ class Link:
     last_error = None
     error = None  # why this device cannot sync at all (not provisioned)
     busy = False  # one sync at a time (a flag: asyncio.Lock costs heap)
+    nonce = 0  # the last request's nonce (frame.next_nonce)
     _seen_seq = -1  # the log's seq when last looked, and since when (mono ms)
     _seen_at = 0
 
@@ -175,9 +176,10 @@ class Link:
             n += 1
             if n >= _BATCH:
                 break
+        # the nonce: the clock, so the collector can refuse an old frame replayed
+        self.nonce = F.next_nonce(app.clock.wall(), self.nonce, os.urandom(4))
         size = F.seal_request(buf, self.hm, self.dev_id, log.boot, first, n,
-                              app.settings["version"], app.roster.version,
-                              int.from_bytes(os.urandom(4), "little"))  # the nonce
+                              app.settings["version"], app.roster.version, self.nonce)
         mac = bytes(buf[size - F.MAC_LEN : size])
         body = memoryview(buf)[:size]
         # the POST (inline: a method of its own costs heap): join the network if

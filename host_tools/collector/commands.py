@@ -52,13 +52,13 @@ def device_list(args: argparse.Namespace) -> int:
 
     c = _open(args)
     tz = c.hall_tz_min()
-    print("id          window  hall      last_seq  frames  last_seen")
+    print("id          window  hall      last_seq  frames  flags  last_seen")
     for d in c.devices():
         seen = iso(d["last_seen"], tz) if d["last_seen"] is not None else "never"
         if d["revoked"] is not None:
             seen += f"  (revoked {iso(d['revoked'], tz)})"
         print(f"{d['id']:<11} {d['window']:<7} {d['hall']:<8} {d['last_seq']:>9}  "
-              f"{d['frames']:>6}  {seen}")
+              f"{d['frames']:>6}  {d['flags']:>5}  {seen}")
     return 0
 
 

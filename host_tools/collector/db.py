@@ -86,6 +86,15 @@ MIGRATIONS: list[list[str]] = [
         # the hall (办事大厅) a device serves in: reports and exports filter by it
         "ALTER TABLE devices ADD COLUMN hall TEXT NOT NULL DEFAULT 'main'",
     ],
+    [
+        # what the door let in but did not believe (a time outside the collector's
+        # window), one row a record and finding, for the office to see
+        """CREATE TABLE flags (
+            device TEXT NOT NULL, seq BIGINT NOT NULL, what TEXT NOT NULL,
+            detail TEXT NOT NULL, received BIGINT NOT NULL, PRIMARY KEY (device, seq, what))""",
+        # the newest nonce a device sent over the network: the replay window's edge
+        "ALTER TABLE devices ADD COLUMN nonce_hi BIGINT NOT NULL DEFAULT 0",
+    ],
 ]
 
 

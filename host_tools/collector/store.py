@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import time as _time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +17,8 @@ from firmware import frame as F
 from firmware import record as R
 from firmware import roster as roster_mod
 from firmware import settings as settings_mod
-from firmware.clock import EPOCH_UNIX
-from host_tools.collector import rostercsv
+from firmware.clock import EPOCH_UNIX, iso
+from host_tools.collector import checks, rostercsv
 from host_tools.collector.access import Users
 from host_tools.collector.db import Database
 from host_tools.errors import PingjiaError
@@ -26,8 +27,10 @@ Clock = Callable[[], float]  # seconds since 2000-01-01 UTC, the firmware's epoc
 HALL = "hall"  # the settings scope of every device (then a hall's, then a device's own)
 DEFAULT_HALL = "main"  # the one hall of a small install
 EMPTY_UID = "00000000"  # a slot whose staff left the window: keeps later slots in place
+ROSTER_BYTES_MAX = 12 * 1024  # a window's roster.txt: 254 staff with 工号 and name fit
 _NOT_SETTABLE = ("version", "window")
-NONCE_KEEP_S = 7 * 86400
+NONCE_WINDOW_S = 7 * 86400  # the replay window: an older frame is refused
+NONCE_AHEAD_S = 86400  # a device clock ahead by this much still makes fresh nonces
 
 
 class CollectorError(PingjiaError, ValueError):
@@ -57,6 +60,10 @@ def _check_key(key: str | None) -> str:
     except ValueError:
         raise CollectorError("key must be at least 16 bytes in hex") from None
     return key.lower()
+
+
+class AnswerError(CollectorError):
+    """The answer to a frame cannot be made (nothing of the frame was stored)."""
 
 
 def system_clock() -> float:
@@ -122,13 +129,36 @@ class Collector:
     def devices(self, after: str = "", limit: int | None = None) -> list[dict[str, Any]]:
         """Devices by id; a page of them: ids after `after`, at most `limit`."""
         sql = ("SELECT id, win, hall, created, last_seen, last_seq, frames, boot, "
-               "settings_version, roster_version, revoked FROM devices WHERE id > ? ORDER BY id")
+               "settings_version, roster_version, revoked, "
+               "(SELECT COUNT(*) FROM flags f WHERE f.device = d.id) "
+               "FROM devices d WHERE id > ? ORDER BY id")
         params: list[Any] = [after]
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
         cols = ("id", "window", "hall", "created", "last_seen", "last_seq", "frames", "boot",
-                "settings_version", "roster_version", "revoked")
+                "settings_version", "roster_version", "revoked", "flags")
+        return [dict(zip(cols, r, strict=True)) for r in self.db.all(sql, params)]
+
+    def flags(self, after: str = "", limit: int | None = None) -> list[dict[str, Any]]:
+        """What the door stored but did not believe (checks.py), oldest first; a page:
+        rows after the cursor `after` ("received|device|seq"), at most `limit`."""
+        sql = "SELECT device, seq, what, detail, received FROM flags"
+        params: list[Any] = []
+        if after:
+            try:
+                rec_t, dev, seq = after.split("|")
+                params = [int(rec_t), int(rec_t), dev, dev, int(seq)]
+            except ValueError:
+                raise CollectorError(f"after {after!r}: use the 'next' of the page before") \
+                    from None
+            sql += (" WHERE received > ? OR (received = ? AND (device > ? OR (device = ? "
+                    "AND seq > ?)))")
+        sql += " ORDER BY received, device, seq, what"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        cols = ("device", "seq", "what", "detail", "received")
         return [dict(zip(cols, r, strict=True)) for r in self.db.all(sql, params)]
 
     def device_key(self, device: str) -> bytes | None:
@@ -173,7 +203,22 @@ class Collector:
             wins |= {r[0] for r in self.db.all("SELECT win FROM window_slots")}
             for s in staff:
                 wins.update(s.windows)
-            return {w: self._rebuild_window(w, staff) for w in sorted(wins)}
+            versions = {w: self._rebuild_window(w, staff) for w in sorted(wins)}
+            for w in sorted(wins):
+                self._check_roster_size(w, staff)
+            return versions
+
+    def _check_roster_size(self, window: str, staff: list[rostercsv.Staff]) -> None:
+        """The window's roster.txt fits what a device takes (naming the line that
+        makes it too large); CollectorError otherwise, and the import is undone."""
+        size = 0
+        lines = {s.staff_no: s.line for s in staff}
+        for n, (uid, no, name) in enumerate(self._roster_entries(window), start=1):
+            size += len(f"{uid}\t{no}\t{name}\n".encode())
+            if size > ROSTER_BYTES_MAX:
+                at = f"line {lines[no]}" if no in lines else f"slot {n}"
+                raise CollectorError(f"{at}: window {window}'s roster passes "
+                                     f"{ROSTER_BYTES_MAX} bytes, more than a device takes")
 
     def _rebuild_window(self, window: str, staff: list[rostercsv.Staff] | None = None) -> int:
         """Give new staff of a window the next free slots; staff who left keep
@@ -197,6 +242,11 @@ class Collector:
             if s.staff_no not in serving:
                 continue
             slot = by_no.get(s.staff_no)
+            if slot is None and nxt > checks.SLOT_MAX:
+                raise CollectorError(
+                    f"line {s.line}: {s.staff_no} would be staff number {nxt} of window "
+                    f"{window}, and a device holds {checks.SLOT_MAX} (staff who left keep "
+                    "their slot: give the window a new name to start it afresh)")
             if slot is None:
                 self.db.execute("INSERT INTO window_slots (win, slot, staff_no, active) "
                                 "VALUES (?, ?, ?, 1)", (window, nxt, s.staff_no))
@@ -281,6 +331,7 @@ class Collector:
         s.update(self._stored_settings(_dev_prefix(device)))
         s["window"] = str(row[0])
         s["version"] = self.settings_version()
+        checks.settings(s)  # before validate(), which takes some wrong types for others
         return settings_mod.validate(s)
 
     def hall_tz_min(self) -> int:
@@ -321,6 +372,7 @@ class Collector:
                 if device is None:
                     if hall is not None:
                         base.update(self._stored_settings(scope))
+                    checks.settings(base)
                     settings_mod.validate(base)
                 for d in targets:
                     self.settings_for(d)
@@ -364,16 +416,28 @@ class Collector:
 
     # ---- ingest ------------------------------------------------------------------
     def ingest_network(self, body: bytes) -> bytes:
-        """ingest() for a frame that came over the network (the sync endpoint)."""
-        return self.ingest(body)
+        """ingest() for a frame that came over the network (the sync endpoint): the
+        replay window holds too."""
+        return self.ingest(body, replay_window=True)
 
-    def ingest(self, body: bytes) -> bytes:
+    def ingest(self, body: bytes, replay_window: bool = False) -> bytes:
         """Store one sync frame and return the signed answer. FrameError if refused
-        (nothing stored)."""
-        req = F.parse_request(body, self._frame_key)
+        (nothing stored). The answer is made inside the transaction, so a commit is
+        never followed by an answer that cannot be made (the device would send the
+        frame again and again, its ack lost every time). replay_window: refuse a frame
+        older than the window by its nonce (see _check_nonce)."""
+        keys: dict[str, bytes] = {}
+
+        def key_for(device: str) -> bytes | None:
+            k = self._frame_key(device)
+            if k is not None:
+                keys[device] = k
+            return k
+
+        req = F.parse_request(body, key_for)
         now = self.now()
         with self.db.transaction():
-            self._check_nonce(req, now)
+            self._check_nonce(req, now, replay_window)
             ack = self._store(req, now)
             window = self.device_window(req.device)
             s = self.settings_for(req.device)
@@ -384,29 +448,56 @@ class Collector:
             rv = int(self.db.value("SELECT version FROM rosters WHERE win = ?", (window,), 0))
             if rv and rv != req.roster_version:
                 roster = self.roster_text(window)
-        key = self.device_key(req.device)
-        assert key is not None
-        return F.answer(key, req.mac, ack, max(now, 0), settings, roster)
+            try:
+                answer = F.answer(keys[req.device], req.mac, ack, max(now, 0), settings, roster)
+                if len(answer) > F.ANSWER_MAX:
+                    raise ValueError(f"{len(answer)} bytes")
+            except (ValueError, OverflowError, struct.error) as e:
+                raise AnswerError(
+                    f"the answer to {req.device} does not fit a frame ({e}): its settings "
+                    f"({len(settings or b'')} bytes) or its window's roster "
+                    f"({len(roster or b'')} bytes) is too large; nothing was stored") from None
+        return answer
 
-    def _check_nonce(self, req: F.Request, now: int) -> None:
+    def _check_nonce(self, req: F.Request, now: int, replay_window: bool) -> None:
+        """A nonce is taken once. Over the network, also no older than the replay window:
+        a device's nonce is its clock (firmware/frame.py next_nonce), increasing, so a
+        frame is taken if its nonce is newer than the device's newest yet, or unseen and
+        within NONCE_WINDOW_S of the collector's clock; a captured frame replayed later
+        is neither (the nonces of the window are remembered, older ones need not be).
+        A nonce made with the clock unknown (NONCE_UNTIMED) is remembered for good."""
         db = self.db
-        if db.one("SELECT 1 FROM nonces WHERE device = ? AND nonce = ?", (req.device, req.nonce)):
-            raise F.FrameError("replayed", f"nonce {req.nonce} seen before")
+        n = req.nonce
+        if db.one("SELECT 1 FROM nonces WHERE device = ? AND nonce = ?", (req.device, n)):
+            raise F.FrameError("replayed", f"nonce {n} seen before")
+        if replay_window and not n & F.NONCE_UNTIMED:
+            newest = int(db.value("SELECT nonce_hi FROM devices WHERE id = ?", (req.device,), 0))
+            if n > newest:
+                db.execute("UPDATE devices SET nonce_hi = ? WHERE id = ?", (n, req.device))
+            elif not now - NONCE_WINDOW_S <= n <= now + NONCE_AHEAD_S:
+                raise F.FrameError("stale", f"made {iso(n, self.hall_tz_min())} by its nonce, "
+                                   f"outside the {NONCE_WINDOW_S // 86400}-day window, and "
+                                   "the device has sent newer ones")
         db.execute("INSERT INTO nonces (device, nonce, seen) VALUES (?, ?, ?)",
-                   (req.device, req.nonce, now))
-        if req.nonce % 64 == 0:  # now and then: forget nonces older than a week
-            db.execute("DELETE FROM nonces WHERE device = ? AND seen < ?",
-                       (req.device, now - NONCE_KEEP_S))
+                   (req.device, n, now))
+        if n % 64 == 0:  # now and then: forget the timed nonces the window refuses anyway
+            db.execute("DELETE FROM nonces WHERE device = ? AND nonce < ? AND nonce < ? "
+                       "AND seen < ?", (req.device, F.NONCE_UNTIMED, now - NONCE_WINDOW_S,
+                                        now - NONCE_WINDOW_S))
 
     def _store(self, req: F.Request, now: int) -> int:
         db = self.db
         dev = req.device
+        last_seq = db.value("SELECT last_seq FROM devices WHERE id = ?", (dev,), 0)
+        recs = [R.unpack(req.records, i * R.SIZE) for i in range(req.count)]
+        for r in recs:  # every field in range, or the frame is refused before any write
+            checks.record_fields(r)
+        checks.seq_jumps(req.first, int(last_seq), [r[0] for r in recs])
         db.execute("UPDATE devices SET last_seen = ?, frames = frames + 1, boot = ?, "
                    "settings_version = ?, roster_version = ? WHERE id = ?",
                    (now, req.boot, req.settings_version, req.roster_version, dev))
         if req.count == 0:
             return max(req.first - 1, 0)
-        recs = [R.unpack(req.records, i * R.SIZE) for i in range(req.count)]
         lo, hi = recs[0][0], recs[-1][0]
         have = {r[0] for r in db.all(
             "SELECT seq FROM records WHERE device = ? AND seq BETWEEN ? AND ?", (dev, lo, hi))}
@@ -414,6 +505,7 @@ class Collector:
             return hi  # a replay: everything is stored already
         window = self.device_window(dev)
         slots = self.slot_staff(window)
+        believe = checks.TimeWindow(now)
         boot = int(db.value("SELECT boot FROM records WHERE device = ? AND seq < ? "
                             "ORDER BY seq DESC LIMIT 1", (dev, lo), 0))
         offsets = {b: d for b, d in db.all(
@@ -422,13 +514,20 @@ class Collector:
         rows: list[tuple] = []
         events: list[tuple] = []
         reasons: list[tuple] = []
+        flags: list[tuple] = []
+        bad_ratings: dict[int, int] = {}  # seq -> boot of this frame's 不满意, for reasons
         chunks: list[tuple[int, bytes]] = []  # (seq, chunk) of the next rating's ticket
+        tz = self.hall_tz_min()
         for i, r in enumerate(recs):
             seq, kind, val, arg, slot, t = r
             if kind == R.BOOT:
                 boot = D.data24(r)
-            elif kind == R.CLOCK_SET:
-                offsets[boot] = new_offsets[boot] = t - D.data24(r)
+            elif kind == R.CLOCK_SET and seq not in have:
+                if believe.holds(t):
+                    offsets[boot] = new_offsets[boot] = t - D.data24(r)
+                else:  # a clock no one should take: its boot's times stay unknown
+                    flags.append((dev, seq, "clock", f"clock set to {iso(t, tz)}, outside "
+                                  "the window around the collector's clock", now))
             if kind == R.TICKET:
                 chunks.append((seq, D.ticket_chunk(req.records, i * R.SIZE)))
             if seq in have:
@@ -438,20 +537,33 @@ class Collector:
             rows.append((dev, seq, kind, val, arg, slot, t, boot, now))
             uptime = None
             when: int | None = t
-            if t & R.REL and kind not in (R.REASON, R.TICKET):
+            if kind == R.OVERFLOW and val == checks.OVERFLOW_LOST or kind in (
+                    R.REASON, R.TICKET, R.CLOCK_SET):
+                # no time to believe: a count of lost records, a reason, a ticket chunk;
+                # a clock set was looked at above
+                when = None
+            elif t & R.REL:
                 uptime = t & ~R.REL
                 d = offsets.get(boot)
                 when = None if d is None else d + uptime
+            if not believe.holds(when):
+                flags.append((dev, seq, "time", f"{D.KIND_NAMES[kind]} at {iso(when, tz)}, "
+                              "outside the window around the collector's clock: stored "
+                              "with its time unknown", now))
+                when = uptime = None
             base = (dev, seq)
             staff_no = slots.get(slot) if slot else None
             if kind in (R.RATING, R.NO_RATING):
                 ticket = self._ticket(dev, chunks, lo if i == len(chunks) else None)
                 chunks = []
+                if kind == R.RATING and val == 4:
+                    bad_ratings[seq] = boot
                 events.append(base + ("rating" if kind == R.RATING else "no_rating", window,
                                       slot, staff_no, val if kind == R.RATING else 0, arg,
                                       None, ticket, None, None, None, None, None, boot,
                                       uptime, when))
             elif kind == R.REASON:
+                self._check_reason(dev, seq, t, boot, bad_ratings, reasons)
                 reasons.append((val, dev, t))
             elif kind == R.STATUS:
                 events.append(base + ("status", window, slot, staff_no, None, None, None, None,
@@ -476,15 +588,44 @@ class Collector:
                        "ON CONFLICT (device, seq) DO NOTHING", events)
         db.executemany("UPDATE events SET reason = ? WHERE device = ? AND seq = ? "
                        "AND kind = 'rating'", reasons)
+        db.executemany("INSERT INTO flags (device, seq, what, detail, received) "
+                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (device, seq, what) DO NOTHING", flags)
         for b, d in new_offsets.items():
             db.execute(db.upsert_sql("clock_offsets", ("device", "boot", "delta"),
                                      ("device", "boot")), (dev, b, d))
-            # records of that boot stored before its clock was known get real times now
+            # records of that boot stored before its clock was known get real times now,
+            # those the window does not believe excepted
             db.execute("UPDATE events SET t = ? + uptime WHERE device = ? AND boot = ? "
-                       "AND t IS NULL AND uptime IS NOT NULL", (d, dev, b))
+                       "AND t IS NULL AND uptime IS NOT NULL AND ? + uptime >= ? "
+                       "AND ? + uptime < ?", (d, dev, b, d, believe.lo, d, believe.hi))
         db.execute("UPDATE devices SET last_seq = ? WHERE id = ? AND last_seq < ?",
                    (hi, dev, hi))
         return hi
+
+    def _check_reason(self, dev: str, seq: int, rating: int, boot: int,
+                      bad_ratings: dict[int, int], taken: list[tuple]) -> None:
+        """A reason is for a 不满意 of the same device and boot, at most REASON_GAP
+        records before it, that has no reason yet; FrameError bad_field otherwise (a
+        reason must not rewrite another rating's)."""
+        why = None
+        if not 0 < seq - rating <= checks.REASON_GAP:
+            why = f"its rating (seq {rating}) is not among the {checks.REASON_GAP} records before it"
+        elif any(r[2] == rating for r in taken):
+            why = f"rating seq {rating} has a reason already"
+        elif rating in bad_ratings:
+            if bad_ratings[rating] != boot:
+                why = f"rating seq {rating} is of an earlier boot"
+        else:
+            row = self.db.one("SELECT level, boot, reason FROM events WHERE device = ? "
+                              "AND seq = ? AND kind = 'rating'", (dev, rating))
+            if row is None or row[0] != 4:
+                why = f"seq {rating} is no 不满意 rating"
+            elif row[1] != boot:
+                why = f"rating seq {rating} is of an earlier boot"
+            elif row[2] is not None:
+                why = f"rating seq {rating} has a reason already"
+        if why:
+            raise F.FrameError("bad_field", f"record seq {seq}: a reason, but {why}")
 
     def _ticket(self, dev: str, chunks: list[tuple[int, bytes]], lo: int | None) -> str | None:
         """The ticket of a rating from the TICKET records right before it. lo: the
