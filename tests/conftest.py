@@ -189,3 +189,18 @@ def served(tmp_path):
     s = Served(str(tmp_path / "served.db"))
     yield s
     s.close()
+
+
+@pytest.fixture
+def served_with(tmp_path):
+    """served, with limits of the test's own (host_tools.collector.limits.Limits)."""
+    made = []
+
+    def start(limits=None) -> Served:
+        s = Served(str(tmp_path / f"served{len(made)}.db"), limits)
+        made.append(s)
+        return s
+
+    yield start
+    for s in made:
+        s.close()

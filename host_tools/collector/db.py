@@ -3,8 +3,9 @@ the same SQL through a thin layer, with numbered schema migrations.
 
 Write transactions run one at a time (a lock: SQLite allows one writer anyway, and it
 keeps each device's frames in order). Reads outside a transaction never wait behind a
-writer: on SQLite each thread reads on its own connection (WAL readers are not blocked
-by a writer, ours or another program's); on PostgreSQL every statement or transaction
+writer: on SQLite they take a reading connection of their own (WAL readers are not
+blocked by a writer, ours or another program's; a few are kept for the next reads, each
+holds three files); on PostgreSQL every statement or transaction
 takes a connection from a pool (psycopg_pool) that drops dead connections and makes new
 ones, so a server restart fails requests for as long as it lasts and no longer.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -26,6 +28,7 @@ from host_tools.errors import PingjiaError
 
 BUSY_S = 0.5  # how long a statement waits for a lock before the request is answered 503
 POOL_MAX = 8  # PostgreSQL connections: one writer at a time, the rest read
+READERS_KEPT = 4  # SQLite reading connections kept open between reads
 CONNECT_S = 5.0  # PostgreSQL: how long opening the collector waits for the server
 
 # Each entry moves the schema one version up; never edit one that has shipped.
@@ -138,9 +141,8 @@ class Database:
         self.postgres = is_postgres(url)
         self.busy_s = busy_s
         self.lock = threading.RLock()  # the one write transaction at a time
-        self._local = threading.local()  # tx: this thread's open transaction; reader
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
+        self._local = threading.local()  # tx: this thread's open transaction
+        self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue(READERS_KEPT)
         self.pool: Any = None
         self.writer: Any = None
         try:
@@ -179,17 +181,25 @@ class Database:
                                    reconnect_timeout=86400, name="pingjia")
         self.pool.open(wait=True, timeout=CONNECT_S)
 
-    def _reader(self) -> Any:
-        """This thread's SQLite reading connection (made on first use)."""
-        conn = getattr(self._local, "reader", None)
-        if conn is None:
-            if self.url == ":memory:":
-                return self.writer  # one database per connection: read where it is
-            conn = self._local.reader = self._sqlite()
+    @contextmanager
+    def _reader(self) -> Iterator[Any]:
+        """A SQLite reading connection for one statement: a kept one, or a new one."""
+        if self.url == ":memory:":
+            with self.lock:  # one database per connection: read where it is
+                yield self.writer
+            return
+        try:
+            conn = self._readers.get_nowait()
+        except queue.Empty:
+            conn = self._sqlite()
             conn.execute("PRAGMA query_only=1")
-            with self._readers_lock:
-                self._readers.append(conn)
-        return conn
+        try:
+            yield conn
+        finally:
+            try:
+                self._readers.put_nowait(conn)
+            except queue.Full:
+                conn.close()
 
     def close(self) -> None:
         with self.lock:
@@ -197,10 +207,11 @@ class Database:
                 self.pool.close()
             if self.writer is not None:
                 self.writer.close()
-            with self._readers_lock:
-                for c in self._readers:
-                    c.close()
-                self._readers.clear()
+            while True:
+                try:
+                    self._readers.get_nowait().close()
+                except queue.Empty:
+                    break
 
     # ---- faults -----------------------------------------------------------
     @contextmanager
@@ -264,8 +275,8 @@ class Database:
             with self._faults(), self.pool.connection() as conn:
                 yield conn
         else:
-            with self._faults():
-                yield self._reader()
+            with self._faults(), self._reader() as conn:
+                yield conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         if getattr(self._local, "tx", None) is None:

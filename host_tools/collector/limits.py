@@ -11,9 +11,10 @@ garbage connections leave the sync endpoint and the dashboard answering.
   answer on a kept-alive one), however slowly it drips; the whole request, answer
   included, within `request_s`; an idle kept-alive connection closes after
   `keep_alive_s` (uvicorn's). The head is at most `head_bytes` (h11's cap).
-- Requests (an ASGI middleware, Guard): at most `in_flight` being handled, at most
-  `per_client_in_flight` from one address (503 and Retry-After beyond); a body larger
-  than its route's cap is 413 before it is read; a body not in within `body_s` is 408.
+- Requests (an ASGI middleware, Guard): at most `per_client_in_flight` at once from one
+  address (503 and Retry-After beyond); a body larger than its route's cap is 413 before
+  it is read; a body not in within `body_s` is 408. (The work behind requests is bounded
+  by Starlette's thread pool and the database's one writer.)
 - Logging: one line per kind of complaint per `log_every_s`, then a count of those left
   out, so garbage cannot fill the disk.
 """
@@ -47,7 +48,6 @@ class Limits:
     request_s: float = 120.0
     keep_alive_s: float = 5.0
     head_bytes: int = 16 * 1024
-    in_flight: int = 256
     per_client_in_flight: int = 8
     log_every_s: float = 60.0
 
@@ -165,8 +165,8 @@ async def _plain(send: Any, status: int, text: str, headers: dict[str, str]) -> 
 
 
 class Guard:
-    """ASGI middleware: requests in flight per address and in all, body caps by path,
-    the body's deadline."""
+    """ASGI middleware: requests in flight per address, body caps by path, the body's
+    deadline."""
 
     def __init__(self, app: Any, limits: Limits, body_caps: dict[str, int] | None = None):
         self.app = app
@@ -181,11 +181,19 @@ class Guard:
             return
         lim, counts = self.limits, self.counts
         host = _host(scope.get("client"))
-        if (counts.in_flight >= lim.in_flight
-                or counts.requests.get(host, 0) >= lim.per_client_in_flight):
+        # per address only: a request waiting for its body costs a coroutine, and the
+        # work behind a complete one is bounded by the thread pool and the write lock, so
+        # a cap in all would let slow bodies starve the devices' syncs
+        if counts.requests.get(host, 0) >= lim.per_client_in_flight:
             counts.busy += 1
             await _plain(send, 503, "busy: too many requests at once (from this address or "
                          "in all); try again in a second", {"Retry-After": "1"})
+            return
+        head = len(scope.get("raw_path", b"")) + len(scope.get("query_string", b"")) + sum(
+            len(k) + len(v) for k, v in scope["headers"])
+        if head > lim.head_bytes:  # h11 caps a head that trickles in; this one came whole
+            await _plain(send, 431, f"refused: a request head of at most {lim.head_bytes} "
+                         "bytes", {})
             return
         cap = self.body_caps.get(scope["path"], DEFAULT_BODY)
         length = dict(scope["headers"]).get(b"content-length")

@@ -441,7 +441,7 @@ class ServerThread:
                  limits: Any = None):
         import uvicorn
 
-        from host_tools.collector.limits import Limits, uvicorn_options
+        from host_tools.collector.limits import Limits, quiet_logs, uvicorn_options
 
         self.collector = collector
         self.limits = limits = limits or Limits()
@@ -453,6 +453,7 @@ class ServerThread:
         self.host, self.port = self.sock.getsockname()[:2]
         config = uvicorn.Config(create_app(collector, limits), log_level="warning",
                                 access_log=False, lifespan="off", **uvicorn_options(limits))
+        quiet_logs(limits.log_every_s)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, name="pingjia-collector", daemon=True)
         self.thread.start()
