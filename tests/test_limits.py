@@ -10,9 +10,6 @@ import os
 import resource
 import select
 import socket
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -22,10 +19,6 @@ from firmware import frame as F
 from firmware import record as R
 from host_tools.collector.limits import Limits, RateLimited
 from host_tools.collector.server import SYNC_PATH
-
-ROOT = Path(__file__).resolve().parents[1]
-ROSTER = ROOT / "examples" / "staff.csv"
-MONDAY_9 = "2026-11-23T09:00:00+08:00"
 
 
 def connect(port: int, src: str) -> socket.socket:
@@ -68,104 +61,7 @@ def proc_stats(pid: int) -> tuple[int, int]:
     return rss, len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Serve:
-    """`pingjia serve` as its own process (its memory and files apart from the test's);
-    its log in a file."""
-
-    def __init__(self, db: str, tmp: Path, nofile: int | None = None):
-        self.port = _free_port()
-        self.log = tmp / "serve.log"
-        self.logf = open(self.log, "wb")
-
-        def limit() -> None:
-            if nofile:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "host_tools.cli", "serve", "--db", db, "--port",
-             str(self.port)], cwd=ROOT, stdout=self.logf, stderr=self.logf, preexec_fn=limit)
-        for _ in range(300):  # bounded: until it accepts connections
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("pingjia serve did not start: " + self.log.read_text())
-
-    def get(self, path: str, token: str, timeout: float = 10) -> tuple[int, float]:
-        import http.client
-
-        t = time.monotonic()
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
-            r = conn.getresponse()
-            r.read()
-            return r.status, time.monotonic() - t
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.logf.close()
-
-
-class Sim:
-    """`pingjia sim --script` against that server: one command, one answer, timed."""
-
-    def __init__(self, db: str, url: str, tmp: Path):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "host_tools.cli", "sim", "--script", "--db", db,
-             "--collector", url, "--device", "lim-1", "--window", "B01", "--roster",
-             str(ROSTER), "--start", MONDAY_9, "--sign", "text"],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, bufsize=1)
-        self.lines: list[str] = []
-        self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout
-        for line in self.proc.stdout:
-            with self.cond:
-                self.lines.append(line.rstrip("\n"))
-                self.cond.notify_all()
-
-    def say(self, command: str, timeout: float = 60) -> tuple[str, float]:
-        assert self.proc.stdin
-        with self.cond:
-            n = len(self.lines)
-        t = time.monotonic()
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        with self.cond:
-            if not self.cond.wait_for(lambda: len(self.lines) > n, timeout):
-                raise AssertionError(f"no answer to {command!r}: "
-                                     f"{self.proc.stderr.read() if self.proc.poll() else ''}")
-            return self.lines[n], time.monotonic() - t
-
-    def quit(self) -> None:
-        with contextlib.suppress(OSError, AssertionError):
-            self.say("quit", timeout=20)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-def test_a_thousand_idle_and_slow_connections(tmp_path):
+def test_a_thousand_idle_and_slow_connections(tmp_path, serve_proc, sim_proc):
     """1 000 connections hold the server (idle, a head dripping, a body dripping) while a
     virtual device syncs and a viewer loads the dashboard: both answer within 2 s; the
     server's memory and open files stay bounded, its log small, and it sheds the
@@ -179,11 +75,11 @@ def test_a_thousand_idle_and_slow_connections(tmp_path):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 2048:  # the test itself holds the 1 000
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
-    srv = Serve(db, tmp_path)
-    sim = None
+    srv = serve_proc(db)
     held: list[socket.socket] = []
     try:
-        sim = Sim(db, f"http://127.0.0.1:{srv.port}", tmp_path)
+        sim = sim_proc(db, "--collector", f"http://127.0.0.1:{srv.port}", "--device",
+                       "lim-1")
         assert sim.say("badge 0A1B2C3D")[0].startswith("ok")
         for lvl in (1, 2, 4):
             assert sim.say("invite")[0].startswith("ok")
@@ -229,8 +125,7 @@ def test_a_thousand_idle_and_slow_connections(tmp_path):
     finally:
         for s in held:
             s.close()
-        if sim:
-            sim.quit()
+        sim_proc.stop_all()
         srv.stop()
     log = srv.log.read_bytes()
     assert len(log) < 8 * 1024, log[-2000:]
@@ -241,7 +136,7 @@ def test_a_thousand_idle_and_slow_connections(tmp_path):
     c.db.close()
 
 
-def test_at_the_open_file_limit(tmp_path):
+def test_at_the_open_file_limit(tmp_path, serve_proc):
     """With 256 files, a crowd of 400 connections from ten addresses: the server keeps
     below the limit (no failed accept, no flood in its log), and a newcomer still gets
     in."""
@@ -251,7 +146,7 @@ def test_at_the_open_file_limit(tmp_path):
     c = Collector(db)
     token = c.users.add("v", "viewer")
     c.db.close()
-    srv = Serve(db, tmp_path, nofile=256)
+    srv = serve_proc(db, nofile=256)
     held = []
     try:
         for i in range(400):

@@ -254,13 +254,21 @@ class Database:
                 local.tx = conn
                 try:
                     yield self
-                    conn.execute("COMMIT")
                 except BaseException:
                     with contextlib.suppress(Exception):
                         conn.execute("ROLLBACK")
                     raise
                 finally:
                     local.tx = None
+                try:
+                    conn.execute("COMMIT")
+                except self._driver_errors() as e:
+                    # SQLite keeps a transaction whose COMMIT failed open: end it, or
+                    # every later BEGIN fails; PostgreSQL has rolled it back already
+                    with contextlib.suppress(Exception):
+                        conn.execute("ROLLBACK")
+                    raise StorageUnavailable(f"the database could not commit ({e}); "
+                                             "nothing of it was stored") from None
             finally:
                 if self.postgres:
                     self.pool.putconn(conn)  # a broken or dirty one is discarded there
@@ -339,6 +347,7 @@ def _pg_unavailable(e: Exception) -> bool:
     import psycopg
     from psycopg_pool import PoolTimeout, TooManyRequests
 
-    return isinstance(e, psycopg.OperationalError | PoolTimeout | TooManyRequests) or (
+    return isinstance(e, psycopg.OperationalError | psycopg.InterfaceError | PoolTimeout
+                      | TooManyRequests) or (
         isinstance(e, psycopg.Error) and e.sqlstate is not None
         and e.sqlstate[:2] in ("08", "57"))  # connection exception, operator intervention
