@@ -42,7 +42,9 @@ def to_csv(rows: list[dict[str, Any]], bom: bool = True) -> str:
     out = io.StringIO()
     if bom:
         out.write(BOM)
-    w = csv.writer(out, lineterminator="\n")
+    # CRLF ends a row, as RFC 4180 and Excel have it: then a CR or LF inside a cell gets
+    # the cell quoted (with "\n" alone a bare CR would split the row in Excel)
+    w = csv.writer(out, lineterminator="\r\n")
     w.writerow(HEADER)
     for r in rows:
         w.writerow([inert(v) for v in _cells(r)])
