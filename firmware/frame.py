@@ -8,24 +8,36 @@
 #   3  idlen   u8 (1-10)
 #   4  id      idlen bytes, [A-Za-z0-9._-]
 #      boot u32, first seq u32, count u16, settings version u16,
-#      roster version u16, nonce u32
+#      roster version u16, nonce u32 (next_nonce: the device's clock, or
+#      bit 31 and noise while the clock is unknown)
 #      count raw 14-byte records (firmware/record.py), seqs increasing from first
 #      HMAC-SHA256(key, everything before it), 32 bytes
 # The header is at most 32 + 32 (MAC) = 64 bytes; a rating costs 14 bytes.
 #
 # Answer (collector -> device):
-#   0  magic b"PA", version u8, flags u8 (1: settings, 2: roster)
+#   0  magic b"PA", version u8, flags u8 (1: settings, 2: roster, 4: sealed)
 #   4  echo  the request's MAC (binds the answer to that request: the nonce
 #            makes every request unique, so an old answer never matches)
 #  36  ack u32 (every record up to it is stored), time u32 (seconds since
 #      2000 UTC, 0 unknown), settings length u16, roster length u16
-#  48  settings JSON, roster text (firmware/roster.py), then HMAC-SHA256 over
-#      all of it, 32 bytes
+#  48  settings JSON, roster text (firmware/roster.py); sealed: both together
+#      AES-256-CBC encrypted, zero-padded to 16 bytes (badge UIDs, names and
+#      the sync URL never cross the network in clear), then HMAC-SHA256 over
+#      all of it, 32 bytes (encrypt, then MAC)
+# The seal's key is HMAC(device key, "pingjia seal"), its IV the first 16 bytes
+# of HMAC(device key, "iv" + the request's MAC): new for every answer, and
+# known to no one without the key. On the device AES is cryptolib's, in place
+# in the answer's buffer; on the host, the cryptography package's.
 import struct
 from hashlib import sha256
 
 from firmware import record
 from firmware.const import const
+
+try:
+    from cryptolib import aes as _aes  # MicroPython
+except ImportError:  # CPython: the collector
+    _aes = None
 
 MAC_LEN = const(32)
 ID_MAX = const(10)
@@ -41,9 +53,13 @@ _ANSWER = const(b"PA")
 _HMAC_BLOCK = const(64)  # SHA-256's block: keys longer than this are hashed first
 _IPAD = const(0x36)  # RFC 2104's inner and outer pads
 _OPAD = const(0x5C)
+_F_SEALED = const(4)
+_CBC = const(2)  # cryptolib's mode number
+_SEAL_LABEL = const(b"pingjia seal")
 _HDR_TAIL = const("<IIHHHI")  # boot, first, count, settings version, roster version, nonce
 _ANS = const("<2sBB32sIIHH")  # magic .. roster length: the answer's fixed part
 _ID_CHARS = const(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+NONCE_UNTIMED = const(0x80000000)  # nonce bit 31: made while the device's clock was unknown
 
 
 class FrameError(ValueError):
@@ -92,6 +108,19 @@ def check_id(dev_id):
     if not 1 <= len(b) <= ID_MAX or b.strip(_ID_CHARS):  # left after the allowed ones
         raise FrameError("bad_id", "1-10 of A-Z a-z 0-9 . _ -")
     return b
+
+
+def next_nonce(wall, last, noise):
+    """A request's nonce. With the clock known (wall: seconds since 2000) it is the
+    time, or one more than the last nonce when that is not earlier (several frames in
+    a second), so a device's nonces only increase and the collector can tell an old
+    frame from a new one; with the clock unknown (wall None) bit 31 and 31 bits of
+    noise (4 random bytes), which the collector remembers for good."""
+    if wall is None:
+        return NONCE_UNTIMED | int.from_bytes(noise, "little") & 0x7FFFFFFF
+    if last < NONCE_UNTIMED and wall <= last:
+        return last + 1
+    return wall & 0x7FFFFFFF
 
 
 def frame_size(id_len, count):
@@ -173,29 +202,60 @@ def parse_request(body, key_for):
     return q
 
 
+def _seal(hm, req_mac, data, encrypt):
+    """AES-256-CBC over data (a writable buffer, a multiple of 16 bytes), in place."""
+    key = hm.digest(_SEAL_LABEL)
+    iv = hm.digest(b"iv" + bytes(req_mac))[:16]
+    if _aes is not None:
+        c = _aes(key, _CBC, iv)
+        if encrypt:
+            c.encrypt(data, data)
+        else:
+            c.decrypt(data, data)
+        return
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    c = Cipher(algorithms.AES(key), modes.CBC(iv))
+    x = c.encryptor() if encrypt else c.decryptor()
+    data[:] = x.update(bytes(data)) + x.finalize()
+
+
 def answer(key, req_mac, ack, time, settings=None, roster=None):
-    """The collector's signed answer to one request (bytes)."""
+    """The collector's signed answer to one request (bytes); settings and roster sealed."""
     s = settings or b""
     r = roster or b""
     flags = (_F_SETTINGS if settings is not None else 0) | (_F_ROSTER if roster is not None else 0)
-    body = struct.pack(_ANS, _ANSWER, _VERSION, flags, req_mac, ack, time, len(s), len(r)) + s + r
-    return body + Hmac(key).digest(body)
+    hm = Hmac(key)
+    payload = bytearray(s + r)
+    if payload:
+        flags |= _F_SEALED
+        payload += bytes(-len(payload) % 16)
+        _seal(hm, req_mac, memoryview(payload), True)
+    body = struct.pack(_ANS, _ANSWER, _VERSION, flags, req_mac, ack, time, len(s), len(r)) + payload
+    return body + hm.digest(body)
 
 
 def parse_answer(body, hm, req_mac):
     """(ack, time, settings bytes or None, roster bytes or None) from an answer
-    to the request whose MAC is req_mac. FrameError otherwise."""
+    to the request whose MAC is req_mac. FrameError otherwise. A sealed answer is
+    decrypted in body itself when it is a bytearray (as the device reads it: no
+    second buffer of the answer's size), else in a copy."""
     if len(body) > ANSWER_MAX:
         raise FrameError("oversized", "%d bytes" % len(body))
     _check(body, _ANSWER, _ANSWER_FIXED + MAC_LEN)
     _, _, flags, echo, ack, time, sl, rl = struct.unpack_from(_ANS, body)
-    end = _ANSWER_FIXED + sl + rl
+    plain = _ANSWER_FIXED + sl + rl
+    end = _ANSWER_FIXED + (sl + rl + 15) // 16 * 16 if flags & _F_SEALED else plain
     _check(body, _ANSWER, end + MAC_LEN, True)
     if echo != bytes(req_mac):  # no secret here: the request's MAC went out in clear
         raise FrameError("replayed")
     mv = memoryview(body)
     if not same(hm.digest(mv[:end]), mv[end:]):
         raise FrameError("bad_mac")
+    if flags & _F_SEALED and end > _ANSWER_FIXED:
+        if not isinstance(body, bytearray):
+            mv = memoryview(bytearray(body))
+        _seal(hm, req_mac, mv[_ANSWER_FIXED:end], False)
     s = bytes(mv[_ANSWER_FIXED : _ANSWER_FIXED + sl]) if flags & _F_SETTINGS else None
-    r = bytes(mv[_ANSWER_FIXED + sl : end]) if flags & _F_ROSTER else None
+    r = bytes(mv[_ANSWER_FIXED + sl : plain]) if flags & _F_ROSTER else None
     return ack, time, s, r

@@ -85,6 +85,7 @@ class Link:
         self.busy = False  # one sync at a time: sync_now waits for the one in flight
         self._seen_seq = -1  # the log's seq when last looked, and since when (mono ms)
         self._seen_at = 0
+        self.nonce = 0  # the last request's nonce (frame.next_nonce)
         # an Event, not a ThreadSafeFlag: one more flag in the unix port's poller
         # slows every loop turn (nothing sets it from an IRQ)
         self.kick = asyncio.Event()
@@ -200,9 +201,10 @@ class Link:
             n += 1
             if n >= _BATCH:
                 break
-        nonce = int.from_bytes(os.urandom(4), "little")
+        # the nonce: the clock, so the collector can refuse an old frame replayed
+        self.nonce = frame.next_nonce(app.clock.wall(), self.nonce, os.urandom(4))
         size = frame.seal_request(buf, self.hm, self.dev_id, log.boot, first, n,
-                                  app.settings["version"], app.roster.version, nonce)
+                                  app.settings["version"], app.roster.version, self.nonce)
         return n, first, last, size
 
     async def _join(self):

@@ -32,6 +32,13 @@ def arg(*flags: str, **kw: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
 
 
 PORT = arg("port", metavar="PORT", help="serial port, or a virtual device's pty")
+FILTERS = (  # which ratings a report or an export covers (design.md section 6)
+    arg("--from", dest="since", metavar="DAY", help="from this day on (YYYY-MM-DD)"),
+    arg("--to", dest="until", metavar="DAY", help="up to this day, inclusive (YYYY-MM-DD)"),
+    arg("--hall", help="only this hall"),
+    arg("--window", help="only this window"),
+    arg("--staff", metavar="STAFF_NO", help="only this staff member (工号)"),
+)
 DEVICE_ID = "device id (1-10 of A-Z a-z 0-9 . _ -)"
 
 COMMANDS: dict[str, Command] = {
@@ -57,23 +64,48 @@ COMMANDS: dict[str, Command] = {
     "serve": Command("host_tools.collector.commands:serve",
                      "run the collector: sync endpoint, JSON API, dashboard", db=True, args=(
         arg("--port", type=int, default=8080),
-        arg("--host", default="127.0.0.1"),
+        arg("--host", default="127.0.0.1",
+            help="address to listen on (default 127.0.0.1: this machine only; any other "
+                 "needs an admin user first)"),
     )),
     "device add": Command("host_tools.collector.commands:device_add",
                           "register a device; prints the key to provision", db=True, args=(
         arg("id", help=DEVICE_ID),
         arg("--window", required=True, help="window name, e.g. B01"),
+        arg("--hall", help="the hall it serves in (default: main, the one hall)"),
         arg("--key", help="use this key (hex, >= 16 bytes) instead of a new one"),
     )),
     "device list": Command("host_tools.collector.commands:device_list", "list devices",
                            db=True),
+    "device rekey": Command("host_tools.collector.commands:device_rekey",
+                            "a new key for a device (prints it); the old one is refused",
+                            db=True, args=(
+        arg("id", help=DEVICE_ID),
+        arg("--key", help="use this key (hex, >= 16 bytes) instead of a new one"),
+    )),
+    "device revoke": Command("host_tools.collector.commands:device_revoke",
+                             "refuse a device's frames from now on (its records stay)",
+                             db=True, args=(arg("id", help=DEVICE_ID),)),
+    "user add": Command("host_tools.collector.commands:user_add",
+                        "a user of the API and dashboard; prints its token (shown once)",
+                        db=True, args=(
+        arg("name", help="1-32 characters, no spaces"),
+        arg("--role", required=True, choices=("viewer", "admin", "queue"),
+            help="viewer: reports, dashboard, exports; admin: also devices, roster, "
+                 "settings; queue: the queue system"),
+    )),
+    "user list": Command("host_tools.collector.commands:user_list", "list users", db=True),
+    "user revoke": Command("host_tools.collector.commands:user_revoke",
+                           "refuse a user's token and sessions from the next request on",
+                           db=True, args=(arg("name"),)),
     "roster import": Command("host_tools.collector.commands:roster_import",
                              "import staff.csv (badge_uid,staff_no,name,department,windows)",
                              db=True, args=(arg("csv"),)),
     "settings set": Command("host_tools.collector.commands:settings_set",
-                            "set KEY to VALUE (JSON or text) for the hall or a device",
-                            db=True, args=(
+                            "set KEY to VALUE (JSON or text) for every device, a hall or a "
+                            "device", db=True, args=(
         arg("key"), arg("value"), arg("--device", help="only this device"),
+        arg("--hall", help="only this hall's devices"),
     )),
     "settings show": Command("host_tools.collector.commands:settings_show",
                              "show stored settings", db=True, args=(
@@ -82,13 +114,16 @@ COMMANDS: dict[str, Command] = {
     "report": Command("host_tools.collector.commands:report",
                       "ratings, 满意率, 差评率, 参评率, index, pause and wait time", db=True, args=(
         arg("--day", help="YYYY-MM-DD in the hall's time zone (default: all days)"),
+        *FILTERS,
         arg("--by", choices=("window", "staff", "hour", "day"), default="window"),
         arg("--json", action="store_true", help="print JSON instead of a table"),
     )),
     "export": Command("host_tools.collector.commands:export", "every rating, oldest first",
                       db=True, args=(
-        arg("--format", choices=("csv", "json"), default="csv"),
+        arg("--format", choices=("csv", "xlsx", "json"), default="csv",
+            help="csv (UTF-8 with a BOM, as Excel reads it), xlsx (Excel), json"),
         arg("--day", help="only this day (YYYY-MM-DD, hall time zone)"),
+        *FILTERS,
         arg("--out", help="write to this file instead of stdout"),
     )),
     "deploy": Command("host_tools.device.deploy:cmd_deploy",
@@ -135,6 +170,7 @@ COMMANDS: dict[str, Command] = {
 }
 
 GROUPS = {"device": "devices known to the collector (id and key)", "roster": "staff roster",
+          "user": "users of the API and dashboard (token and role)",
           "settings": "device settings, per hall or per device", "sign": "the e-ink sign"}
 
 

@@ -821,3 +821,287 @@ def heap_day():
     if inst.bits != 32:
         warnings.warn(inst.note, stacklevel=1)
     return heap
+
+
+# ---- served collectors, processes and PostgreSQL for the collector's fault tests ----------
+class Served:
+    """A collector (fresh SQLite file, clock at 2026-11-23 10:00 +08:00) in a server
+    thread; tokens[role] for a user of each role; call() one HTTP request."""
+
+    def __init__(self, db: str, limits=None):
+        from firmware.clock import days_from_civil
+        from host_tools.collector.server import ServerThread
+        from host_tools.collector.store import Collector
+
+        self.t = days_from_civil(2026, 11, 23) * 86400 + 2 * 3600  # 10:00 +08:00
+        self.collector = Collector(db, lambda: self.t)
+        self.tokens = {role: self.collector.users.add(f"{role}-1", role)
+                       for role in ("viewer", "admin", "queue")}
+        self.server = ServerThread(self.collector, limits=limits)
+        self.port = self.server.port
+
+    def call(self, method: str, path: str, body: bytes | None = None, token: str | None = None,
+             headers: dict | None = None, timeout: float = 10):
+        """(status, headers as a dict of lists, body)."""
+        import http.client
+
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body, h)
+            r = conn.getresponse()
+            got: dict[str, list[str]] = {}
+            for k, v in r.getheaders():
+                got.setdefault(k.lower(), []).append(v)
+            return r.status, got, r.read()
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.server.stop()
+        self.collector.db.close()
+
+
+
+@pytest.fixture
+def served(tmp_path):
+    s = Served(str(tmp_path / "served.db"))
+    yield s
+    s.close()
+
+
+
+@pytest.fixture
+def served_with(tmp_path):
+    """served, with limits of the test's own (host_tools.collector.limits.Limits)."""
+    made = []
+
+    def start(limits=None) -> Served:
+        s = Served(str(tmp_path / f"served{len(made)}.db"), limits)
+        made.append(s)
+        return s
+
+    yield start
+    for s in made:
+        s.close()
+
+
+
+def _free_port_() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+
+class ServeProcess:
+    """`pingjia serve --db DB` (its memory and files apart from the test's, its log in a
+    file); nofile: its open-file limit."""
+
+    def __init__(self, db: str, log: Path, nofile: int | None = None):
+        import resource
+        import socket
+        import sys
+        import time
+
+        self.port = _free_port_()
+        self.log = log
+        self.logf = open(log, "wb")
+
+        def limit() -> None:
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "host_tools.cli", "serve", "--db", db, "--port",
+             str(self.port)], cwd=ROOT, stdout=self.logf, stderr=self.logf, preexec_fn=limit)
+        for _ in range(300):  # bounded: until it accepts connections
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise AssertionError("pingjia serve did not start: " + log.read_text())
+
+    def get(self, path: str, token: str, timeout: float = 10) -> tuple[int, float]:
+        """(status, seconds) of a GET with a token."""
+        import http.client
+        import time
+
+        t = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+            r = conn.getresponse()
+            r.read()
+            return r.status, time.monotonic() - t
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.logf.close()
+
+
+
+@pytest.fixture
+def serve_proc(tmp_path):
+    made: list[ServeProcess] = []
+
+    def start(db: str, nofile: int | None = None) -> ServeProcess:
+        s = ServeProcess(db, tmp_path / f"serve{len(made)}.log", nofile)
+        made.append(s)
+        return s
+
+    yield start
+    for s in made:
+        s.stop()
+
+
+
+class SimLines:
+    """`pingjia sim --script` on a roster, window B01, 2026-11-23 09:00: one command, one
+    answer line, timed; every wait bounded."""
+
+    def __init__(self, db: str, *args: str):
+        import sys
+        import threading
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "host_tools.cli", "sim", "--script", "--db", db,
+             "--window", "B01", "--roster", str(EXAMPLES / "staff.csv"), "--start", MONDAY_9,
+             "--sign", "text", *args],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, bufsize=1)
+        self.lines: list[str] = []
+        self.cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout
+        for line in self.proc.stdout:
+            with self.cond:
+                self.lines.append(line.rstrip("\n"))
+                self.cond.notify_all()
+
+    def say(self, command: str, timeout: float = 60) -> tuple[str, float]:
+        """The first answer line to a command, and how long it took."""
+        import time
+
+        assert self.proc.stdin
+        with self.cond:
+            n = len(self.lines)
+        t = time.monotonic()
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        with self.cond:
+            if not self.cond.wait_for(lambda: len(self.lines) > n, timeout):
+                raise AssertionError(f"no answer to {command!r}")
+            return self.lines[n], time.monotonic() - t
+
+    def quit(self) -> None:
+        import contextlib
+
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError, AssertionError):
+                self.say("quit", timeout=20)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if f:
+                f.close()
+
+
+
+@pytest.fixture
+def sim_proc():
+    made: list[SimLines] = []
+
+    def start(db: str, *args: str) -> SimLines:
+        s = SimLines(db, *args)
+        made.append(s)
+        return s
+
+    start.stop_all = lambda: [s.quit() for s in made]  # type: ignore[attr-defined]
+    yield start
+    for s in made:
+        s.quit()
+
+
+
+class PgCluster:
+    """A throwaway PostgreSQL server on 127.0.0.1 in a temp dir (Debian's postgresql),
+    which a test may stop and start again."""
+
+    def __init__(self):
+        import socket as _s
+        import tempfile
+
+        self.initdb, self.pg_ctl = _pg_bin_("initdb"), _pg_bin_("pg_ctl")
+        if not self.initdb or not self.pg_ctl:
+            raise AssertionError("PostgreSQL server binaries not found (apt-get install "
+                                 "postgresql; make setup does)")
+        self.dir = tempfile.mkdtemp(prefix="pingjia-pg-")
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses root: run it as the postgres user
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.dir, "postgres")
+        self.data = os.path.join(self.dir, "data")
+        with _s.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        subprocess.run(self.as_user + [self.initdb, "-D", self.data, "-A", "trust", "-U", "pj",
+                                       "-E", "UTF8"], check=True, capture_output=True,
+                       timeout=120)
+        self.start()
+        self.url = f"postgresql://pj@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        subprocess.run(self.as_user + [self.pg_ctl, "-D", self.data, "-l",
+                                       os.path.join(self.dir, "log"), "-w", "-t", "60", "-o",
+                                       f"-p {self.port} -k {self.dir} -h 127.0.0.1 -F",
+                                       "start"], check=True, capture_output=True, timeout=120)
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run(self.as_user + [self.pg_ctl, "-D", self.data, "-m", mode, "-w",
+                                       "stop"], capture_output=True, timeout=60)
+
+    def close(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+
+def _pg_bin_(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    base = "/usr/lib/postgresql"
+    for d in sorted(os.listdir(base), reverse=True) if os.path.isdir(base) else []:
+        p = f"{base}/{d}/bin/{name}"
+        if os.path.exists(p):
+            return p
+    return None
+
+
+
+@pytest.fixture
+def pg_cluster():
+    c = PgCluster()
+    yield c
+    c.close()
+

@@ -81,7 +81,7 @@ def test_unknown_time_is_empty_and_last(col, device_log, t0):
     d.add(record.BOOT, 2, time=t0)
     d.rating(2, t0 + 10)
     d.send()
-    out = export.to_csv(reports.ratings(col.db, 480))
+    out = export.to_csv(reports.ratings(col.db, 480), bom=False)
     lines = out.splitlines()
     assert lines[0] == "time,window,device,staff_no,staff_name,ticket,level,level_name,reason"
     assert lines[1].startswith("2026-11-23T09:00:10+08:00,B01,dev-1,")
@@ -192,7 +192,7 @@ def test_export_csv_and_json(col, device_log, roster_csv, t0):
     d.send()
     rows = reports.ratings(col.db, 480)
     text = export.to_csv(rows)
-    got = list(csv.DictReader(io.StringIO(text)))
+    got = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
     assert got == [{"time": "2026-11-23T09:00:05+08:00", "window": "B01", "device": "dev-1",
                     "staff_no": "SB0101", "staff_name": "张伟", "ticket": "A-1", "level": "4",
                     "level_name": "不满意", "reason": "业务不熟悉/解释不清"}]

@@ -76,6 +76,6 @@ def test_postgres_collector(pg_url, device_log, clock_at, roster_csv, t0):
     assert c.db.value("SELECT COUNT(*) FROM records") == d.seq
     [row] = reports.summary(c.db, 480, "2026-11-23", "window", t0 + 600)
     assert row["ratings"] == 2 and row["bad_rate"] == 0.5
-    assert export.to_csv(rows).startswith("time,window,device,staff_no,")
+    assert export.to_csv(rows).startswith("\ufefftime,window,device,staff_no,")
     v = c.set_setting("invite_s", 20, device="pg-1")
     assert c.settings_for("pg-1")["invite_s"] == 20 and c.settings_for("pg-1")["version"] == v

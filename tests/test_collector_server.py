@@ -20,6 +20,7 @@ def server(tmp_path_factory, clock_at, t0, roster_csv):
     c = Collector(str(tmp_path_factory.mktemp("srv") / "s.db"), clock_at(t0 + 3600))
     c.import_roster(roster_csv)
     s = ServerThread(c)
+    s.token = c.users.add("tester", "viewer")  # type: ignore[attr-defined]
     yield s
     s.stop()
 
@@ -34,10 +35,10 @@ def post(port: int, body: bytes, path: str = "/api/v1/sync") -> tuple[int, bytes
         conn.close()
 
 
-def get(port: int, path: str) -> tuple[int, bytes]:
+def get(port: int, path: str, token: str | None = None) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
         r = conn.getresponse()
         return r.status, r.read()
     finally:
@@ -104,7 +105,7 @@ def test_fuzz_endpoint(server, device_log, stored, t0, case):
     else:
         assert 400 <= status < 500 and text.startswith(b"refused: "), (status, text)
     assert stored(c) == before
-    assert get(server.port, "/api/v1/devices")[0] == 200  # still serving
+    assert get(server.port, "/api/v1/devices", server.token)[0] == 200  # still serving
 
 
 def test_api_and_dashboard(server, device_log, t0):
@@ -114,17 +115,18 @@ def test_api_and_dashboard(server, device_log, t0):
     d.rating(4, t0 + 100, ticket="Q-9")
     d.add(record.REASON, 1, 0, 1, d.seq)
     assert post(server.port, d.frame())[0] == 200
-    s, page = get(server.port, "/?day=2026-11-23")
+    token = server.token
+    s, page = get(server.port, "/?day=2026-11-23", token)
     html = page.decode()
     assert s == 200 and "窗口 B02" in html and "服务中" in html and "等候时间长" in html
     assert "Q-9" in html and "满意率" in html
-    s, body = get(server.port, "/api/v1/report?day=2026-11-23&by=window")
+    s, body = get(server.port, "/api/v1/report?day=2026-11-23&by=window", token)
     rows = {r["window"]: r for r in json.loads(body)["rows"]}
     assert s == 200 and rows["B02"]["ratings"] == 1 and rows["B02"]["bad_rate"] == 1.0
-    s, body = get(server.port, "/api/v1/ratings?day=2026-11-23")
-    assert s == 200 and any(r["ticket"] == "Q-9" for r in json.loads(body))
-    assert get(server.port, "/api/v1/report?by=colour")[0] == 400
-    assert get(server.port, "/api/v1/dashboard?day=2026-11-23")[0] == 200
+    s, body = get(server.port, "/api/v1/ratings?day=2026-11-23", token)
+    assert s == 200 and any(r["ticket"] == "Q-9" for r in json.loads(body)["rows"])
+    assert get(server.port, "/api/v1/report?by=colour", token)[0] == 400
+    assert get(server.port, "/api/v1/dashboard?day=2026-11-23", token)[0] == 200
     assert get(server.port, "/api/v1/sync")[0] == 405
 
 
@@ -149,8 +151,8 @@ def test_cli(tmp_path, cli, clock, roster_csv, t0):
     c.ingest(frame.request(key, "cli-1", 1, 1, recs))
     c.db.close()
     r = cli("export", "--format", "csv", "--db", db)
-    assert r.returncode == 0
-    assert r.stdout.splitlines() == [
+    assert r.returncode == 0 and r.stdout.startswith("\ufeff")  # the BOM Excel reads UTF-8 by
+    assert r.stdout[1:].splitlines() == [
         "time,window,device,staff_no,staff_name,ticket,level,level_name,reason",
         "2026-11-23T09:01:00+08:00,B01,cli-1,SB0101,张伟,,1,非常满意,",
         "2026-11-23T09:02:00+08:00,B01,cli-1,SB0102,刘洋,,4,不满意,"]

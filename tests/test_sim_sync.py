@@ -14,8 +14,9 @@ def export(cli):
     def rows(db) -> list[dict]:
         p = cli("export", "--db", db, "--format", "csv")
         assert p.returncode == 0, p.stderr
-        assert p.stdout.splitlines()[0] == HEADER
-        return list(csv.DictReader(io.StringIO(p.stdout)))
+        text = p.stdout.removeprefix("\ufeff")  # the BOM that makes Excel read UTF-8
+        assert text.splitlines()[0] == HEADER
+        return list(csv.DictReader(io.StringIO(text)))
     return rows
 
 

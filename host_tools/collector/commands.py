@@ -17,10 +17,25 @@ def _open(args: argparse.Namespace):
     return Collector(args.db)
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
 def serve(args: argparse.Namespace) -> int:
     from host_tools.collector.server import serve as run_server
 
     c = _open(args)
+    if not _loopback(args.host) and not c.users.has_admin():
+        raise PingjiaError(f"refusing to serve on {args.host} with no admin user: anyone "
+                           "on the network could reach the collector before one exists "
+                           "(pingjia user add NAME --role admin, then serve again)")
     print(f"pingjia collector on http://{args.host}:{args.port}/ (sync: /api/v1/sync), "
           f"db {args.db}", file=sys.stderr)
     run_server(c, args.host, args.port)
@@ -28,7 +43,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def device_add(args: argparse.Namespace) -> int:
-    print(_open(args).add_device(args.id, args.window, args.key))
+    print(_open(args).add_device(args.id, args.window, args.key, args.hall))
     return 0
 
 
@@ -37,10 +52,55 @@ def device_list(args: argparse.Namespace) -> int:
 
     c = _open(args)
     tz = c.hall_tz_min()
-    print("id          window  last_seq  frames  last_seen")
+    print("id          window  hall      last_seq  frames  flags  last_seen")
     for d in c.devices():
         seen = iso(d["last_seen"], tz) if d["last_seen"] is not None else "never"
-        print(f"{d['id']:<11} {d['window']:<7} {d['last_seq']:>8}  {d['frames']:>6}  {seen}")
+        if d["revoked"] is not None:
+            seen += f"  (revoked {iso(d['revoked'], tz)})"
+        print(f"{d['id']:<11} {d['window']:<7} {d['hall']:<8} {d['last_seq']:>9}  "
+              f"{d['frames']:>6}  {d['flags']:>5}  {seen}")
+    return 0
+
+
+def device_rekey(args: argparse.Namespace) -> int:
+    print(_open(args).rekey(args.id, args.key))
+    print(f"device {args.id}: provision it with this key (pingjia provision PORT "
+          f"--device {args.id} ...); frames signed with the old key are refused",
+          file=sys.stderr)
+    return 0
+
+
+def device_revoke(args: argparse.Namespace) -> int:
+    _open(args).revoke_device(args.id)
+    print(f"device {args.id} revoked: its frames are refused, its records stay "
+          f"(pingjia device rekey {args.id} lets it back in)")
+    return 0
+
+
+def user_add(args: argparse.Namespace) -> int:
+    token = _open(args).users.add(args.name, args.role)
+    print(token)
+    print(f"user {args.name} ({args.role}): this token is shown once and stored only as a "
+          "hash; send it as Authorization: Bearer TOKEN, or log in to the dashboard with it",
+          file=sys.stderr)
+    return 0
+
+
+def user_list(args: argparse.Namespace) -> int:
+    from firmware.clock import iso
+
+    c = _open(args)
+    tz = c.hall_tz_min()
+    print("name                              role    since                      revoked")
+    for u in c.users.list():
+        rev = iso(u["revoked"], tz) if u["revoked"] is not None else "-"
+        print(f"{u['name']:<33} {u['role']:<7} {iso(u['created'], tz):<26} {rev}")
+    return 0
+
+
+def user_revoke(args: argparse.Namespace) -> int:
+    _open(args).users.revoke(args.name)
+    print(f"user {args.name} revoked: refused from the next request on")
     return 0
 
 
@@ -65,8 +125,12 @@ def _value(text: str) -> Any:
 
 
 def settings_set(args: argparse.Namespace) -> int:
-    v = _open(args).set_setting(args.key, _value(args.value), args.device)
-    print(f"settings version {v} ({'device ' + args.device if args.device else 'hall'})")
+    if args.device and args.hall:
+        raise PingjiaError("--device or --hall, not both")
+    v = _open(args).set_setting(args.key, _value(args.value), args.device, args.hall)
+    scope = ("device " + args.device if args.device else "hall " + args.hall if args.hall
+             else "every device")
+    print(f"settings version {v} ({scope})")
     return 0
 
 
@@ -84,12 +148,20 @@ def settings_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _filter(args: argparse.Namespace):
+    from host_tools.collector import reports
+
+    return reports.Filter(day=args.day, since=args.since, until=args.until, hall=args.hall,
+                          window=args.window, staff=args.staff)
+
+
 def report(args: argparse.Namespace) -> int:
     from host_tools.collector import reports
 
     c = _open(args)
     try:
-        rows = reports.summary(c.db, c.hall_tz_min(), args.day, args.by, c.now())
+        rows = reports.summary(c.db, c.hall_tz_min(), args.day, args.by, c.now(),
+                               _filter(args))
     except ValueError as e:
         raise PingjiaError(str(e)) from None
     if args.json:
@@ -107,16 +179,19 @@ def export(args: argparse.Namespace) -> int:
 
     c = _open(args)
     try:
-        rows = reports.ratings(c.db, c.hall_tz_min(), args.day)
+        rows = reports.ratings(c.db, c.hall_tz_min(), args.day, _filter(args))
     except ValueError as e:
         raise PingjiaError(str(e)) from None
-    text = formats.to_csv(rows) if args.format == "csv" else formats.to_json(rows) + "\n"
+    data = formats.encode(args.format, rows)
     if args.out:
         try:
-            with open(args.out, "w", encoding="utf-8", newline="") as f:
-                f.write(text)
+            with open(args.out, "wb") as f:
+                f.write(data)
         except OSError as e:
             raise PingjiaError(f"cannot write {args.out}: {e.strerror}") from None
+    elif args.format == "xlsx" and sys.stdout.isatty():
+        raise PingjiaError("an xlsx workbook is not for a terminal: give --out FILE.xlsx")
     else:
-        sys.stdout.write(text)
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
     return 0

@@ -1,8 +1,23 @@
 """The collector's storage: SQLite (a file path) or PostgreSQL (a postgresql:// URL),
-the same SQL through a thin layer, with numbered schema migrations."""
+the same SQL through a thin layer, with numbered schema migrations.
+
+Write transactions run one at a time (a lock: SQLite allows one writer anyway, and it
+keeps each device's frames in order). Reads outside a transaction never wait behind a
+writer: on SQLite they take a reading connection of their own (WAL readers are not
+blocked by a writer, ours or another program's; a few are kept for the next reads, each
+holds three files); on PostgreSQL every statement or transaction
+takes a connection from a pool (psycopg_pool) that drops dead connections and makes new
+ones, so a server restart fails requests for as long as it lasts and no longer.
+
+A fault of the storage is StorageUnavailable (one line, and how long to wait): SQLite
+busy past BUSY_S (another program holds the write lock), PostgreSQL unreachable, a disk
+error. The server answers it 503 with Retry-After; nothing of the request is stored."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -10,6 +25,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from host_tools.errors import PingjiaError
+
+BUSY_S = 0.5  # how long a statement waits for a lock before the request is answered 503
+POOL_MAX = 8  # PostgreSQL connections: one writer at a time, the rest read
+READERS_KEPT = 4  # SQLite reading connections kept open between reads
+CONNECT_S = 5.0  # PostgreSQL: how long opening the collector waits for the server
 
 # Each entry moves the schema one version up; never edit one that has shipped.
 # `win` is the window's name ("window" is reserved in PostgreSQL).
@@ -58,6 +78,26 @@ MIGRATIONS: list[list[str]] = [
             device TEXT NOT NULL, nonce BIGINT NOT NULL, seen BIGINT NOT NULL,
             PRIMARY KEY (device, nonce))""",
     ],
+    [
+        # people and systems that use the collector: one token each, kept only as an
+        # argon2 hash; token_id (public, in the token) finds the row to check it against
+        """CREATE TABLE users (
+            name TEXT PRIMARY KEY, role TEXT NOT NULL, token_id TEXT NOT NULL UNIQUE,
+            token_hash TEXT NOT NULL, created BIGINT NOT NULL, revoked BIGINT)""",
+        # a revoked device's frames are refused; its records stay in the reports
+        "ALTER TABLE devices ADD COLUMN revoked BIGINT",
+        # the hall (办事大厅) a device serves in: reports and exports filter by it
+        "ALTER TABLE devices ADD COLUMN hall TEXT NOT NULL DEFAULT 'main'",
+    ],
+    [
+        # what the door let in but did not believe (a time outside the collector's
+        # window), one row a record and finding, for the office to see
+        """CREATE TABLE flags (
+            device TEXT NOT NULL, seq BIGINT NOT NULL, what TEXT NOT NULL,
+            detail TEXT NOT NULL, received BIGINT NOT NULL, PRIMARY KEY (device, seq, what))""",
+        # the newest nonce a device sent over the network: the replay window's edge
+        "ALTER TABLE devices ADD COLUMN nonce_hi BIGINT NOT NULL DEFAULT 0",
+    ],
 ]
 
 
@@ -66,25 +106,59 @@ class DatabaseError(PingjiaError):
     SQLite, a server that refuses)."""
 
 
+class StorageUnavailable(PingjiaError):
+    """The database cannot take the request now (locked by another program, restarting,
+    a disk fault): nothing of it was stored; try again after retry_after seconds."""
+
+    retry_after = 1
+
+
 def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 
 
-class Database:
-    """One connection guarded by a lock: every transaction is serialised, which
-    is what SQLite does anyway and keeps per-device ingest ordered."""
+def _owner_only(path: str) -> None:
+    """Create the SQLite file readable by its owner only, before SQLite does with the
+    umask's 0644: it holds device keys, staff names and tickets. SQLite gives the -wal
+    and -shm files the database file's mode. A file found readable by others is
+    tightened."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        pass
+    for p in (path, path + "-wal", path + "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(p).st_mode & 0o077:
+                os.chmod(p, 0o600)
 
-    def __init__(self, url: str):
+
+class Database:
+    def __init__(self, url: str, busy_s: float = BUSY_S):
         self.url = url
         self.postgres = is_postgres(url)
-        self.lock = threading.RLock()
-        self._depth = 0
+        self.busy_s = busy_s
+        self.lock = threading.RLock()  # the one write transaction at a time
+        self._local = threading.local()  # tx: this thread's open transaction
+        self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue(READERS_KEPT)
+        self.pool: Any = None
+        self.writer: Any = None
         try:
-            self.conn: Any = self._connect()
+            if self.postgres:
+                self._open_pool()
+            else:
+                _owner_only(url)
+                self.writer = self._sqlite()
+                self.writer.execute("PRAGMA journal_mode=WAL")
+                self.writer.execute("PRAGMA synchronous=FULL")  # an ack is sent after the commit
             self.migrate()
-        except self._driver_errors() as e:
+        except (StorageUnavailable, *self._driver_errors()) as e:
+            self.close()
             raise DatabaseError(f"cannot open the database {url}: {e}") from None
 
+    # ---- connections ------------------------------------------------------
     def _driver_errors(self) -> tuple[type[Exception], ...]:
         if self.postgres:
             import psycopg  # only for PostgreSQL URLs
@@ -92,82 +166,159 @@ class Database:
             return psycopg.Error, OSError
         return sqlite3.Error, OSError
 
-    def _connect(self) -> Any:
-        if self.postgres:
-            import psycopg
+    def _sqlite(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.url, check_same_thread=False, isolation_level=None,
+                               timeout=self.busy_s)
 
-            return psycopg.connect(self.url, autocommit=True)
-        conn = sqlite3.connect(self.url, check_same_thread=False, isolation_level=None,
-                               timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")  # an ack is sent after the commit
-        return conn
+    def _open_pool(self) -> None:
+        from psycopg_pool import ConnectionPool
+
+        # check: a connection that died with the server is found at checkout and
+        # replaced; timeout: a request waits this long for one, then fails (503)
+        self.pool = ConnectionPool(self.url, min_size=1, max_size=POOL_MAX, open=False,
+                                   timeout=max(self.busy_s, 1.0), kwargs={"autocommit": True},
+                                   check=ConnectionPool.check_connection,
+                                   reconnect_timeout=86400, name="pingjia")
+        self.pool.open(wait=True, timeout=CONNECT_S)
+
+    @contextmanager
+    def _reader(self) -> Iterator[Any]:
+        """A SQLite reading connection for one statement: a kept one, or a new one."""
+        if self.url == ":memory:":
+            with self.lock:  # one database per connection: read where it is
+                yield self.writer
+            return
+        try:
+            conn = self._readers.get_nowait()
+        except queue.Empty:
+            conn = self._sqlite()
+            conn.execute("PRAGMA query_only=1")
+        try:
+            yield conn
+        finally:
+            try:
+                self._readers.put_nowait(conn)
+            except queue.Full:
+                conn.close()
 
     def close(self) -> None:
         with self.lock:
-            self.conn.close()
+            if self.pool is not None:
+                self.pool.close()
+            if self.writer is not None:
+                self.writer.close()
+            while True:
+                try:
+                    self._readers.get_nowait().close()
+                except queue.Empty:
+                    break
+
+    # ---- faults -----------------------------------------------------------
+    @contextmanager
+    def _faults(self) -> Iterator[None]:
+        """Driver errors that mean 'not now' become StorageUnavailable."""
+        try:
+            yield
+        except sqlite3.OperationalError as e:
+            text = str(e)
+            if "locked" in text or "busy" in text:
+                raise StorageUnavailable(
+                    "the database is busy (another program holds its write lock); "
+                    "try again in a second") from None
+            if any(w in text for w in _SQLITE_FAULTS):
+                raise StorageUnavailable(f"the database failed: {text}") from None
+            raise
+        except Exception as e:
+            if self.postgres and _pg_unavailable(e):
+                raise StorageUnavailable(
+                    f"PostgreSQL is not answering ({type(e).__name__}); "
+                    "try again in a second") from None
+            raise
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.postgres else sql
 
+    # ---- transactions -----------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[Database]:
-        with self.lock:
-            if self._depth:
-                self._depth += 1
+        """One write transaction: everything in it or nothing. A COMMIT that fails is
+        rolled back, so the connection is clean for the next request."""
+        local = self._local
+        if getattr(local, "tx", None) is not None:
+            yield self  # nested: part of the open one
+            return
+        with self.lock, self._faults():
+            conn = self.pool.getconn() if self.postgres else self.writer
+            try:
+                conn.execute("BEGIN" if self.postgres else "BEGIN IMMEDIATE")
+                local.tx = conn
                 try:
                     yield self
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        conn.execute("ROLLBACK")
+                    raise
                 finally:
-                    self._depth -= 1
-                return
-            self.conn.execute("BEGIN" if self.postgres else "BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield self
-            except BaseException:
-                self._depth = 0
-                self.conn.execute("ROLLBACK")
-                raise
-            self._depth = 0
-            self.conn.execute("COMMIT")
+                    local.tx = None
+                try:
+                    conn.execute("COMMIT")
+                except self._driver_errors() as e:
+                    # SQLite keeps a transaction whose COMMIT failed open: end it, or
+                    # every later BEGIN fails; PostgreSQL has rolled it back already
+                    with contextlib.suppress(Exception):
+                        conn.execute("ROLLBACK")
+                    raise StorageUnavailable(f"the database could not commit ({e}); "
+                                             "nothing of it was stored") from None
+            finally:
+                if self.postgres:
+                    self.pool.putconn(conn)  # a broken or dirty one is discarded there
+
+    @contextmanager
+    def _conn(self) -> Iterator[Any]:
+        """The connection for one statement: the open transaction's, else a reader."""
+        tx = getattr(self._local, "tx", None)
+        if tx is not None:
+            yield tx
+        elif self.postgres:
+            with self._faults(), self.pool.connection() as conn:
+                yield conn
+        else:
+            with self._faults(), self._reader() as conn:
+                yield conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        with self.lock:
-            cur = self.conn.execute(self._sql(sql), tuple(params))
-            return cur.rowcount
+        if getattr(self._local, "tx", None) is None:
+            with self.transaction():  # a write on its own is its own transaction
+                return self.execute(sql, params)
+        with self._conn() as conn:
+            return conn.execute(self._sql(sql), tuple(params)).rowcount
 
     def executemany(self, sql: str, rows: list[Sequence[Any]]) -> None:
         if not rows:
             return
-        with self.lock:
+        if getattr(self._local, "tx", None) is None:
+            with self.transaction():
+                return self.executemany(sql, rows)
+        with self._conn() as conn:
             if self.postgres:
-                with self.conn.cursor() as cur:
+                with conn.cursor() as cur:
                     cur.executemany(self._sql(sql), rows)
             else:
-                self.conn.executemany(sql, rows)
+                conn.executemany(sql, rows)
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        with self.lock:
-            return list(self.conn.execute(self._sql(sql), tuple(params)).fetchall())
+        with self._conn() as conn:
+            return list(conn.execute(self._sql(sql), tuple(params)).fetchall())
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
-        with self.lock:
-            return self.conn.execute(self._sql(sql), tuple(params)).fetchone()
+        with self._conn() as conn:
+            return conn.execute(self._sql(sql), tuple(params)).fetchone()
 
     def value(self, sql: str, params: Sequence[Any] = (), default: Any = None) -> Any:
         r = self.one(sql, params)
         return default if r is None or r[0] is None else r[0]
 
-    # ---- schema ---------------------------------------------------------
-    def schema_version(self) -> int:
-        with self.lock:
-            try:
-                return int(self.value("SELECT MAX(version) FROM schema_version", (), 0))
-            except Exception:
-                if self.postgres:
-                    pass  # autocommit: a failed statement leaves no open transaction
-                return -1
-
+    # ---- schema -----------------------------------------------------------
     def migrate(self) -> int:
         """Bring the schema up to date; returns the version."""
         with self.transaction():
@@ -185,3 +336,18 @@ class Database:
         upd = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in keys)
         return (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({ph}) "
                 f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {upd}")
+
+
+# SQLite errors of the disk, not of the statement
+_SQLITE_FAULTS = ("disk I/O error", "disk is full", "unable to open", "readonly")
+
+
+def _pg_unavailable(e: Exception) -> bool:
+    """A PostgreSQL error that means the server or the link is gone, not a bad statement."""
+    import psycopg
+    from psycopg_pool import PoolTimeout, TooManyRequests
+
+    return isinstance(e, psycopg.OperationalError | psycopg.InterfaceError | PoolTimeout
+                      | TooManyRequests) or (
+        isinstance(e, psycopg.Error) and e.sqlstate is not None
+        and e.sqlstate[:2] in ("08", "57"))  # connection exception, operator intervention

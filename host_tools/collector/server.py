@@ -2,31 +2,58 @@
 (ASGI) served by uvicorn. Database work runs in Starlette's thread pool so a
 slow query never stalls the event loop; the database layer serialises writes.
 
+Who may do what (access.py): the sync endpoint takes devices by their key; every other
+route needs a user's role (viewer: reports, dashboard, exports; admin: also devices,
+roster, settings), by token or by the login page's session cookie. Limits (limits.py)
+bound what any client can hold: connections, time to send a request, body sizes,
+requests in flight.
+
 run_in_thread() starts the same server in-process on 127.0.0.1 (the virtual
 device's `pingjia sim` and the tests use it)."""
 
 from __future__ import annotations
 
 import asyncio
-import html
+import json
 import socket
 import threading
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
+from starlette.templating import Jinja2Templates
 
 from firmware import frame
 from host_tools.collector import export, reports
-from host_tools.collector.store import Collector
+from host_tools.collector.access import SESSION_S, TokenOrSession, auth_error, require
+from host_tools.collector.db import StorageUnavailable
+from host_tools.collector.store import AnswerError, Collector, CollectorError
+from host_tools.errors import PingjiaError
 
 SYNC_PATH = "/api/v1/sync"
 MAX_BODY = frame.frame_size(frame.ID_MAX, frame.MAX_RECORDS)
+FORM_MAX = 4096  # the login form
+ROSTER_MAX = 1 << 20  # a roster CSV posted by an admin
+PAGE = 100  # rows a page of a list by default
+PAGE_MAX = 1000
+BAD_ON_DASHBOARD = 20  # 差评 per window on the dashboard; the rest through /api/v1/bad
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 # refusals: what a device or a tester sees (text/plain, one line)
-_STATUS = {"unknown_device": 403, "bad_mac": 401, "oversized": 413, "replayed": 409}
+_STATUS = {"unknown_device": 403, "revoked": 403, "bad_mac": 401, "oversized": 413,
+           "replayed": 409, "stale": 409, "bad_field": 422, "seq_jump": 422}
 
 
 REASONS = {
@@ -36,10 +63,15 @@ REASONS = {
     "truncated": "the frame is shorter than its header says",
     "oversized": "the frame is longer than its header says or than any frame",
     "unknown_device": "no such device (pingjia device add ID --window W)",
+    "revoked": "this device was revoked (pingjia device rekey ID lets it back in)",
     "bad_mac": "the signature does not match the device's key (forged, corrupted or a wrong key)",
     "bad_record": "a record fails its CRC or its seq is out of order",
     "replayed": "this exact request was taken before (a replay; a device sends a new nonce "
                 "with every attempt)",
+    "stale": "this request is older than the replay window and than the device's newest "
+             "(a replay of a captured frame)",
+    "bad_field": "a record holds a value no device writes (nothing of the frame was stored)",
+    "seq_jump": "the record seqs jump further than a device's log can",
 }
 
 
@@ -53,7 +85,7 @@ class BodyTooLarge(Exception):
     pass
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     n = request.headers.get("content-length")
     if n is not None and (not n.isdigit() or int(n) > limit):
         raise BodyTooLarge
@@ -65,157 +97,363 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(buf)
 
 
-def create_app(collector: Collector) -> Starlette:
+def _unavailable(e: StorageUnavailable) -> Response:
+    return PlainTextResponse(f"unavailable: {e}", status_code=503,
+                             headers={"Retry-After": str(e.retry_after)})
+
+
+def _bad(e: Exception, status: int = 400) -> Response:
+    return JSONResponse({"error": str(e)}, status_code=status)
+
+
+def _page_args(request: Request) -> tuple[str, int]:
+    q = request.query_params
+    try:
+        limit = int(q.get("limit", PAGE))
+    except ValueError:
+        raise ValueError(f"limit must be a whole number from 1 to {PAGE_MAX}") from None
+    if not 1 <= limit <= PAGE_MAX:
+        raise ValueError(f"limit must be a whole number from 1 to {PAGE_MAX}")
+    return q.get("after", ""), limit
+
+
+def _filter(request: Request) -> reports.Filter:
+    q = request.query_params
+    return reports.Filter(day=q.get("day") or None, since=q.get("from") or None,
+                          until=q.get("to") or None, hall=q.get("hall") or None,
+                          window=q.get("window") or None, staff=q.get("staff") or None)
+
+
+async def _call(fn: Any, *args: Any) -> Any:
+    return await run_in_threadpool(fn, *args)
+
+
+def create_app(collector: Collector, limits: Any = None) -> Starlette:
+    """The collector's ASGI app. limits: a limits.Limits (None: the defaults)."""
+    from host_tools.collector.limits import Guard, Limits
+
     c = collector
+    limits = limits or Limits()
 
     async def sync(request: Request) -> Response:
         try:
-            body = await _read_body(request, MAX_BODY)
+            body = await read_body(request, MAX_BODY)
         except BodyTooLarge:
             return PlainTextResponse(f"refused: oversized: more than {MAX_BODY} bytes",
                                      status_code=413)
         except ClientDisconnect:  # the network cut the frame: nothing to store
             return PlainTextResponse("refused: truncated: the connection closed", 400)
         try:
-            answer = await run_in_threadpool(c.ingest, body)
+            answer = await _call(c.ingest_network, body)
         except frame.FrameError as e:
             return PlainTextResponse(explain(e), status_code=_STATUS.get(e.reason, 400))
+        except StorageUnavailable as e:
+            return _unavailable(e)
+        except AnswerError as e:  # ours to fix (a roster past the checks): say so
+            return PlainTextResponse(f"unavailable: {e}", status_code=500)
         return Response(answer, media_type="application/octet-stream")
 
     def _day(request: Request) -> str:
         return request.query_params.get("day") or reports.local_day(c.now(), c.hall_tz_min())
 
+    async def guarded_json(fn: Any, *args: Any) -> Response:
+        try:
+            return JSONResponse(await _call(fn, *args))
+        except StorageUnavailable as e:
+            return _unavailable(e)
+        except (ValueError, PingjiaError) as e:
+            return _bad(e)
+
+    # ---- viewer: reports, lists, dashboard, exports -----------------------
+    @require("viewer")
     async def report(request: Request) -> Response:
         by = request.query_params.get("by", "window")
-        day = request.query_params.get("day")
-        try:
-            rows = await run_in_threadpool(reports.summary, c.db, c.hall_tz_min(), day, by,
-                                           c.now())
-        except ValueError as e:
-            return JSONResponse({"error": str(e)}, status_code=400)
-        return JSONResponse({"day": day, "by": by, "rows": rows})
+        flt = _filter(request)
 
+        def run() -> dict[str, Any]:
+            rows = reports.summary(c.db, c.hall_tz_min(), flt.day, by, c.now(), flt)
+            for r in rows:  # the full 差评 list pages through /api/v1/bad
+                r["bad_total"] = len(r["bad"])
+                r["bad"] = r["bad"][-BAD_ON_DASHBOARD:]
+            return {"day": flt.day, "by": by, "rows": rows}
+
+        return await guarded_json(run)
+
+    @require("viewer")
     async def ratings(request: Request) -> Response:
-        day = request.query_params.get("day")
-        try:
-            rows = await run_in_threadpool(reports.ratings, c.db, c.hall_tz_min(), day)
-        except ValueError as e:
-            return JSONResponse({"error": str(e)}, status_code=400)
-        return Response(export.to_json(rows), media_type="application/json")
+        def run() -> dict[str, Any]:
+            after, limit = _page_args(request)
+            return reports.ratings_page(c.db, c.hall_tz_min(), _filter(request), after, limit)
 
+        return await guarded_json(run)
+
+    @require("viewer")
+    async def bad(request: Request) -> Response:
+        def run() -> dict[str, Any]:
+            after, limit = _page_args(request)
+            return reports.ratings_page(c.db, c.hall_tz_min(), _filter(request), after, limit,
+                                        level=4)
+
+        return await guarded_json(run)
+
+    @require("viewer")
     async def devices(request: Request) -> Response:
-        return JSONResponse(await run_in_threadpool(c.devices))
+        def run() -> dict[str, Any]:
+            after, limit = _page_args(request)
+            rows = c.devices(after, limit)
+            return {"rows": rows, "next": rows[-1]["id"] if len(rows) == limit else None}
 
+        return await guarded_json(run)
+
+    @require("viewer")
+    async def flags(request: Request) -> Response:
+        def run() -> dict[str, Any]:
+            after, limit = _page_args(request)
+            rows = c.flags(after, limit)
+            last = rows[-1] if len(rows) == limit else None
+            return {"rows": rows, "next": f"{last['received']}|{last['device']}|{last['seq']}"
+                    if last else None}
+
+        return await guarded_json(run)
+
+    @require("viewer")
     async def dashboard_json(request: Request) -> Response:
-        try:
-            return JSONResponse(await run_in_threadpool(dashboard_data, c, _day(request)))
-        except ValueError as e:
-            return JSONResponse({"error": str(e)}, status_code=400)
+        return await guarded_json(dashboard_data, c, _day(request), _filter(request))
 
+    @require("viewer")
+    async def export_route(request: Request) -> Response:
+        fmt = request.query_params.get("format", "csv")
+        if fmt not in export.FORMATS:
+            return _bad(ValueError(f"format must be one of {', '.join(export.FORMATS)}"))
+        flt = _filter(request)
+        try:
+            data = await _call(export.render, fmt, c, flt)
+        except StorageUnavailable as e:
+            return _unavailable(e)
+        except (ValueError, PingjiaError) as e:
+            return _bad(e)
+        name = f"pingjia-{flt.day or 'all'}.{fmt}"
+        return Response(data, media_type=export.MEDIA[fmt],
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @require("viewer", page=True)
     async def dashboard(request: Request) -> Response:
         try:
-            data = await run_in_threadpool(dashboard_data, c, _day(request))
-        except ValueError as e:
+            data = await _call(dashboard_data, c, _day(request), _filter(request))
+        except StorageUnavailable as e:
+            return _unavailable(e)
+        except (ValueError, PingjiaError) as e:
             return PlainTextResponse(str(e), status_code=400)
-        return HTMLResponse(render_dashboard(data))
+        return TEMPLATES.TemplateResponse(request, "dashboard.html",
+                                          dict(page_context(data), user=request.user.display_name))
+
+    # ---- admin: devices, roster, settings -----------------------------------
+    async def _json_body(request: Request) -> dict[str, Any]:
+        try:
+            obj = json.loads(await read_body(request, FORM_MAX))
+        except (ValueError, UnicodeDecodeError):
+            raise CollectorError("the body must be a JSON object") from None
+        if not isinstance(obj, dict):
+            raise CollectorError("the body must be a JSON object")
+        return obj
+
+    async def admin_call(request: Request, fn: Any) -> Response:
+        try:
+            return JSONResponse(await _call(fn, await _json_body(request)))
+        except BodyTooLarge:
+            return _bad(ValueError("the body is too large"), 413)
+        except StorageUnavailable as e:
+            return _unavailable(e)
+        except (ValueError, PingjiaError) as e:
+            return _bad(e)
+
+    @require("admin")
+    async def device_add(request: Request) -> Response:
+        def run(b: dict[str, Any]) -> dict[str, Any]:
+            key = c.add_device(str(b.get("id", "")), str(b.get("window", "")),
+                               hall=b.get("hall"))
+            return {"id": b["id"], "key": key}
+
+        return await admin_call(request, run)
+
+    @require("admin")
+    async def device_rekey(request: Request) -> Response:
+        dev = request.path_params["id"]
+        return await admin_call(request, lambda b: {"id": dev, "key": c.rekey(dev)})
+
+    @require("admin")
+    async def device_revoke(request: Request) -> Response:
+        dev = request.path_params["id"]
+
+        def run(b: dict[str, Any]) -> dict[str, Any]:
+            c.revoke_device(dev)
+            return {"id": dev, "revoked": True}
+
+        return await admin_call(request, run)
+
+    @require("admin")
+    async def settings_set(request: Request) -> Response:
+        def run(b: dict[str, Any]) -> dict[str, Any]:
+            if "key" not in b or "value" not in b:
+                raise CollectorError('give {"key": K, "value": V} (and "device" or "hall")')
+            v = c.set_setting(str(b["key"]), b["value"], b.get("device"), b.get("hall"))
+            return {"settings_version": v}
+
+        return await admin_call(request, run)
+
+    @require("admin")
+    async def roster_import(request: Request) -> Response:
+        try:
+            data = await read_body(request, ROSTER_MAX)
+            versions = await _call(c.import_roster_bytes, data, "roster")
+        except BodyTooLarge:
+            return _bad(ValueError(f"a roster CSV of at most {ROSTER_MAX} bytes"), 413)
+        except StorageUnavailable as e:
+            return _unavailable(e)
+        except (ValueError, PingjiaError) as e:
+            return _bad(ValueError(f"{e} (nothing stored)"))
+        return JSONResponse({"roster_versions": versions})
+
+    # ---- login ----------------------------------------------------------------
+    async def login_page(request: Request) -> Response:
+        nxt = request.query_params.get("next", "/")
+        return TEMPLATES.TemplateResponse(request, "login.html",
+                                          {"next": _safe_next(nxt), "error": None})
+
+    async def login(request: Request) -> Response:
+        try:
+            form = parse_qs((await read_body(request, FORM_MAX)).decode("utf-8", "replace"))
+        except BodyTooLarge:
+            return PlainTextResponse("refused: the form is too large", 413)
+        name = (form.get("name") or [""])[0]
+        token = (form.get("token") or [""])[0]
+        nxt = _safe_next((form.get("next") or ["/"])[0])
+        addr = request.client.host if request.client else "-"
+        throttle = backend.throttle
+        user = None
+        if not throttle.blocked(addr):
+            try:
+                user = await _call(c.users.check, token)
+            except StorageUnavailable as e:
+                return _unavailable(e)
+        if user is None or user.name != name or "viewer" not in user.scopes:
+            throttle.failed(addr)
+            msg = ("用户名或令牌不对 (wrong name or token)" if not throttle.blocked(addr)
+                   else "尝试次数过多，请一分钟后再试 (too many tries: wait a minute)")
+            return TEMPLATES.TemplateResponse(request, "login.html",
+                                              {"next": nxt, "error": msg}, status_code=401)
+        request.session.clear()
+        request.session.update({"user": user.name, "tid": user.token_id})
+        return RedirectResponse(nxt, 303)
+
+    async def logout(request: Request) -> Response:
+        request.session.clear()
+        return RedirectResponse("/login", 303)
 
     routes = [
         Route(SYNC_PATH, sync, methods=["POST"]),
+        Route("/login", login_page, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/", dashboard),
         Route("/api/v1/report", report),
         Route("/api/v1/ratings", ratings),
-        Route("/api/v1/devices", devices),
+        Route("/api/v1/bad", bad),
+        Route("/api/v1/devices", devices, methods=["GET"]),
+        Route("/api/v1/flags", flags),
         Route("/api/v1/dashboard", dashboard_json),
-        Route("/", dashboard),
+        Route("/api/v1/export", export_route),
+        Route("/api/v1/devices", device_add, methods=["POST"]),
+        Route("/api/v1/devices/{id}/rekey", device_rekey, methods=["POST"]),
+        Route("/api/v1/devices/{id}/revoke", device_revoke, methods=["POST"]),
+        Route("/api/v1/settings", settings_set, methods=["POST"]),
+        Route("/api/v1/roster", roster_import, methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    backend = TokenOrSession(c.users, open_paths=(SYNC_PATH,))
+    middleware = [
+        Middleware(Guard, limits=limits, body_caps={SYNC_PATH: MAX_BODY, "/api/v1/roster":
+                                                    ROSTER_MAX}),
+        Middleware(SessionMiddleware, secret_key=c.session_secret(), session_cookie="pingjia",
+                   max_age=SESSION_S, same_site="strict"),
+        Middleware(AuthenticationMiddleware, backend=backend, on_error=auth_error),
+    ]
+    return Starlette(routes=routes, middleware=middleware)
 
 
-def dashboard_data(c: Collector, day: str) -> dict[str, Any]:
+def _safe_next(path: str) -> str:
+    """Where to go after the login: a path of this server only (never another site)."""
+    return path if path.startswith("/") and not path.startswith("//") else "/"
+
+
+def dashboard_data(c: Collector, day: str, flt: reports.Filter | None = None) -> dict[str, Any]:
     tz = c.hall_tz_min()
     now = c.now()
-    rows = {r["window"]: r for r in reports.summary(c.db, tz, day, "window", now)}
-    status = reports.window_status(c.db, tz)
-    heat = reports.heat(c.db, tz, day)
+    flt = reports.Filter(**dict(vars(flt or reports.Filter()), day=day))
+    rows = {r["window"]: r for r in reports.summary(c.db, tz, day, "window", now, flt)}
+    status = reports.window_status(c.db, tz, flt)
+    heat = reports.heat(c.db, tz, day, flt)
     wins = sorted(set(rows) | set(status) | set(heat))
     out = []
     for w in wins:
         r = rows.get(w) or reports.finish(reports._new_row())
         out.append({"window": w, "status": status.get(w), "report": r,
                     "hours": heat.get(w, [0] * 24)})
-    return {"day": day, "now": reports.iso(now, tz), "windows": out}
+    return {"day": day, "now": reports.iso(now, tz), "hall": flt.hall, "windows": out}
 
 
 _STATE_ZH = {"serving": "服务中", "wait": "请稍候", "paused": "暂停服务", "closed": "非工作时间",
              "overtime": "延时服务", None: "未知"}
+_HEAT_HOURS = range(7, 20)
 
 
-def render_dashboard(data: dict[str, Any]) -> str:
-    e = html.escape
-    parts = [
-        "<!doctype html><html lang='zh'><head><meta charset='utf-8'>",
-        "<meta http-equiv='refresh' content='30'><title>窗口服务评价 pingjia</title>",
-        "<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;"
-        "margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-        "th{background:#eee}.h td{width:1.6em;text-align:center;font-size:80%}"
-        "section{border:1px solid #999;padding:.5em;margin:.5em 0}</style></head><body>",
-        f"<h1>窗口服务评价 — {e(data['day'])}</h1><p>as of {e(data['now'])}</p>",
-    ]
+def page_context(data: dict[str, Any]) -> dict[str, Any]:
+    """What dashboard.html shows: the data with its texts made (the template escapes)."""
+    windows = []
     for w in data["windows"]:
         st = w["status"] or {}
         r = w["report"]
-        lv = r["levels"]
-        state = _STATE_ZH.get(st.get("state"), st.get("state") or "未知")
-        who = " ".join(x for x in (st.get("staff_no"), st.get("staff_name")) if x)
-        parts.append(f"<section><h2>窗口 {e(w['window'])}</h2>")
-        parts.append(f"<p>状态 {e(state)} {e(who)} (since {e(str(st.get('since') or '-'))})"
-                     f"; device {e(str(st.get('device') or '-'))}, last sync "
-                     f"{e(str(st.get('last_seen') or '-'))}</p>")
-        parts.append("<table><tr><th>评价</th><th>非常满意</th><th>满意</th><th>基本满意</th>"
-                     "<th>不满意</th><th>满意率</th><th>差评率</th><th>参评率</th>"
-                     "<th>满意度指数</th></tr>")
-        parts.append(f"<tr><td>{r['ratings']}</td><td>{lv[1]}</td><td>{lv[2]}</td>"
-                     f"<td>{lv[3]}</td><td>{lv[4]}</td><td>{reports.pct(r['satisfied_rate'])}</td>"
-                     f"<td>{reports.pct(r['bad_rate'])}</td>"
-                     f"<td>{reports.pct(r['participation_rate'])}</td>"
-                     f"<td>{reports.num(r['index'])}</td></tr></table>")
         hours = w["hours"]
         top = max(hours) or 1
-        cells = "".join(
-            f"<td style='background:rgba(200,60,0,{h / top:.2f})' title='{i}:00 {h}'>{h or ''}"
-            "</td>" for i, h in enumerate(hours[7:20], start=7))
-        heads = "".join(f"<td>{i}</td>" for i in range(7, 20))
-        parts.append(f"<table class='h'><tr>{heads}</tr><tr>{cells}</tr></table>")
-        if r["bad"]:
-            parts.append("<table><tr><th>差评时间</th><th>工号</th><th>姓名</th><th>办件编号</th>"
-                         "<th>原因</th></tr>")
-            for b in r["bad"]:
-                parts.append(f"<tr><td>{e(b['time'] or '-')}</td><td>{e(b['staff_no'] or '-')}"
-                             f"</td><td>{e(b['staff_name'] or '')}</td>"
-                             f"<td>{e(b['ticket'] or '')}</td>"
-                             f"<td>{e(b['reason_text'] or '未选择')}</td></tr>")
-            parts.append("</table>")
-        parts.append("</section>")
-    if not data["windows"]:
-        parts.append("<p>No device has synced yet.</p>")
-    parts.append("</body></html>")
-    return "".join(parts)
+        bad = r["bad"]
+        windows.append({
+            "window": w["window"],
+            "state": _STATE_ZH.get(st.get("state"), st.get("state") or "未知"),
+            "who": " ".join(x for x in (st.get("staff_no"), st.get("staff_name")) if x),
+            "since": st.get("since"), "device": st.get("device"),
+            "last_seen": st.get("last_seen"), "report": r,
+            "rates": {"satisfied": reports.pct(r["satisfied_rate"]),
+                      "bad": reports.pct(r["bad_rate"]),
+                      "participation": reports.pct(r["participation_rate"]),
+                      "index": reports.num(r["index"])},
+            "hours": [{"hour": h, "count": hours[h], "alpha": f"{hours[h] / top:.2f}"}
+                      for h in _HEAT_HOURS],
+            "bad": bad[-BAD_ON_DASHBOARD:],
+            "bad_more": max(len(bad) - BAD_ON_DASHBOARD, 0),
+        })
+    return {"day": data["day"], "now": data["now"], "hall": data.get("hall"),
+            "windows": windows}
 
 
 class ServerThread:
     """A collector serving on 127.0.0.1 in a background thread."""
 
-    def __init__(self, collector: Collector, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, collector: Collector, host: str = "127.0.0.1", port: int = 0,
+                 limits: Any = None):
         import uvicorn
 
+        from host_tools.collector.limits import Limits, quiet_logs, uvicorn_options
+
         self.collector = collector
+        self.limits = limits = limits or Limits()
         # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only then
         # (else Nagle and delayed ACKs add 40 ms to every answer)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.host, self.port = self.sock.getsockname()[:2]
-        config = uvicorn.Config(create_app(collector), log_level="warning", access_log=False,
-                                lifespan="off")
+        config = uvicorn.Config(create_app(collector, limits), log_level="warning",
+                                access_log=False, lifespan="off", **uvicorn_options(limits))
+        quiet_logs(limits.log_every_s)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, name="pingjia-collector", daemon=True)
         self.thread.start()
@@ -252,5 +490,10 @@ class ServerThread:
 def serve(collector: Collector, host: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(collector), host=host, port=port, log_level="info",
-                access_log=False)
+    from host_tools.collector.limits import Limits, quiet_logs, raise_open_files, uvicorn_options
+
+    limits = Limits(max_connections=raise_open_files())
+    config = uvicorn.Config(create_app(collector, limits), host=host, port=port,
+                            log_level="info", access_log=False, **uvicorn_options(limits))
+    quiet_logs()
+    uvicorn.Server(config).run()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import time as _time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,20 +15,53 @@ from typing import Any
 from firmware import frame, logview, record
 from firmware import roster as roster_mod
 from firmware import settings as settings_mod
-from firmware.clock import EPOCH_UNIX
-from host_tools.collector import rostercsv
+from firmware.clock import EPOCH_UNIX, iso
+from host_tools.collector import checks, rostercsv
+from host_tools.collector.access import Users
 from host_tools.collector.db import Database
 from host_tools.errors import PingjiaError
 
 Clock = Callable[[], float]  # seconds since 2000-01-01 UTC, the firmware's epoch
-HALL = "hall"
+HALL = "hall"  # the settings scope of every device (then a hall's, then a device's own)
+DEFAULT_HALL = "main"  # the one hall of a small install
 EMPTY_UID = "00000000"  # a slot whose staff left the window: keeps later slots in place
+ROSTER_BYTES_MAX = 12 * 1024  # a window's roster.txt: 254 staff with 工号 and name fit
 _NOT_SETTABLE = ("version", "window")
-NONCE_KEEP_S = 7 * 86400
+NONCE_WINDOW_S = 7 * 86400  # the replay window: an older frame is refused
+NONCE_AHEAD_S = 86400  # a device clock ahead by this much still makes fresh nonces
 
 
 class CollectorError(PingjiaError, ValueError):
     """A request the collector refuses; str() says why in words a user can act on."""
+
+
+WINDOW_MAX = 16  # a window's name goes into settings.json and onto the sign
+HALL_MAX = 32
+
+
+def check_label(what: str, text: str, most: int) -> str:
+    """A window's or hall's name: 1 to `most` printable characters, no control characters
+    (they would travel into the device's settings and the office's spreadsheets)."""
+    if not isinstance(text, str) or not 1 <= len(text) <= most or not text.isprintable() \
+            or text != text.strip():
+        raise CollectorError(f"{what} {text!r}: 1 to {most} printable characters, "
+                             "no control characters or surrounding spaces")
+    return text
+
+
+def _check_key(key: str | None) -> str:
+    if key is None:
+        return os.urandom(16).hex()
+    try:
+        if len(bytes.fromhex(key)) < 16:
+            raise ValueError
+    except ValueError:
+        raise CollectorError("key must be at least 16 bytes in hex") from None
+    return key.lower()
+
+
+class AnswerError(CollectorError):
+    """The answer to a frame cannot be made (nothing of the frame was stored)."""
 
 
 def system_clock() -> float:
@@ -38,55 +72,109 @@ def _dev_prefix(device: str) -> str:
     return "device:" + device
 
 
+def _hall_prefix(hall: str) -> str:
+    return "hall:" + hall
+
+
 class Collector:
     def __init__(self, db: Database | str, clock: Clock | None = None):
         self.db = db if isinstance(db, Database) else Database(db)
         self.clock = clock or system_clock
-        self._keys: dict[str, bytes] = {}
+        self.users = Users(self.db, self.now)
 
     def now(self) -> int:
         return int(self.clock())
 
     # ---- devices ----------------------------------------------------------
-    def add_device(self, device: str, window: str, key: str | None = None) -> str:
+    def add_device(self, device: str, window: str, key: str | None = None,
+                   hall: str | None = None) -> str:
         """Register a device; returns its key (hex) to provision."""
         try:
             frame.check_id(device)
         except frame.FrameError:
             raise CollectorError(f"device id {device!r}: 1 to {frame.ID_MAX} characters of "
                                  "A-Z a-z 0-9 . _ - (it goes in every frame)") from None
-        if not window or len(window) > 16:
-            raise CollectorError("window must be 1 to 16 characters")
-        if key is None:
-            key = os.urandom(16).hex()
-        try:
-            if len(bytes.fromhex(key)) < 16:
-                raise ValueError
-        except ValueError:
-            raise CollectorError("key must be at least 16 bytes in hex") from None
+        check_label("window", window, WINDOW_MAX)
+        hall = check_label("hall", hall or DEFAULT_HALL, HALL_MAX)
+        key = _check_key(key)
         with self.db.transaction():
             if self.db.one("SELECT id FROM devices WHERE id = ?", (device,)):
                 raise CollectorError(f"device {device} is already registered")
-            self.db.execute("INSERT INTO devices (id, key, win, created) VALUES (?, ?, ?, ?)",
-                            (device, key, window, self.now()))
+            self.db.execute("INSERT INTO devices (id, key, win, created, hall) "
+                            "VALUES (?, ?, ?, ?, ?)", (device, key, window, self.now(), hall))
             self._rebuild_window(window)
         return key
 
-    def devices(self) -> list[dict[str, Any]]:
-        rows = self.db.all("SELECT id, win, created, last_seen, last_seq, frames, boot, "
-                           "settings_version, roster_version FROM devices ORDER BY id")
-        cols = ("id", "window", "created", "last_seen", "last_seq", "frames", "boot",
-                "settings_version", "roster_version")
-        return [dict(zip(cols, r, strict=False)) for r in rows]
+    def rekey(self, device: str, key: str | None = None) -> str:
+        """A new key for a device (lost, leaked, or back after a revoke); returns it.
+        Frames signed with the old key are refused from now on."""
+        key = _check_key(key)
+        with self.db.transaction():
+            self.device_window(device)
+            self.db.execute("UPDATE devices SET key = ?, revoked = NULL WHERE id = ?",
+                            (key, device))
+            self.db.execute("DELETE FROM nonces WHERE device = ?", (device,))
+        return key
+
+    def revoke_device(self, device: str) -> None:
+        """Refuse the device's frames from now on (its key is forgotten); what it sent
+        stays in the reports. `rekey` lets it back in with a new key."""
+        with self.db.transaction():
+            self.device_window(device)
+            self.db.execute("UPDATE devices SET revoked = ?, key = ? WHERE id = ?",
+                            (self.now(), "", device))
+
+    def devices(self, after: str = "", limit: int | None = None) -> list[dict[str, Any]]:
+        """Devices by id; a page of them: ids after `after`, at most `limit`."""
+        sql = ("SELECT id, win, hall, created, last_seen, last_seq, frames, boot, "
+               "settings_version, roster_version, revoked, "
+               "(SELECT COUNT(*) FROM flags f WHERE f.device = d.id) "
+               "FROM devices d WHERE id > ? ORDER BY id")
+        params: list[Any] = [after]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        cols = ("id", "window", "hall", "created", "last_seen", "last_seq", "frames", "boot",
+                "settings_version", "roster_version", "revoked", "flags")
+        return [dict(zip(cols, r, strict=True)) for r in self.db.all(sql, params)]
+
+    def flags(self, after: str = "", limit: int | None = None) -> list[dict[str, Any]]:
+        """What the door stored but did not believe (checks.py), oldest first; a page:
+        rows after the cursor `after` ("received|device|seq"), at most `limit`."""
+        sql = "SELECT device, seq, what, detail, received FROM flags"
+        params: list[Any] = []
+        if after:
+            try:
+                rec_t, dev, seq = after.split("|")
+                params = [int(rec_t), int(rec_t), dev, dev, int(seq)]
+            except ValueError:
+                raise CollectorError(f"after {after!r}: use the 'next' of the page before") \
+                    from None
+            sql += (" WHERE received > ? OR (received = ? AND (device > ? OR (device = ? "
+                    "AND seq > ?)))")
+        sql += " ORDER BY received, device, seq, what"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        cols = ("device", "seq", "what", "detail", "received")
+        return [dict(zip(cols, r, strict=True)) for r in self.db.all(sql, params)]
 
     def device_key(self, device: str) -> bytes | None:
-        k = self._keys.get(device)
-        if k is None:
-            v = self.db.value("SELECT key FROM devices WHERE id = ?", (device,))
-            if v is None:
-                return None
-            k = self._keys[device] = bytes.fromhex(v)
-        return k
+        """The key of an active device (None: unknown or revoked). Read at every frame,
+        so a rekey or revoke from the CLI holds at the server's next request."""
+        v = self.db.value("SELECT key FROM devices WHERE id = ? AND revoked IS NULL",
+                          (device,))
+        return bytes.fromhex(v) if v else None
+
+    def _frame_key(self, device: str) -> bytes | None:
+        """parse_request's key_for: the device's key; a revoked device is refused by
+        name (FrameError revoked), an unknown one is None."""
+        row = self.db.one("SELECT key, revoked FROM devices WHERE id = ?", (device,))
+        if row is None:
+            return None
+        if row[1] is not None:
+            raise frame.FrameError("revoked", device)
+        return bytes.fromhex(row[0])
 
     def device_window(self, device: str) -> str:
         w = self.db.value("SELECT win FROM devices WHERE id = ?", (device,))
@@ -97,7 +185,13 @@ class Collector:
     # ---- roster -------------------------------------------------------------
     def import_roster(self, path: str | Path) -> dict[str, int]:
         """Store a roster CSV (all or nothing); returns each window's roster version."""
-        staff = rostercsv.load(path)
+        return self._store_roster(rostercsv.load(path))
+
+    def import_roster_bytes(self, data: bytes, source: str = "roster") -> dict[str, int]:
+        """The same for a roster CSV's bytes (posted by an admin)."""
+        return self._store_roster(rostercsv.parse_bytes(data, source))
+
+    def _store_roster(self, staff: list[rostercsv.Staff]) -> dict[str, int]:
         with self.db.transaction():
             self.db.execute("DELETE FROM staff")
             self.db.executemany(
@@ -107,7 +201,22 @@ class Collector:
             wins |= {r[0] for r in self.db.all("SELECT win FROM window_slots")}
             for s in staff:
                 wins.update(s.windows)
-            return {w: self._rebuild_window(w, staff) for w in sorted(wins)}
+            versions = {w: self._rebuild_window(w, staff) for w in sorted(wins)}
+            for w in sorted(wins):
+                self._check_roster_size(w, staff)
+            return versions
+
+    def _check_roster_size(self, window: str, staff: list[rostercsv.Staff]) -> None:
+        """The window's roster.txt fits what a device takes (naming the line that
+        makes it too large); CollectorError otherwise, and the import is undone."""
+        size = 0
+        lines = {s.staff_no: s.line for s in staff}
+        for n, (uid, no, name) in enumerate(self._roster_entries(window), start=1):
+            size += len(f"{uid}\t{no}\t{name}\n".encode())
+            if size > ROSTER_BYTES_MAX:
+                at = f"line {lines[no]}" if no in lines else f"slot {n}"
+                raise CollectorError(f"{at}: window {window}'s roster passes "
+                                     f"{ROSTER_BYTES_MAX} bytes, more than a device takes")
 
     def _rebuild_window(self, window: str, staff: list[rostercsv.Staff] | None = None) -> int:
         """Give new staff of a window the next free slots; staff who left keep
@@ -131,6 +240,11 @@ class Collector:
             if s.staff_no not in serving:
                 continue
             slot = by_no.get(s.staff_no)
+            if slot is None and nxt > checks.SLOT_MAX:
+                raise CollectorError(
+                    f"line {s.line}: {s.staff_no} would be staff number {nxt} of window "
+                    f"{window}, and a device holds {checks.SLOT_MAX} (staff who left keep "
+                    "their slot: give the window a new name to start it afresh)")
             if slot is None:
                 self.db.execute("INSERT INTO window_slots (win, slot, staff_no, active) "
                                 "VALUES (?, ?, ?, 1)", (window, nxt, s.staff_no))
@@ -205,19 +319,27 @@ class Collector:
         return int(self.db.value("SELECT value FROM meta WHERE key = 'settings_version'", (), 1))
 
     def settings_for(self, device: str) -> dict[str, Any]:
-        """The device's settings.json: the hall's settings, the device's own on top."""
+        """The device's settings.json: every device's settings, its hall's on top, the
+        device's own on top of those."""
+        row = self.db.one("SELECT win, hall FROM devices WHERE id = ?", (device,))
+        if row is None:
+            raise CollectorError(f"no device {device} (pingjia device add {device} --window W)")
         s = self._stored_settings(HALL)
+        s.update(self._stored_settings(_hall_prefix(row[1])))
         s.update(self._stored_settings(_dev_prefix(device)))
-        s["window"] = self.device_window(device)
+        s["window"] = str(row[0])
         s["version"] = self.settings_version()
+        checks.settings(s)  # before validate(), which takes some wrong types for others
         return settings_mod.validate(s)
 
     def hall_tz_min(self) -> int:
         v = self._stored_settings(HALL).get("tz_min", settings_mod.DEFAULTS["tz_min"])
         return int(v)
 
-    def set_setting(self, key: str, value: Any, device: str | None = None) -> int:
-        """Set one setting for the hall or a device; returns the new settings version."""
+    def set_setting(self, key: str, value: Any, device: str | None = None,
+                    hall: str | None = None) -> int:
+        """Set one setting for every device, a hall's or one device; returns the new
+        settings version."""
         if key in _NOT_SETTABLE:
             raise CollectorError(f"{key} is not set this way"
                                  + (" (pingjia device add ID --window W)" if key == "window"
@@ -231,13 +353,24 @@ class Collector:
             if device is not None:
                 self.device_window(device)
                 scope = _dev_prefix(device)
+            elif hall is not None:
+                scope = _hall_prefix(check_label("hall", hall, HALL_MAX))
             self.db.execute(self.db.upsert_sql("settings", ("scope", "key", "value"),
                                                ("scope", "key")),
                             (scope, key, json.dumps(value, ensure_ascii=False)))
-            targets = [device] if device else [r[0] for r in self.db.all("SELECT id FROM devices")]
+            if device:
+                targets = [device]
+            elif hall is not None:
+                targets = [r[0] for r in self.db.all("SELECT id FROM devices WHERE hall = ?",
+                                                     (hall,))]
+            else:
+                targets = [r[0] for r in self.db.all("SELECT id FROM devices")]
             try:
                 base = self._stored_settings(HALL)
                 if device is None:
+                    if hall is not None:
+                        base.update(self._stored_settings(scope))
+                    checks.settings(base)
                     settings_mod.validate(base)
                 for d in targets:
                     self.settings_for(d)
@@ -267,14 +400,42 @@ class Collector:
             "roster.txt": self.roster_text(settings["window"]),
         }
 
+    # ---- the server's own -------------------------------------------------------
+    def session_secret(self) -> str:
+        """The key that signs the dashboard's session cookies: made once, kept in the
+        database (whoever can read that reads everything a session shows anyway)."""
+        v = self.db.value("SELECT value FROM meta WHERE key = 'session_secret'")
+        if v is None:
+            with self.db.transaction():
+                self.db.execute("INSERT INTO meta (key, value) VALUES ('session_secret', ?) "
+                                "ON CONFLICT (key) DO NOTHING", (os.urandom(32).hex(),))
+            v = self.db.value("SELECT value FROM meta WHERE key = 'session_secret'")
+        return str(v)
+
     # ---- ingest ------------------------------------------------------------------
-    def ingest(self, body: bytes) -> bytes:
+    def ingest_network(self, body: bytes) -> bytes:
+        """ingest() for a frame that came over the network (the sync endpoint): the
+        replay window holds too."""
+        return self.ingest(body, replay_window=True)
+
+    def ingest(self, body: bytes, replay_window: bool = False) -> bytes:
         """Store one sync frame and return the signed answer. FrameError if refused
-        (nothing stored)."""
-        req = frame.parse_request(body, self.device_key)
+        (nothing stored). The answer is made inside the transaction, so a commit is
+        never followed by an answer that cannot be made (the device would send the
+        frame again and again, its ack lost every time). replay_window: refuse a frame
+        older than the window by its nonce (see _check_nonce)."""
+        keys: dict[str, bytes] = {}
+
+        def key_for(device: str) -> bytes | None:
+            k = self._frame_key(device)
+            if k is not None:
+                keys[device] = k
+            return k
+
+        req = frame.parse_request(body, key_for)
         now = self.now()
         with self.db.transaction():
-            self._check_nonce(req, now)
+            self._check_nonce(req, now, replay_window)
             ack = self._store(req, now)
             window = self.device_window(req.device)
             s = self.settings_for(req.device)
@@ -285,29 +446,56 @@ class Collector:
             rv = int(self.db.value("SELECT version FROM rosters WHERE win = ?", (window,), 0))
             if rv and rv != req.roster_version:
                 roster = self.roster_text(window)
-        key = self.device_key(req.device)
-        assert key is not None
-        return frame.answer(key, req.mac, ack, max(now, 0), settings, roster)
+            try:
+                answer = frame.answer(keys[req.device], req.mac, ack, max(now, 0), settings, roster)
+                if len(answer) > frame.ANSWER_MAX:
+                    raise ValueError(f"{len(answer)} bytes")
+            except (ValueError, OverflowError, struct.error) as e:
+                raise AnswerError(
+                    f"the answer to {req.device} does not fit a frame ({e}): its settings "
+                    f"({len(settings or b'')} bytes) or its window's roster "
+                    f"({len(roster or b'')} bytes) is too large; nothing was stored") from None
+        return answer
 
-    def _check_nonce(self, req: frame.Request, now: int) -> None:
+    def _check_nonce(self, req: frame.Request, now: int, replay_window: bool) -> None:
+        """A nonce is taken once. Over the network, also no older than the replay window:
+        a device's nonce is its clock (firmware/frame.py next_nonce), increasing, so a
+        frame is taken if its nonce is newer than the device's newest yet, or unseen and
+        within NONCE_WINDOW_S of the collector's clock; a captured frame replayed later
+        is neither (the nonces of the window are remembered, older ones need not be).
+        A nonce made with the clock unknown (NONCE_UNTIMED) is remembered for good."""
         db = self.db
-        if db.one("SELECT 1 FROM nonces WHERE device = ? AND nonce = ?", (req.device, req.nonce)):
-            raise frame.FrameError("replayed", f"nonce {req.nonce} seen before")
+        n = req.nonce
+        if db.one("SELECT 1 FROM nonces WHERE device = ? AND nonce = ?", (req.device, n)):
+            raise frame.FrameError("replayed", f"nonce {n} seen before")
+        if replay_window and not n & frame.NONCE_UNTIMED:
+            newest = int(db.value("SELECT nonce_hi FROM devices WHERE id = ?", (req.device,), 0))
+            if n > newest:
+                db.execute("UPDATE devices SET nonce_hi = ? WHERE id = ?", (n, req.device))
+            elif not now - NONCE_WINDOW_S <= n <= now + NONCE_AHEAD_S:
+                raise frame.FrameError("stale", f"made {iso(n, self.hall_tz_min())} by its nonce, "
+                                   f"outside the {NONCE_WINDOW_S // 86400}-day window, and "
+                                   "the device has sent newer ones")
         db.execute("INSERT INTO nonces (device, nonce, seen) VALUES (?, ?, ?)",
-                   (req.device, req.nonce, now))
-        if req.nonce % 64 == 0:  # now and then: forget nonces older than a week
-            db.execute("DELETE FROM nonces WHERE device = ? AND seen < ?",
-                       (req.device, now - NONCE_KEEP_S))
+                   (req.device, n, now))
+        if n % 64 == 0:  # now and then: forget the timed nonces the window refuses anyway
+            db.execute("DELETE FROM nonces WHERE device = ? AND nonce < ? AND nonce < ? "
+                       "AND seen < ?", (req.device, frame.NONCE_UNTIMED, now - NONCE_WINDOW_S,
+                                        now - NONCE_WINDOW_S))
 
     def _store(self, req: frame.Request, now: int) -> int:
         db = self.db
         dev = req.device
+        last_seq = db.value("SELECT last_seq FROM devices WHERE id = ?", (dev,), 0)
+        recs = [record.unpack(req.records, i * record.SIZE) for i in range(req.count)]
+        for r in recs:  # every field in range, or the frame is refused before any write
+            checks.record_fields(r)
+        checks.seq_jumps(req.first, int(last_seq), [r[0] for r in recs])
         db.execute("UPDATE devices SET last_seen = ?, frames = frames + 1, boot = ?, "
                    "settings_version = ?, roster_version = ? WHERE id = ?",
                    (now, req.boot, req.settings_version, req.roster_version, dev))
         if req.count == 0:
             return max(req.first - 1, 0)
-        recs = [record.unpack(req.records, i * record.SIZE) for i in range(req.count)]
         lo, hi = recs[0][0], recs[-1][0]
         have = {r[0] for r in db.all(
             "SELECT seq FROM records WHERE device = ? AND seq BETWEEN ? AND ?", (dev, lo, hi))}
@@ -315,6 +503,7 @@ class Collector:
             return hi  # a replay: everything is stored already
         window = self.device_window(dev)
         slots = self.slot_staff(window)
+        believe = checks.TimeWindow(now)
         boot = int(db.value("SELECT boot FROM records WHERE device = ? AND seq < ? "
                             "ORDER BY seq DESC LIMIT 1", (dev, lo), 0))
         offsets = {b: d for b, d in db.all(
@@ -323,13 +512,20 @@ class Collector:
         rows: list[tuple] = []
         events: list[tuple] = []
         reasons: list[tuple] = []
+        flags: list[tuple] = []
+        bad_ratings: dict[int, int] = {}  # seq -> boot of this frame's 不满意, for reasons
         chunks: list[tuple[int, bytes]] = []  # (seq, chunk) of the next rating's ticket
+        tz = self.hall_tz_min()
         for i, r in enumerate(recs):
             seq, kind, val, arg, slot, t = r
             if kind == record.BOOT:
                 boot = logview.data24(r)
-            elif kind == record.CLOCK_SET:
-                offsets[boot] = new_offsets[boot] = t - logview.data24(r)
+            elif kind == record.CLOCK_SET and seq not in have:
+                if believe.holds(t):
+                    offsets[boot] = new_offsets[boot] = t - logview.data24(r)
+                else:  # a clock no one should take: its boot's times stay unknown
+                    flags.append((dev, seq, "clock", f"clock set to {iso(t, tz)}, outside "
+                                  "the window around the collector's clock", now))
             if kind == record.TICKET:
                 chunks.append((seq, logview.ticket_chunk(req.records, i * record.SIZE)))
             if seq in have:
@@ -339,20 +535,33 @@ class Collector:
             rows.append((dev, seq, kind, val, arg, slot, t, boot, now))
             uptime = None
             when: int | None = t
-            if t & record.REL and kind not in (record.REASON, record.TICKET):
+            if kind == record.OVERFLOW and val == checks.OVERFLOW_LOST or kind in (
+                    record.REASON, record.TICKET, record.CLOCK_SET):
+                # no time to believe: a count of lost records, a reason, a ticket chunk;
+                # a clock set was looked at above
+                when = None
+            elif t & record.REL:
                 uptime = t & ~record.REL
                 d = offsets.get(boot)
                 when = None if d is None else d + uptime
+            if not believe.holds(when):
+                flags.append((dev, seq, "time", f"{logview.KIND_NAMES[kind]} at {iso(when, tz)}, "
+                              "outside the window around the collector's clock: stored "
+                              "with its time unknown", now))
+                when = uptime = None
             base = (dev, seq)
             staff_no = slots.get(slot) if slot else None
             if kind in (record.RATING, record.NO_RATING):
                 ticket = self._ticket(dev, chunks, lo if i == len(chunks) else None)
                 chunks = []
+                if kind == record.RATING and val == 4:
+                    bad_ratings[seq] = boot
                 events.append(base + ("rating" if kind == record.RATING else "no_rating", window,
                                       slot, staff_no, val if kind == record.RATING else 0, arg,
                                       None, ticket, None, None, None, None, None, boot,
                                       uptime, when))
             elif kind == record.REASON:
+                self._check_reason(dev, seq, t, boot, bad_ratings, reasons)
                 reasons.append((val, dev, t))
             elif kind == record.STATUS:
                 events.append(base + ("status", window, slot, staff_no, None, None, None, None,
@@ -377,15 +586,44 @@ class Collector:
                        "ON CONFLICT (device, seq) DO NOTHING", events)
         db.executemany("UPDATE events SET reason = ? WHERE device = ? AND seq = ? "
                        "AND kind = 'rating'", reasons)
+        db.executemany("INSERT INTO flags (device, seq, what, detail, received) "
+                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (device, seq, what) DO NOTHING", flags)
         for b, d in new_offsets.items():
             db.execute(db.upsert_sql("clock_offsets", ("device", "boot", "delta"),
                                      ("device", "boot")), (dev, b, d))
-            # records of that boot stored before its clock was known get real times now
+            # records of that boot stored before its clock was known get real times now,
+            # those the window does not believe excepted
             db.execute("UPDATE events SET t = ? + uptime WHERE device = ? AND boot = ? "
-                       "AND t IS NULL AND uptime IS NOT NULL", (d, dev, b))
+                       "AND t IS NULL AND uptime IS NOT NULL AND ? + uptime >= ? "
+                       "AND ? + uptime < ?", (d, dev, b, d, believe.lo, d, believe.hi))
         db.execute("UPDATE devices SET last_seq = ? WHERE id = ? AND last_seq < ?",
                    (hi, dev, hi))
         return hi
+
+    def _check_reason(self, dev: str, seq: int, rating: int, boot: int,
+                      bad_ratings: dict[int, int], taken: list[tuple]) -> None:
+        """A reason is for a 不满意 of the same device and boot, at most REASON_GAP
+        records before it, that has no reason yet; FrameError bad_field otherwise (a
+        reason must not rewrite another rating's)."""
+        why = None
+        if not 0 < seq - rating <= checks.REASON_GAP:
+            why = f"its rating (seq {rating}) is not among the {checks.REASON_GAP} records before it"
+        elif any(r[2] == rating for r in taken):
+            why = f"rating seq {rating} has a reason already"
+        elif rating in bad_ratings:
+            if bad_ratings[rating] != boot:
+                why = f"rating seq {rating} is of an earlier boot"
+        else:
+            row = self.db.one("SELECT level, boot, reason FROM events WHERE device = ? "
+                              "AND seq = ? AND kind = 'rating'", (dev, rating))
+            if row is None or row[0] != 4:
+                why = f"seq {rating} is no 不满意 rating"
+            elif row[1] != boot:
+                why = f"rating seq {rating} is of an earlier boot"
+            elif row[2] is not None:
+                why = f"rating seq {rating} has a reason already"
+        if why:
+            raise frame.FrameError("bad_field", f"record seq {seq}: a reason, but {why}")
 
     def _ticket(self, dev: str, chunks: list[tuple[int, bytes]], lo: int | None) -> str | None:
         """The ticket of a rating from the TICKET records right before it. lo: the
