@@ -171,7 +171,12 @@ class Database:
                                timeout=self.busy_s)
 
     def _open_pool(self) -> None:
+        import psycopg
         from psycopg_pool import ConnectionPool
+
+        # one connection first: a server that is not there is one clear error now, not
+        # a pool that retries in the background and logs every attempt
+        psycopg.connect(self.url, connect_timeout=max(1, int(CONNECT_S))).close()
 
         # check: a connection that died with the server is found at checkout and
         # replaced; timeout: a request waits this long for one, then fails (503)

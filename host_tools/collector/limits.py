@@ -144,7 +144,9 @@ def uvicorn_options(limits: Limits | None, counts: Counts | None = None) -> dict
     limits.counts = counts  # type: ignore[attr-defined]  # where tests and the bench read them
     return {"http": protocol_class(limits, counts), "timeout_keep_alive": limits.keep_alive_s,
             "h11_max_incomplete_event_size": limits.head_bytes,
-            "backlog": min(2048, limits.max_connections)}
+            # asyncio accepts up to `backlog` sockets in one turn before any of them is
+            # counted (and refused): half the cap, which raise_open_files leaves room for
+            "backlog": max(16, min(2048, limits.max_connections // 2))}
 
 
 class _BodyTooSlow(Exception):
@@ -286,7 +288,8 @@ def quiet_logs(every_s: float = 60.0) -> None:
 
 def raise_open_files(want: int = CONNECTIONS_MAX + RESERVED_FILES) -> int:
     """Raise this process's open-file limit toward `want` (as far as the hard limit
-    allows); returns how many connections fit below it with RESERVED_FILES to spare."""
+    allows); returns how many connections fit below it with RESERVED_FILES to spare and
+    room for one turn of accepts (uvicorn_options' backlog, half of them) on top."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = want if hard == resource.RLIM_INFINITY else min(want, hard)
     if soft != resource.RLIM_INFINITY and soft < target:
@@ -297,4 +300,4 @@ def raise_open_files(want: int = CONNECTIONS_MAX + RESERVED_FILES) -> int:
             pass
     if soft == resource.RLIM_INFINITY:
         soft = want
-    return max(8, min(CONNECTIONS_MAX, soft - RESERVED_FILES))
+    return max(8, min(CONNECTIONS_MAX, (soft - RESERVED_FILES) * 2 // 3))
