@@ -51,6 +51,7 @@ class App:
         self.ui = Feedback(board.leds, board.buzzer, tb)
         self.sign = board.sign
         self.core = Core(self.clock, self.log, self.settings, self.roster, self.ui)
+        self.core.badge_salt = str(self.device.get("key", "")).encode()
         if serr:
             self.core.add_alert("settings_corrupt")
             print("settings:", serr)

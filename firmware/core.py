@@ -2,6 +2,8 @@
 # and the rating session (一事一评). A state machine fed events and the clock;
 # every timer is a deadline it reports, so the asyncio layer (or a test, or the
 # virtual device's `sleep`) only has to call tick() when the nearest one is due.
+from hashlib import sha256
+
 from firmware import record
 from firmware.const import const
 from firmware.settings import Schedule
@@ -17,7 +19,6 @@ LEDS_BLINK = const(1)
 LEDS_ON = const(2)
 
 _DISSATISFIED = const(4)  # key 4 不满意: a 差评, whose reason is asked for
-_UID_LOW = const(6)  # hex digits of a UID an unknown_badge record keeps (24 bits)
 _HOUR_S = const(3600)
 
 _ALLOWED = (record.SERVING, record.OVERTIME)
@@ -35,6 +36,8 @@ class Core:
         self.status_slot = 0  # staff of the last status record
         self.uid = None  # badge in the slot
         self.unknown = False  # a badge is in the slot but not on the roster
+        # keyed into an unknown badge's tag (the device key): no UID crosses the network
+        self.badge_salt = b""
         self.toggle = record.SERVING  # staff's choice: SERVING, WAIT or PAUSED
         self.phase = None  # None, INVITE, REASON, THANKS
         self.ticket = None
@@ -94,8 +97,15 @@ class Core:
         if uid != was:
             self.toggle = record.SERVING
             if self.unknown:
-                n = int(uid[-_UID_LOW:], 16)
-                self.log.append(record.UNKNOWN_BADGE, *record.split24(n), time=self.clock.rec_time())
+                self.log.append(record.UNKNOWN_BADGE, *record.split24(self._badge_tag(uid)),
+                                time=self.clock.rec_time())
+
+    def _badge_tag(self, uid):
+        """24 bits of SHA-256(device key, UID): the same badge gives the same tag (the
+        office sees it come back; the collector, which has the key, can match it against
+        a roster), but the UID itself never leaves the device."""
+        digest = sha256(self.badge_salt + uid.encode()).digest()
+        return digest[0] | digest[1] << 8 | digest[2] << 16
 
     def status_key(self, long):
         """Status key: a short press toggles 请稍候, a long one 暂停服务.

@@ -35,7 +35,7 @@ DROPPED = const(9)  # time = hour start; data16 = presses not counted (repeat, m
 FLAG = const(10)  # val = FLAG_*; staff
 OVERFLOW = const(11)  # time = hour start; val = level (0 no_rating); data16 in arg|staff<<8
 CONFIG = const(12)  # val = 1 settings, 2 roster; arg|staff<<8 = version
-UNKNOWN_BADGE = const(13)  # data24 = low 24 bits of the UID
+UNKNOWN_BADGE = const(13)  # data24 = the badge's tag (core.py: keyed, not the UID)
 
 
 # what a record's fields hold

@@ -30,6 +30,15 @@ def test_unknown_badge_stays_paused_with_a_notice(sim):
     assert len(r.kinds("unknown_badge")) == 1
 
 
+def test_an_unknown_badge_is_logged_by_a_keyed_tag_never_its_uid(sim):
+    # two badges with the same low 24 bits, and the first one again
+    r = sim("badge DEADBEEF\nbadge out\nbadge 01ADBEEF\nbadge out\nbadge DEADBEEF\nlog")
+    tags = [x["value"] for x in r.kinds("unknown_badge")]
+    assert len(tags) == 3
+    assert 0xADBEEF not in tags and 0xDEADBE not in tags  # no bits of the UID itself
+    assert tags[0] == tags[2] != tags[1]  # the same badge comes back as the same tag
+
+
 def test_staff_of_another_window_is_not_on_this_roster(sim):
     # 陈静 (12131415) serves B02 only
     r = sim("badge 12131415\nstatus", window="B01")
