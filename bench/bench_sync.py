@@ -46,7 +46,7 @@ def ratings(first: int, n: int) -> bytes:
 def air() -> dict:
     out = {}
     for batch in (64, 256):
-        body = frame.request(b"k" * 16, "hall1-B01x", 7, 1, ratings(1, batch), 3, 2, 1)
+        body = frame.request(b"k" * 16, "hall1-B01x", 7, 7, 1, ratings(1, batch), 3, 2, 1)
         header = len(body) - batch * record.SIZE
         out[batch] = (header, (len(body) - header) / batch, len(body) / batch)
     return out
@@ -73,7 +73,7 @@ def bench_frames(port: int, devices: list[tuple[str, bytes]], frames: int, per: 
         dev, key = devices[i % len(devices)]
         first = seqs[dev] + 1
         seqs[dev] += per
-        jobs[i % threads].append(frame.request(key, dev, 1, first, ratings(first, per), 0, 0, i))
+        jobs[i % threads].append(frame.request(key, dev, 7, 1, first, ratings(first, per), 0, 0, i))
     errors: list[str] = []
 
     def run(bodies: list[bytes]) -> None:
@@ -141,7 +141,7 @@ async def one_device(port: int, dev: str, key: bytes, frames: int, per: int) -> 
     acked = 0
     for i in range(frames):
         first = acked + 1
-        body = frame.request(key, dev, 1, first, ratings(first, per), 0, 0, i)
+        body = frame.request(key, dev, 7, 1, first, ratings(first, per), 0, 0, i)
         for _attempt in range(5):  # bounded retries, as the device backs off
             try:
                 r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 30)

@@ -7,11 +7,18 @@
 #   2  version u8
 #   3  idlen   u8 (1-10)
 #   4  id      idlen bytes, [A-Za-z0-9._-]
-#      boot u32, first seq u32, count u16, settings version u16,
-#      roster version u16, nonce u32
+#      log id u32, boot u16, first seq u32, count u16, settings version u16,
+#      roster version u16, nonce u16
 #      count raw 14-byte records (firmware/record.py), seqs increasing from first
 #      HMAC-SHA256(key, everything before it), 32 bytes
 # The header is at most 32 + 32 (MAC) = 64 bytes; a rating costs 14 bytes.
+# Version 2 added the log id (firmware/log.py) in the same 22 fixed bytes:
+# boot and nonce went from u32 to u16. The boot's whole number is on its BOOT
+# record; the header's is the low 16 bits, and what makes a request unique is
+# (log id, boot, nonce): the device counts nonces from a random start in every
+# boot, and a boot number never repeats within a log, so 65536 requests a boot
+# pass before a nonce could come back. Version 1 (no log id, boot and nonce
+# u32) is still parsed: log_id None, the log a device had before it.
 #
 # Answer (collector -> device):
 #   0  magic b"PA", version u8, flags u8 (1: settings, 2: roster)
@@ -32,7 +39,8 @@ ID_MAX = const(10)
 MAX_RECORDS = const(1024)  # per frame taken; the device's link sends up to 64 (firmware/sync.py)
 HEAD_FIXED = const(22)  # header bytes besides the id: the records start at HEAD_FIXED + idlen
 ANSWER_MAX = const(65536)  # settings + roster (254 staff) fit well below this
-_VERSION = const(1)
+_VERSION = const(2)  # requests
+_V1 = const(1)  # requests without a log id; answers
 _ANSWER_FIXED = const(48)
 _F_SETTINGS = const(1)
 _F_ROSTER = const(2)
@@ -41,7 +49,8 @@ _ANSWER = const(b"PA")
 _HMAC_BLOCK = const(64)  # SHA-256's block: keys longer than this are hashed first
 _IPAD = const(0x36)  # RFC 2104's inner and outer pads
 _OPAD = const(0x5C)
-_HDR_TAIL = const("<IIHHHI")  # boot, first, count, settings version, roster version, nonce
+_HDR_TAIL = const("<IHIHHHH")  # log id, boot, first, count, settings version, roster version, nonce
+_HDR_V1 = const("<IIHHHI")  # boot, first, count, settings version, roster version, nonce
 _ANS = const("<2sBB32sIIHH")  # magic .. roster length: the answer's fixed part
 _ID_CHARS = const(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
@@ -98,41 +107,44 @@ def frame_size(id_len, count):
     return HEAD_FIXED + id_len + count * record.SIZE + MAC_LEN
 
 
-def seal_request(buf, hm, dev_id, boot, first, count, sver, rver, nonce):
+def seal_request(buf, hm, dev_id, log_id, boot, first, count, sver, rver, nonce):
     """Write the header and MAC around count records already placed at
     buf[HEAD_FIXED + len(dev_id):]; returns the frame's length. No allocation
-    besides the MAC."""
+    besides the MAC. boot and nonce: their low 16 bits go out."""
     n = len(dev_id)
     struct.pack_into("<2sBB", buf, 0, _REQUEST, _VERSION, n)
     buf[4 : 4 + n] = dev_id
-    struct.pack_into(_HDR_TAIL, buf, 4 + n, boot, first, count, sver, rver, nonce)
+    struct.pack_into(_HDR_TAIL, buf, 4 + n, log_id, boot & 0xFFFF, first, count, sver, rver,
+                     nonce & 0xFFFF)
     end = HEAD_FIXED + n + count * record.SIZE
     buf[end : end + MAC_LEN] = hm.digest(memoryview(buf)[:end])
     return end + MAC_LEN
 
 
-def request(key, dev_id, boot, first, records, sver=0, rver=0, nonce=0):
+def request(key, dev_id, log_id, boot, first, records, sver=0, rver=0, nonce=0):
     """A whole request frame as bytes (host side, tests, BLE and USB pulls)."""
     dev_id = check_id(dev_id)
     hs = HEAD_FIXED + len(dev_id)
     buf = bytearray(hs + len(records) + MAC_LEN)
     buf[hs : hs + len(records)] = records
-    n = seal_request(buf, Hmac(key), dev_id, boot, first, len(records) // record.SIZE, sver, rver, nonce)
+    n = seal_request(buf, Hmac(key), dev_id, log_id, boot, first, len(records) // record.SIZE,
+                     sver, rver, nonce)
     return bytes(buf[:n])
 
 
 class Request:
-    """A request that parse_request took: device, boot, first, count,
-    settings_version, roster_version, nonce, records (count * 14 raw bytes), mac."""
+    """A request that parse_request took: device, log_id (None: a version 1
+    frame), boot, first, count, settings_version, roster_version, nonce,
+    records (count * 14 raw bytes), mac."""
 
 
-def _check(body, magic, want, exact=False):
+def _check(body, magic, want, exact=False, version=_V1):
     """The checks requests and answers share: magic, version, and a length of at
     least (or exactly) want bytes."""
     n = len(body)
     if bytes(body[0:2]) != magic:
         raise FrameError("bad_magic")
-    if n > 2 and body[2] != _VERSION:
+    if n > 2 and body[2] != version:
         raise FrameError("bad_version")
     if n < want or exact and n > want:
         raise FrameError("truncated" if n < want else "oversized", "%d of %d bytes" % (n, want))
@@ -145,14 +157,20 @@ def parse_request(body, key_for):
         raise FrameError("oversized", "%d bytes" % len(body))
     n = body[3] if len(body) > 3 else 0
     hs = HEAD_FIXED + n
-    _check(body, _REQUEST, hs + MAC_LEN)
+    version = _V1 if len(body) > 2 and body[2] == _V1 else _VERSION
+    _check(body, _REQUEST, hs + MAC_LEN, False, version)
     q = Request()
     q.device = check_id(bytes(body[4 : 4 + n])).decode()
-    q.boot, q.first, count, q.settings_version, q.roster_version, q.nonce = struct.unpack_from(
-        _HDR_TAIL, body, 4 + n)
+    if version == _V1:
+        q.log_id = None
+        q.boot, q.first, count, q.settings_version, q.roster_version, q.nonce = \
+            struct.unpack_from(_HDR_V1, body, 4 + n)
+    else:
+        (q.log_id, q.boot, q.first, count, q.settings_version, q.roster_version,
+         q.nonce) = struct.unpack_from(_HDR_TAIL, body, 4 + n)
     q.count = count
     want = frame_size(n, count)  # a count over MAX_RECORDS: longer than any body taken
-    _check(body, _REQUEST, want, True)
+    _check(body, _REQUEST, want, True, version)
     key = key_for(q.device)
     if key is None:
         raise FrameError("unknown_device", q.device)
@@ -178,7 +196,7 @@ def answer(key, req_mac, ack, time, settings=None, roster=None):
     s = settings or b""
     r = roster or b""
     flags = (_F_SETTINGS if settings is not None else 0) | (_F_ROSTER if roster is not None else 0)
-    body = struct.pack(_ANS, _ANSWER, _VERSION, flags, req_mac, ack, time, len(s), len(r)) + s + r
+    body = struct.pack(_ANS, _ANSWER, _V1, flags, req_mac, ack, time, len(s), len(r)) + s + r
     return body + Hmac(key).digest(body)
 
 

@@ -6,6 +6,13 @@
 # file (named by its first seq) and emptied. A power cut between the two
 # leaves records in both; readers skip seqs they have already seen.
 #
+# The log's id (32 random bits, made when a log starts on a blank or wiped
+# flash) is in the name of every file that holds its records: the journal
+# "j<id>" and the segments "s<first seq><id>", all in 8 hex digits. So it is
+# found on the flash as long as any record is, whatever small file is lost, and
+# costs no record and no write of its own. Files of the first firmware ("j",
+# "s<first seq>") are renamed at boot, once.
+#
 # Records stay until the collector acks them; fully acked segments are
 # deleted only when space runs low. When the partition is full, ratings are
 # kept as per-hour counts in a small file (never dropped) and `full` is set
@@ -20,7 +27,9 @@ _JMAX = const(36)  # journal capacity (a batch may overshoot _JREC); 504 bytes s
 _SEG_RECS = const(4080)  # records per segment: 57120 B, 14 whole 4 KB blocks with littlefs pointers
 _RESERVE_BLOCKS = const(8)  # kept free for settings, roster and the overflow file
 _CHUNK = const(32)  # records read at a time
-_SEG_NAME_LEN = const(9)  # "s" and the first seq in 8 hex digits
+_SEG_NAME_LEN = const(17)  # "s", the first seq and the log id, 8 hex digits each
+_OLD_SEG_LEN = const(9)  # "s" and the first seq: the first firmware's segments
+_JNAME_LEN = const(9)  # "j" and the log id
 _TIDY_BLOCKS = const(3 * _RESERVE_BLOCKS)  # fewer free blocks: acked segments go
 _RESUME_BLOCKS = const(_RESERVE_BLOCKS + 4)  # a full log takes records again with these free
 _HOUR_S = const(3600)
@@ -30,11 +39,20 @@ _ST_SIZE = const(6)  # os.stat(): the file's size
 _F_BFREE = const(3)  # os.statvfs(): free blocks
 
 
+def _hex(text):
+    try:
+        int(text, 16)
+        return True
+    except ValueError:
+        return False
+
+
 class Log:
     def __init__(self, root):
         self.dir = root.rstrip("/") + "/log"
         storage.makedirs(self.dir)
-        self._jpath = self.dir + "/j"
+        self.log_id = self._find_id()
+        self._jpath = "%s/j%08x" % (self.dir, self.log_id)
         self._spath = self.dir + "/state"
         self._opath = self.dir + "/over"
         self._jbuf = bytearray(_JMAX * record.SIZE)
@@ -60,13 +78,37 @@ class Log:
         storage.save_json(self._spath, {"boot": self.boot, "acked": self.acked})
         self._check_space()
 
+    def _find_id(self):
+        """The log id from the journal's or the newest segment's name; a new one
+        if no file has it (a blank or wiped flash, or the first firmware's log,
+        whose files then take it)."""
+        names = os.listdir(self.dir)
+        found = None
+        for name in names:
+            try:
+                if name[0] == "j" and len(name) == _JNAME_LEN:
+                    return int(name[1:], 16)
+                if name[0] == "s" and len(name) == _SEG_NAME_LEN:
+                    if found is None or int(name[1:9], 16) > found[0]:
+                        found = (int(name[1:9], 16), int(name[9:], 16))
+            except ValueError:
+                pass
+        log_id = found[1] if found else int.from_bytes(os.urandom(4), "little")
+        for name in names:  # the first firmware's files, or a cut in this renaming
+            if name == "j":
+                os.rename(self.dir + "/j", "%s/j%08x" % (self.dir, log_id))
+            elif name[0] == "s" and len(name) == _OLD_SEG_LEN and _hex(name[1:]):
+                os.rename(self.dir + "/" + name, "%s/%s%08x" % (self.dir, name, log_id))
+        return log_id
+
     def _find_segments(self):
-        """The first seqs of the segment files (s<8 hex digits>), sorted."""
+        """The first seqs of this log's segment files, sorted."""
         segs = []
+        tail = "%08x" % self.log_id
         for name in os.listdir(self.dir):
-            if len(name) == _SEG_NAME_LEN and name[0] == "s":
+            if len(name) == _SEG_NAME_LEN and name[0] == "s" and name[9:] == tail:
                 try:
-                    segs.append(int(name[1:], 16))
+                    segs.append(int(name[1:9], 16))
                 except ValueError:
                     pass
         segs.sort()
@@ -114,7 +156,7 @@ class Log:
         return keep
 
     def _seg_path(self, first):
-        return "%s/s%08x" % (self.dir, first)
+        return "%s/s%08x%08x" % (self.dir, first, self.log_id)
 
     # ---- writing -------------------------------------------------------
     def append(self, kind, val=0, arg=0, staff=0, time=0, ticket=None):

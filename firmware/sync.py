@@ -82,6 +82,9 @@ class Link:
         self.retry_at = 0  # mono ms: no sync before (backing off)
         self.next_at = 0  # mono ms of the next timed sync
         self.last_error = None
+        # the request's nonce: counted from a random start in this boot, so
+        # (log id, boot, nonce) never repeats (firmware/frame.py)
+        self.nonce = int.from_bytes(os.urandom(2), "little")
         self.busy = False  # one sync at a time: sync_now waits for the one in flight
         self._seen_seq = -1  # the log's seq when last looked, and since when (mono ms)
         self._seen_at = 0
@@ -200,9 +203,9 @@ class Link:
             n += 1
             if n >= _BATCH:
                 break
-        nonce = int.from_bytes(os.urandom(4), "little")
-        size = frame.seal_request(buf, self.hm, self.dev_id, log.boot, first, n,
-                                  app.settings["version"], app.roster.version, nonce)
+        self.nonce = (self.nonce + 1) & 0xFFFF
+        size = frame.seal_request(buf, self.hm, self.dev_id, log.log_id, log.boot, first, n,
+                                  app.settings["version"], app.roster.version, self.nonce)
         return n, first, last, size
 
     async def _join(self):

@@ -58,6 +58,19 @@ MIGRATIONS: list[list[str]] = [
             device TEXT NOT NULL, nonce BIGINT NOT NULL, seen BIGINT NOT NULL,
             PRIMARY KEY (device, nonce))""",
     ],
+    [
+        # a device's logs (firmware/log.py: a wiped or new flash starts a new one
+        # with a new id). records, events and clock_offsets keep their keys:
+        # their seq and boot are the log's index << 32 | the device's value, so
+        # (device, log, seq) is unique and a device's logs sort as one history.
+        # Index 0 is the log a device had before log ids (log_id NULL until the
+        # first frame with an id claims it).
+        """CREATE TABLE logs (
+            device TEXT NOT NULL, idx INTEGER NOT NULL, log_id BIGINT, first_seen BIGINT,
+            PRIMARY KEY (device, idx))""",
+        "INSERT INTO logs (device, idx, log_id, first_seen) "
+        "SELECT DISTINCT device, 0, NULL, 0 FROM records",
+    ],
 ]
 
 

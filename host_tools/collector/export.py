@@ -23,5 +23,5 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def to_json(rows: list[dict[str, Any]]) -> str:
-    keep = HEADER + ("seq", "mode")
+    keep = HEADER + ("log", "seq", "mode")
     return json.dumps([{k: r[k] for k in keep} for r in rows], ensure_ascii=False, indent=1)

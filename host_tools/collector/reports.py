@@ -98,7 +98,8 @@ def summary(db: Database, tz_min: int, day: str | None = None, by: str = "window
             if level == 4:
                 row["bad"].append({
                     "time": iso(t, tz_min) if t is not None else None, "window": win,
-                    "device": dev, "seq": seq, "staff_no": staff_no,
+                    "device": dev, "log": seq >> 32, "seq": seq & 0xFFFFFFFF,
+                    "staff_no": staff_no,
                     "staff_name": names.get(staff_no or ""), "ticket": ticket,
                     "reason": reason, "reason_text": _reason(reason)})
         elif kind == "no_rating":
@@ -159,11 +160,12 @@ def ratings(db: Database, tz_min: int, day: str | None = None) -> list[dict[str,
          _c, t) in _events(db, ("rating",), span):
         out.append({
             "time": iso(t, tz_min) if t is not None else "", "t": t, "window": win,
-            "device": dev, "seq": seq, "staff_no": staff_no or "",
+            # a device's logs are one history: stored seqs are log << 32 | seq
+            "device": dev, "log": seq >> 32, "seq": seq & 0xFFFFFFFF, "staff_no": staff_no or "",
             "staff_name": names.get(staff_no or "", ""), "ticket": ticket or "",
             "level": level, "level_name": LEVEL_NAMES[level] if 0 < level < 5 else "",
             "reason": _reason(reason) or "", "mode": "free" if mode == 1 else "invite"})
-    out.sort(key=lambda r: (r["t"] is None, r["t"] or 0, r["device"], r["seq"]))
+    out.sort(key=lambda r: (r["t"] is None, r["t"] or 0, r["device"], r["log"], r["seq"]))
     return out
 
 

@@ -24,6 +24,8 @@ HALL = "hall"
 EMPTY_UID = "00000000"  # a slot whose staff left the window: keeps later slots in place
 _NOT_SETTABLE = ("version", "window")
 NONCE_KEEP_S = 7 * 86400
+LOG_SHIFT = 32  # stored seq and boot: the log's index << LOG_SHIFT | the device's value
+DEVICE_SEQ = (1 << LOG_SHIFT) - 1
 
 
 class CollectorError(PingjiaError, ValueError):
@@ -77,7 +79,10 @@ class Collector:
                            "settings_version, roster_version FROM devices ORDER BY id")
         cols = ("id", "window", "created", "last_seen", "last_seq", "frames", "boot",
                 "settings_version", "roster_version")
-        return [dict(zip(cols, r, strict=False)) for r in rows]
+        out = [dict(zip(cols, r, strict=False)) for r in rows]
+        for d in out:  # the seq the device knows, and which of its logs it is in
+            d["log"], d["last_seq"] = d["last_seq"] >> LOG_SHIFT, d["last_seq"] & DEVICE_SEQ
+        return out
 
     def device_key(self, device: str) -> bytes | None:
         k = self._keys.get(device)
@@ -274,8 +279,9 @@ class Collector:
         req = frame.parse_request(body, self.device_key)
         now = self.now()
         with self.db.transaction():
-            self._check_nonce(req, now)
-            ack = self._store(req, now)
+            base = self._log_index(req, now) << LOG_SHIFT
+            self._check_nonce(req, now, base)
+            ack = self._store(req, now, base)
             window = self.device_window(req.device)
             s = self.settings_for(req.device)
             settings = None
@@ -289,34 +295,69 @@ class Collector:
         assert key is not None
         return frame.answer(key, req.mac, ack, max(now, 0), settings, roster)
 
-    def _check_nonce(self, req: frame.Request, now: int) -> None:
+    def _log_index(self, req: frame.Request, now: int) -> int:
+        """The collector's index of the frame's log on its device: a log id seen
+        before keeps its index; a new one is a new log (a wiped, re-flashed or
+        replaced flash), unless it is the first id of a device that synced
+        before log ids, going on with that log (its frame starts past seq 1, or
+        nothing of the old log is stored). Version 1 frames: index 0."""
         db = self.db
-        if db.one("SELECT 1 FROM nonces WHERE device = ? AND nonce = ?", (req.device, req.nonce)):
+        dev = req.device
+        if req.log_id is None:
+            if not db.one("SELECT 1 FROM logs WHERE device = ? AND idx = 0", (dev,)):
+                db.execute("INSERT INTO logs (device, idx, log_id, first_seen) "
+                           "VALUES (?, 0, NULL, ?)", (dev, now))
+            return 0
+        idx = db.value("SELECT idx FROM logs WHERE device = ? AND log_id = ?", (dev, req.log_id))
+        if idx is not None:
+            return int(idx)
+        if db.one("SELECT 1 FROM logs WHERE device = ? AND idx = 0 AND log_id IS NULL", (dev,)) \
+                and (req.first > 1 or not db.one("SELECT 1 FROM records WHERE device = ? "
+                                                 "AND seq <= ?", (dev, DEVICE_SEQ))):
+            db.execute("UPDATE logs SET log_id = ? WHERE device = ? AND idx = 0",
+                       (req.log_id, dev))
+            return 0
+        idx = int(db.value("SELECT MAX(idx) FROM logs WHERE device = ?", (dev,), -1)) + 1
+        if idx == 0 and db.one("SELECT 1 FROM records WHERE device = ?", (dev,)):
+            idx = 1  # records of version 1 frames hold index 0
+        db.execute("INSERT INTO logs (device, idx, log_id, first_seen) VALUES (?, ?, ?, ?)",
+                   (dev, idx, req.log_id, now))
+        return idx
+
+    def _check_nonce(self, req: frame.Request, now: int, base: int) -> None:
+        # version 2: unique per (log, boot, nonce), all u16 but the log's index
+        nonce = req.nonce if req.log_id is None else base | (req.boot & 0xFFFF) << 16 | req.nonce
+        db = self.db
+        if db.one("SELECT 1 FROM nonces WHERE device = ? AND nonce = ?", (req.device, nonce)):
             raise frame.FrameError("replayed", f"nonce {req.nonce} seen before")
         db.execute("INSERT INTO nonces (device, nonce, seen) VALUES (?, ?, ?)",
-                   (req.device, req.nonce, now))
+                   (req.device, nonce, now))
         if req.nonce % 64 == 0:  # now and then: forget nonces older than a week
             db.execute("DELETE FROM nonces WHERE device = ? AND seen < ?",
                        (req.device, now - NONCE_KEEP_S))
 
-    def _store(self, req: frame.Request, now: int) -> int:
+    def _store(self, req: frame.Request, now: int, log_base: int) -> int:
+        """Store the frame's records not stored yet; the ack: the last seq of
+        the frame (every record in it is stored once this commits)."""
         db = self.db
         dev = req.device
         db.execute("UPDATE devices SET last_seen = ?, frames = frames + 1, boot = ?, "
                    "settings_version = ?, roster_version = ? WHERE id = ?",
                    (now, req.boot, req.settings_version, req.roster_version, dev))
         if req.count == 0:
-            return max(req.first - 1, 0)
-        recs = [record.unpack(req.records, i * record.SIZE) for i in range(req.count)]
+            return max(req.first - 1, 0)  # nothing to store: what the device says it had
+        # seqs as stored: the log's index in the high bits (one history a device)
+        recs = [(log_base | r[0],) + r[1:]
+                for r in (record.unpack(req.records, i * record.SIZE) for i in range(req.count))]
         lo, hi = recs[0][0], recs[-1][0]
         have = {r[0] for r in db.all(
             "SELECT seq FROM records WHERE device = ? AND seq BETWEEN ? AND ?", (dev, lo, hi))}
-        if len(have) == len(recs):
-            return hi  # a replay: everything is stored already
+        if all(r[0] in have for r in recs):
+            return hi & DEVICE_SEQ  # a replay: every record of it is stored already
         window = self.device_window(dev)
         slots = self.slot_staff(window)
-        boot = int(db.value("SELECT boot FROM records WHERE device = ? AND seq < ? "
-                            "ORDER BY seq DESC LIMIT 1", (dev, lo), 0))
+        boot = int(db.value("SELECT boot FROM records WHERE device = ? AND seq < ? AND seq >= ? "
+                            "ORDER BY seq DESC LIMIT 1", (dev, lo, log_base), log_base))
         offsets = {b: d for b, d in db.all(
             "SELECT boot, delta FROM clock_offsets WHERE device = ?", (dev,))}
         new_offsets: dict[int, int] = {}
@@ -327,7 +368,7 @@ class Collector:
         for i, r in enumerate(recs):
             seq, kind, val, arg, slot, t = r
             if kind == record.BOOT:
-                boot = logview.data24(r)
+                boot = log_base | logview.data24(r)
             elif kind == record.CLOCK_SET:
                 offsets[boot] = new_offsets[boot] = t - logview.data24(r)
             if kind == record.TICKET:
@@ -385,7 +426,7 @@ class Collector:
                        "AND t IS NULL AND uptime IS NOT NULL", (d, dev, b))
         db.execute("UPDATE devices SET last_seq = ? WHERE id = ? AND last_seq < ?",
                    (hi, dev, hi))
-        return hi
+        return hi & DEVICE_SEQ
 
     def _ticket(self, dev: str, chunks: list[tuple[int, bytes]], lo: int | None) -> str | None:
         """The ticket of a rating from the TICKET records right before it. lo: the
