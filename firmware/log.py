@@ -61,12 +61,24 @@ class Log:
         self.corrupt = 0  # records whose CRC failed when read
         self.writes = 0  # durable appends since open
         self.roll_errors = 0  # journal rolls that failed (the records stayed in the journal)
-        st = storage.load_json(self._spath, None)
-        if not isinstance(st, dict):
-            st = {}
-        self.acked = int(st.get("acked", 0))
-        self.boot = int(st.get("boot", 0)) + 1
-        self.over = storage.load_json(self._opath, None)  # {"counts": {...}, "lost": n}
+        # the small files are trusted only whole and of the shape this firmware
+        # writes: else the records on flash are the truth (damaged names them
+        # for the technician alert)
+        self.damaged = None
+        st = self._load_small(self._spath)
+        try:
+            self.acked = int(st["acked"]) if st else 0
+            self.boot = int(st["boot"]) + 1 if st else 0
+        except (KeyError, TypeError, ValueError):
+            self.acked = self.boot = 0
+        if st is not None and not self.boot:
+            self.damaged = "log_state"
+        o = self._load_small(self._opath)  # {"counts": {...}, "lost": n}
+        if o is not None and not (isinstance(o.get("counts"), dict)
+                                  and isinstance(o.get("lost"), int)):
+            o = {"counts": {}, "lost": 0}  # the log was full; its counts are lost
+            self.damaged = "log_counts"
+        self.over = o
         self.full = self.over is not None  # before a roll below checks the space
         self._segs = self._find_segments()
         self.seq = self._last_in_segments()
@@ -74,9 +86,42 @@ class Log:
         self._jn = self._load_journal()
         if self._jn >= _JREC:
             self._roll()
+        if not self.boot:  # no state: past the last boot on flash, never one again
+            self.boot = self._last_boot() + 1
+            if self.seq:
+                self.damaged = self.damaged or "log_state"  # lost: the records were there
         self.seq = max(self.seq, self.acked)  # seqs never go back, even after a wipe
         storage.save_json(self._spath, {"boot": self.boot, "acked": self.acked})
         self._check_space()
+
+    def _load_small(self, path):
+        """A small JSON object file: the dict, None if missing, {} if damaged."""
+        try:
+            obj = storage.load_json(path, None)
+        except ValueError:
+            obj = {}
+        if obj is not None and not isinstance(obj, dict):
+            obj = {}
+        if obj == {}:
+            self.damaged = "log_state" if path == self._spath else "log_counts"
+        return obj
+
+    def _last_boot(self):
+        """The number of the last BOOT record on flash (0: none): the journal,
+        then the segments from the newest back, each read once at most."""
+        last = 0
+        for i in range(self._jn):
+            r = record.unpack(self._jbuf, i * record.SIZE)
+            if r and r[1] == record.BOOT:
+                last = r[2] | r[3] << 8 | r[4] << 16
+        for first in reversed(self._segs):
+            if last:
+                break
+            for r in self._seg_records(first):
+                if r[1] == record.BOOT:
+                    last = r[2] | r[3] << 8 | r[4] << 16
+        self.corrupt = 0
+        return last
 
     def _find_id(self):
         """The log id from the journal's or the newest segment's name; a new one
