@@ -63,6 +63,9 @@ class App:
         self.ui = Feedback(board.leds, board.buzzer, tb)
         self.sign = board.sign
         self.core = Core(self.clock, self.log, self.settings, self.roster, self.ui)
+        why = getattr(board, "boot_reason", 0)  # the ESP32 board knows; the sim does not say
+        if why:
+            self.log.append(record.BOOT_WHY, why, time=self.clock.rec_time())
         for damaged, alert in ((serr, "settings_corrupt"), (rerr, "roster_corrupt"),
                                (derr, "identity_corrupt"), (self.log.damaged, "log_damaged")):
             if damaged:

@@ -104,3 +104,16 @@ def test_a_database_from_before_log_ids_migrates(tmp_path, clock, t0):
     assert c.db.value("SELECT COUNT(*) FROM events WHERE kind = 'rating'") == 7
     assert sorted(r[0] for r in c.db.all("SELECT idx FROM logs")) == [0, 1]
     c.db.close()
+
+
+def test_why_a_device_booted_reaches_a_report(collector, clock, device_log, t0):
+    clock.t += 3600
+    d = device_log(collector)
+    d.add(record.BOOT, 1, time=t0)
+    d.add(record.BOOT_WHY, record.BOOT_POWER_ON, time=t0)
+    d.add(record.BOOT, 2, time=record.REL | 5)
+    d.add(record.BOOT_WHY, record.BOOT_SAFE_CRASHES, time=record.REL | 5)
+    d.send()
+    got = reports.boots(collector.db, 480)
+    assert [(b["seq"], b["why"]) for b in got] == [(2, "power_on"), (4, "safe_mode_crashes")]
+    assert got[0]["time"].startswith("2026-11-23T09:00") and got[1]["time"] is None

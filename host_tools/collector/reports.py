@@ -169,6 +169,17 @@ def ratings(db: Database, tz_min: int, day: str | None = None) -> list[dict[str,
     return out
 
 
+def boots(db: Database, tz_min: int, device: str | None = None) -> list[dict[str, Any]]:
+    """Every boot a device recorded why it happened (power_on, watchdog,
+    failed_start, safe_mode_key, safe_mode_crashes, reset), oldest first."""
+    sql = ("SELECT device, seq, level, t FROM events WHERE kind = 'boot'"
+           + (" AND device = ?" if device else "") + " ORDER BY device, seq")
+    return [{"device": dev, "log": seq >> 32, "seq": seq & 0xFFFFFFFF,
+             "time": iso(t, tz_min) if t is not None else None,
+             "why": record.BOOT_NAMES[why] if 0 < why < len(record.BOOT_NAMES) else str(why)}
+            for dev, seq, why, t in db.all(sql, (device,) if device else ())]
+
+
 def window_status(db: Database, tz_min: int) -> dict[str, dict[str, Any]]:
     """Each window's latest status change (what its sign shows now, as far as synced)."""
     names = _staff_names(db)

@@ -406,6 +406,9 @@ class Collector:
             elif kind == record.OVERFLOW:
                 events.append(base + ("overflow", window, 0, None, val, None, None, None, None,
                                       None, None, None, arg | slot << 8, boot, uptime, when))
+            elif kind == record.BOOT_WHY:  # why the device booted: level holds the BOOT_* code
+                events.append(base + ("boot", window, 0, None, val, None, None, None, None,
+                                      None, None, None, None, boot, uptime, when))
             elif kind == record.FLAG:
                 events.append(base + ("flag", window, slot, staff_no, val, None, None, None,
                                       None, None, None, None, None, boot, uptime, when))
