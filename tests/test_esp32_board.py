@@ -252,3 +252,40 @@ def test_a_hung_loop_is_reset_by_the_watchdog_and_a_fed_one_is_not(board):
     board.send("badge 0A1B2C3D")
     board.quit()
     assert board.boot_reasons() == ["power_on", "watchdog"]
+
+
+def test_leds_buzzer_and_time_to_status_are_the_same_for_every_key(board):
+    """design.md section 2: nothing staff can see or hear tells which key was pressed. After
+    each key a second key follows (不满意's reason; for keys 1-3 a press that counts nothing)."""
+    board.install({"roster.txt": ROSTER.encode(), "settings.json": json.dumps(
+        {"window": "B01", "reason_s": 3, "thanks_s": 1, "invite_s": 10}).encode()})
+    board.power_on()
+    board.expect("wdt started")
+    board.send("badge 0A1B2C3D")
+    time.sleep(1.0)
+    pins = board.wiring.KEY_PINS
+    seqs, waits = [], []
+    for k in range(4):
+        board.send(f"press {board.wiring.INVITE_PIN} 100")
+        time.sleep(0.5)
+        board.send("trace")  # forget the invitation's blinking
+        t = time.monotonic()
+        board.send(f"press {pins[k]} 100")
+        time.sleep(0.5)
+        board.send(f"press {pins[0]} 100")
+        while board.status()["screen"] != "serving":
+            assert time.monotonic() - t < 10, "the status never came back"
+            time.sleep(0.05)
+        waits.append(time.monotonic() - t)
+        board.proc.stdin.write("trace\n")
+        board.proc.stdin.flush()
+        events = json.loads(board.expect("@esp32 trace ").split(" ", 2)[2])
+        # from the beep on: a blink may fall between the trace command and the key
+        start = next(i for i, e in enumerate(events) if e[1] == "pwm" and e[2][1])
+        seqs.append([(e[1], e[2] if e[1] != "pwm" else list(e[2])) for e in events[start:]])
+    board.quit()
+    assert seqs[0] and all(s == seqs[0] for s in seqs), seqs
+    assert max(waits) - min(waits) < 0.5, waits  # reason_s + thanks_s = 4 s after each key
+    assert 3.5 < min(waits), waits
+    ratings = [r for r in board.log() if r["kind"] == record.RATING]
+    assert [r["val"] for r in ratings] == [1, 2, 3, 4]
