@@ -276,6 +276,12 @@ class Core:
             self.alerts.append(name)
             self._show()
 
+    def clear_alert(self, name):
+        """The alert's cause is gone."""
+        if name in self.alerts:
+            self.alerts.remove(name)
+            self._show()
+
     def all_alerts(self):
         """Technician alerts, most urgent first: the log's and the clock's, then the rest."""
         a = []

@@ -41,5 +41,6 @@ def test_a_damaged_small_file_never_stops_the_boot(srv, provision, boot, mp_pass
     out = dev.sync()
     assert out.startswith("ok: sent"), out
     assert dev.link()["unsynced"] == 0
+    assert FILES[path] not in json.loads(dev.one("status"))["alerts"]  # the sync cured it
     dev.quit()
     assert [r["level"] for r in reports.ratings(srv.collector.db, 480)] == [2, 3]
