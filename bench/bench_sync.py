@@ -51,7 +51,7 @@ def ratings(first: int, n: int) -> bytes:
 def air() -> dict:
     out = {}
     for batch in (64, 256):
-        body = frame.request(b"k" * 16, "hall1-B01x", 7, 1, ratings(1, batch), 3, 2, 1)
+        body = frame.request(b"k" * 16, "hall1-B1", 7, 7, 1, ratings(1, batch), 3, 2, 1)
         header = len(body) - batch * record.SIZE
         out[batch] = (header, (len(body) - header) / batch, len(body) / batch)
     return out
@@ -80,8 +80,8 @@ def bench_frames(port: int, devices: list[tuple[str, bytes]], frames: int, per: 
         first = seqs[dev] + 1
         seqs[dev] += per
         nonces[dev] = frame.next_nonce(NOW, nonces[dev], b"")  # as a device makes them
-        jobs[i % threads].append(frame.request(key, dev, 1, first, ratings(first, per), 0, 0,
-                                           nonces[dev]))
+        jobs[i % threads].append(frame.request(key, dev, 7, 1, first, ratings(first, per), 0, 0,
+                                               nonces[dev]))
     errors: list[str] = []
 
     def run(bodies: list[bytes]) -> None:
@@ -157,7 +157,7 @@ async def one_device(port: int, dev: str, key: bytes, frames: int, per: int,
     for _i in range(frames):
         first = acked + 1
         nonce = frame.next_nonce(NOW, nonce, b"")
-        body = frame.request(key, dev, 1, first, ratings(first, per), 0, 0, nonce)
+        body = frame.request(key, dev, 7, 1, first, ratings(first, per), 0, 0, nonce)
         for _attempt in range(5):  # bounded retries, as the device backs off
             try:
                 r, w = await asyncio.wait_for(asyncio.open_connection(
@@ -267,7 +267,7 @@ def sync_latencies(port: int, dev: str, key: bytes, n: int, first: int) -> list[
     for i in range(n):
         f = first + i * 64
         nonce = _NONCES[dev] = frame.next_nonce(NOW, _NONCES.get(dev, 0), b"")
-        body = frame.request(key, dev, 1, f, ratings(f, 64), 0, 0, nonce)
+        body = frame.request(key, dev, 7, 1, f, ratings(f, 64), 0, 0, nonce)
         t = time.perf_counter()
         s = socket.socket()
         s.bind(("127.0.250.1", 0))

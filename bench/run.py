@@ -135,6 +135,7 @@ def device() -> None:
     with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as d:
         f = mp("mp_flash.py", d, "2000")
         lat = mp("mp_latency.py", f"{d}/lat.img", "200")
+        boot = mp("mp_boot.py", f"{d}/boot.img")
     print("== device (MicroPython unix port)")
     print(f"record size                 {f['record_bytes']:.0f} B (budget <= 16)")
     print(f"flash per rating (1.5 MB)   {f['flash_bytes_per_rating']:.2f} B, "
@@ -150,6 +151,11 @@ def device() -> None:
     print(f"key press to durable record {lat['key_to_durable_us']:.0f} us "
           f"(bare commit {lat['bare_commit_us']:.0f} us: "
           f"{lat['key_to_durable_us'] / lat['bare_commit_us']:.2f}x)")
+    print(f"power-on to first rating    empty log {boot['boot_empty_first_rating_ms']:.0f} ms "
+          f"(app built {boot['boot_empty_build_ms']:.0f} ms); full 1.5 MB log "
+          f"({boot['full_log_records']:.0f} records) {boot['boot_full_first_rating_ms']:.0f} ms "
+          f"(built {boot['boot_full_build_ms']:.0f} ms): "
+          f"{ratio(boot['boot_full_first_rating_ms'], boot['boot_empty_first_rating_ms'])}")
     if not heap_figures():
         raise SystemExit("bench: the device heap is over its budget or grows (make test says how)")
 

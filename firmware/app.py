@@ -24,6 +24,18 @@ K_INVITE = const(4)
 K_STATUS = const(5)
 
 
+def _load_device(path):
+    """(device.json's object, error text or None): an id and a key, or nothing."""
+    try:
+        d = storage.load_json(path, {})
+    except ValueError as e:
+        return {}, str(e)
+    if not isinstance(d, dict) or d and not (isinstance(d.get("id"), str)
+                                             and isinstance(d.get("key"), str)):
+        return {}, "device.json: no id and key"
+    return d, None
+
+
 class App:
     def __init__(self, board):
         self.board = board
@@ -39,12 +51,12 @@ class App:
             "device": root + "/device.json",
         }
         self.log = Log(root)
-        self.settings, serr = settings.load(self.paths["settings"])
-        self.roster, rerr = roster.load(self.paths["roster"])
-        try:
-            self.device = storage.load_json(self.paths["device"], {}) or {}
-        except ValueError:
-            self.device = {}
+        # a small file that is missing or fails its checks never stops the boot:
+        # its last good copy stands in (with an alert), else the defaults, and
+        # the next sync brings the collector's
+        self.settings, serr = self._trusted("settings", settings.load)
+        self.roster, rerr = self._trusted("roster", roster.load)
+        self.device, derr = self._trusted("device", _load_device)
         self.clock = Clock(tb.mono_ms, self.settings["tz_min"])
         if board.wall_s is not None:  # an RTC that kept time, or the host set it
             self.clock.set(board.wall_s)
@@ -52,12 +64,14 @@ class App:
         self.sign = board.sign
         self.core = Core(self.clock, self.log, self.settings, self.roster, self.ui)
         self.core.badge_salt = str(self.device.get("key", "")).encode()
-        if serr:
-            self.core.add_alert("settings_corrupt")
-            print("settings:", serr)
-        if rerr:
-            self.core.add_alert("roster_corrupt")
-            print("roster:", rerr)
+        why = getattr(board, "boot_reason", 0)  # the ESP32 board knows; the sim does not say
+        if why:
+            self.log.append(record.BOOT_WHY, why, time=self.clock.rec_time())
+        for damaged, alert in ((serr, "settings_corrupt"), (rerr, "roster_corrupt"),
+                               (derr, "identity_corrupt"), (self.log.damaged, "log_damaged")):
+            if damaged:
+                self.core.add_alert(alert)
+                print(alert, damaged)
         for fault in getattr(board, "faults", ()):  # a part that did not come up
             self.core.add_alert(fault)
         if self.sign:
@@ -74,6 +88,26 @@ class App:
         self.last_error = None
         if self.sign:
             self.sign.show(self.core.current_screen())
+
+    def _trusted(self, name, load):
+        """(content, what was wrong or None) of a small file: its own if it loads,
+        else its last good copy's (name.good, renewed here from a file that
+        loads), else what load gives for a missing file."""
+        path = self.paths[name]
+        good = path + ".good"
+        obj, err = load(path)
+        have = storage.read(path) is not None
+        if have and err is None:
+            try:
+                storage.keep_copy(path, good)
+            except OSError:  # a full flash: the file itself is good
+                pass
+            return obj, None
+        if storage.read(good) is not None:
+            copy, cerr = load(good)
+            if cerr is None:
+                return copy, err or "missing"
+        return obj, err
 
     # ---- events from keys and the badge slot -----------------------------
     def on_key(self, k, kind):

@@ -43,6 +43,7 @@ class Core:
         self.ticket = None
         self.rated = False  # the open invitation already has its rating
         self.rating_seq = 0
+        self.after_end = 0  # mono ms when the last rating's reason and thank-you end
         self.invite_end = None  # mono ms
         self.phase_end = None
         self.wait_end = None  # mono ms when a 请稍候 becomes overlong
@@ -133,9 +134,9 @@ class Core:
         """A citizen key (1-4). Returns what it did: rating, reason, stray, dropped."""
         now = self.clock.mono_ms()
         if self.phase == REASON:
+            # no beep, no change of the LEDs: after keys 1-3 a second press does
+            # nothing either (design.md section 2: staff cannot tell)
             self.log.append(record.REASON, k, 0, self.slot, self.rating_seq)
-            if self.ui:
-                self.ui.beep()
             return self._thanks(now, "reason")
         if self.settings["mode"] == "free":
             if self.state == record.WAIT or (self.slot and self.toggle == record.PAUSED):
@@ -158,14 +159,17 @@ class Core:
         self.ticket = None
         if self.ui:
             self.ui.beep()
+        # every rating ends at the same time after its key, whatever was keyed:
+        # the reason's time and the thank-you's, for 1-3 all thank-you
+        self.after_end = now + (self.settings["reason_s"] + self.settings["thanks_s"]) * 1000
         if k == _DISSATISFIED:
-            self._phase(REASON, now + self.settings["reason_s"] * 1000, LEDS_BLINK)
+            self._phase(REASON, now + self.settings["reason_s"] * 1000, LEDS_ON)
             self._show()
             return "rating"
         return self._thanks(now, "rating")
 
     def _thanks(self, now, what):
-        self._phase(THANKS, now + self.settings["thanks_s"] * 1000, LEDS_ON)
+        self._phase(THANKS, max(self.after_end, now), LEDS_ON)
         self._show()
         return what
 
@@ -280,6 +284,12 @@ class Core:
     def add_alert(self, name):
         if name not in self.alerts:
             self.alerts.append(name)
+            self._show()
+
+    def clear_alert(self, name):
+        """The alert's cause is gone."""
+        if name in self.alerts:
+            self.alerts.remove(name)
             self._show()
 
     def all_alerts(self):

@@ -5,14 +5,22 @@
 # Request (device -> collector), little-endian:
 #   0  magic   b"PJ"
 #   2  version u8
-#   3  idlen   u8 (1-10)
+#   3  idlen   u8 (1-8)
 #   4  id      idlen bytes, [A-Za-z0-9._-]
-#      boot u32, first seq u32, count u16, settings version u16,
+#      log id u32, boot u16, first seq u32, count u16, settings version u16,
 #      roster version u16, nonce u32 (next_nonce: the device's clock, or
 #      bit 31 and noise while the clock is unknown)
 #      count raw 14-byte records (firmware/record.py), seqs increasing from first
 #      HMAC-SHA256(key, everything before it), 32 bytes
-# The header is at most 32 + 32 (MAC) = 64 bytes; a rating costs 14 bytes.
+# The header is at most 24 + 8 (id) + 32 (MAC) = 64 bytes; a rating costs 14 bytes.
+# Version 2 added the log id (firmware/log.py): boot went from u32 to u16 (the
+# boot's whole number is on its BOOT record; the header's is the low 16 bits)
+# and the fixed part from 22 to 24 bytes, so ids went from 10 to 8 characters
+# to keep the header budget (design.md section 8). The nonce stays u32 and
+# the device's clock: a counter of 16 bits would wrap within one long boot,
+# and the collector's replay window (host_tools/collector/store.py) needs
+# nonces that only increase. Version 1 (no log id, boot u32) is still parsed:
+# log_id None, the log a device had before it.
 #
 # Answer (collector -> device):
 #   0  magic b"PA", version u8, flags u8 (1: settings, 2: roster, 4: sealed)
@@ -40,11 +48,12 @@ except ImportError:  # CPython: the collector
     _aes = None
 
 MAC_LEN = const(32)
-ID_MAX = const(10)
+ID_MAX = const(8)
 MAX_RECORDS = const(1024)  # per frame taken; the device's link sends up to 64 (firmware/sync.py)
-HEAD_FIXED = const(22)  # header bytes besides the id: the records start at HEAD_FIXED + idlen
+HEAD_FIXED = const(24)  # header bytes besides the id: the records start at HEAD_FIXED + idlen
 ANSWER_MAX = const(65536)  # settings + roster (254 staff) fit well below this
-_VERSION = const(1)
+_VERSION = const(2)  # requests
+_V1 = const(1)  # requests without a log id; answers
 _ANSWER_FIXED = const(48)
 _F_SETTINGS = const(1)
 _F_ROSTER = const(2)
@@ -56,7 +65,9 @@ _OPAD = const(0x5C)
 _F_SEALED = const(4)
 _CBC = const(2)  # cryptolib's mode number
 _SEAL_LABEL = const(b"pingjia seal")
-_HDR_TAIL = const("<IIHHHI")  # boot, first, count, settings version, roster version, nonce
+_HDR_TAIL = const("<IHIHHHI")  # log id, boot, first, count, settings version, roster version, nonce
+_HDR_V1 = const("<IIHHHI")  # boot, first, count, settings version, roster version, nonce
+_V1_FIXED = const(22)  # a version 1 header's bytes besides the id
 _ANS = const("<2sBB32sIIHH")  # magic .. roster length: the answer's fixed part
 _ID_CHARS = const(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 NONCE_UNTIMED = const(0x80000000)  # nonce bit 31: made while the device's clock was unknown
@@ -106,7 +117,7 @@ def check_id(dev_id):
     """Device id as bytes; FrameError bad_id if it cannot go in a frame."""
     b = dev_id.encode() if isinstance(dev_id, str) else bytes(dev_id)
     if not 1 <= len(b) <= ID_MAX or b.strip(_ID_CHARS):  # left after the allowed ones
-        raise FrameError("bad_id", "1-10 of A-Z a-z 0-9 . _ -")
+        raise FrameError("bad_id", "1-8 of A-Z a-z 0-9 . _ -")
     return b
 
 
@@ -127,41 +138,44 @@ def frame_size(id_len, count):
     return HEAD_FIXED + id_len + count * record.SIZE + MAC_LEN
 
 
-def seal_request(buf, hm, dev_id, boot, first, count, sver, rver, nonce):
+def seal_request(buf, hm, dev_id, log_id, boot, first, count, sver, rver, nonce):
     """Write the header and MAC around count records already placed at
     buf[HEAD_FIXED + len(dev_id):]; returns the frame's length. No allocation
-    besides the MAC."""
+    besides the MAC. boot: its low 16 bits go out."""
     n = len(dev_id)
     struct.pack_into("<2sBB", buf, 0, _REQUEST, _VERSION, n)
     buf[4 : 4 + n] = dev_id
-    struct.pack_into(_HDR_TAIL, buf, 4 + n, boot, first, count, sver, rver, nonce)
+    struct.pack_into(_HDR_TAIL, buf, 4 + n, log_id, boot & 0xFFFF, first, count, sver, rver,
+                     nonce)
     end = HEAD_FIXED + n + count * record.SIZE
     buf[end : end + MAC_LEN] = hm.digest(memoryview(buf)[:end])
     return end + MAC_LEN
 
 
-def request(key, dev_id, boot, first, records, sver=0, rver=0, nonce=0):
+def request(key, dev_id, log_id, boot, first, records, sver=0, rver=0, nonce=0):
     """A whole request frame as bytes (host side, tests, BLE and USB pulls)."""
     dev_id = check_id(dev_id)
     hs = HEAD_FIXED + len(dev_id)
     buf = bytearray(hs + len(records) + MAC_LEN)
     buf[hs : hs + len(records)] = records
-    n = seal_request(buf, Hmac(key), dev_id, boot, first, len(records) // record.SIZE, sver, rver, nonce)
+    n = seal_request(buf, Hmac(key), dev_id, log_id, boot, first, len(records) // record.SIZE,
+                     sver, rver, nonce)
     return bytes(buf[:n])
 
 
 class Request:
-    """A request that parse_request took: device, boot, first, count,
-    settings_version, roster_version, nonce, records (count * 14 raw bytes), mac."""
+    """A request that parse_request took: device, log_id (None: a version 1
+    frame), boot, first, count, settings_version, roster_version, nonce,
+    records (count * 14 raw bytes), mac."""
 
 
-def _check(body, magic, want, exact=False):
+def _check(body, magic, want, exact=False, version=_V1):
     """The checks requests and answers share: magic, version, and a length of at
     least (or exactly) want bytes."""
     n = len(body)
     if bytes(body[0:2]) != magic:
         raise FrameError("bad_magic")
-    if n > 2 and body[2] != _VERSION:
+    if n > 2 and body[2] != version:
         raise FrameError("bad_version")
     if n < want or exact and n > want:
         raise FrameError("truncated" if n < want else "oversized", "%d of %d bytes" % (n, want))
@@ -173,15 +187,22 @@ def parse_request(body, key_for):
     if len(body) > frame_size(ID_MAX, MAX_RECORDS):
         raise FrameError("oversized", "%d bytes" % len(body))
     n = body[3] if len(body) > 3 else 0
-    hs = HEAD_FIXED + n
-    _check(body, _REQUEST, hs + MAC_LEN)
+    version = _V1 if len(body) > 2 and body[2] == _V1 else _VERSION
+    hs = (_V1_FIXED if version == _V1 else HEAD_FIXED) + n
+    _check(body, _REQUEST, hs + MAC_LEN, False, version)
     q = Request()
     q.device = check_id(bytes(body[4 : 4 + n])).decode()
-    q.boot, q.first, count, q.settings_version, q.roster_version, q.nonce = struct.unpack_from(
-        _HDR_TAIL, body, 4 + n)
+    if version == _V1:
+        q.log_id = None
+        q.boot, q.first, count, q.settings_version, q.roster_version, q.nonce = \
+            struct.unpack_from(_HDR_V1, body, 4 + n)
+    else:
+        (q.log_id, q.boot, q.first, count, q.settings_version, q.roster_version,
+         q.nonce) = struct.unpack_from(_HDR_TAIL, body, 4 + n)
     q.count = count
-    want = frame_size(n, count)  # a count over MAX_RECORDS: longer than any body taken
-    _check(body, _REQUEST, want, True)
+    # a count over MAX_RECORDS: longer than any body taken
+    want = hs + count * record.SIZE + MAC_LEN
+    _check(body, _REQUEST, want, True, version)
     key = key_for(q.device)
     if key is None:
         raise FrameError("unknown_device", q.device)
@@ -231,7 +252,7 @@ def answer(key, req_mac, ack, time, settings=None, roster=None):
         flags |= _F_SEALED
         payload += bytes(-len(payload) % 16)
         _seal(hm, req_mac, memoryview(payload), True)
-    body = struct.pack(_ANS, _ANSWER, _VERSION, flags, req_mac, ack, time, len(s), len(r)) + payload
+    body = struct.pack(_ANS, _ANSWER, _V1, flags, req_mac, ack, time, len(s), len(r)) + payload
     return body + hm.digest(body)
 
 

@@ -36,6 +36,7 @@ FLAG = const(10)  # val = FLAG_*; staff
 OVERFLOW = const(11)  # time = hour start; val = level (0 no_rating); data16 in arg|staff<<8
 CONFIG = const(12)  # val = 1 settings, 2 roster; arg|staff<<8 = version
 UNKNOWN_BADGE = const(13)  # data24 = the badge's tag (core.py: keyed, not the UID)
+BOOT_WHY = const(14)  # val = BOOT_*: why this boot happened (right after its BOOT record)
 
 
 # what a record's fields hold
@@ -65,6 +66,16 @@ WHY_SCHEDULE = const(4)
 WHY_CLOCK = const(5)
 WHY_SETTINGS = const(6)
 FLAGGED = const(0x80)  # status arg bit: a pause with no badge in working hours
+
+# why a boot happened (BOOT_WHY records; the board knows, hw/esp32/board.py)
+BOOT_POWER_ON = const(1)
+BOOT_WATCHDOG = const(2)  # the watchdog reset a device whose tasks stopped
+BOOT_FAILED_START = const(3)  # a reset after the app failed to start
+BOOT_SAFE_KEY = const(4)  # the first normal boot after safe mode by the 请评价 key
+BOOT_SAFE_CRASHES = const(5)  # ... after safe mode by three failed boots
+BOOT_RESET = const(6)  # the reset button, machine.reset() or a deep sleep
+BOOT_NAMES = ("", "power_on", "watchdog", "failed_start", "safe_mode_key", "safe_mode_crashes",
+              "reset")
 
 # FLAG record values
 FLAG_WAIT_LONG = const(1)

@@ -2,7 +2,8 @@
 # Slots are 1-based positions in the roster, stored in records.
 #
 # The roster file (roster.txt, as the collector pushes it) is UTF-8 text:
-#   PJR1 <version>
+#   PJR1 <version> <lines>         (<lines>: the slots below, so a file cut
+#                                  short is refused; rosters without it are taken)
 #   <UID>\t<staff_no>\t<name>      one line a slot, up to 254
 # The device keeps the file's bytes as they are and looks things up in them:
 # no parse into objects (a tuple of three strings costs some 500 bytes of heap
@@ -26,7 +27,7 @@ def normalize_uid(uid):
 
 def dumps(version, staff):
     """The roster text of [(uid, staff_no, name)] (the collector and tests write it)."""
-    out = ["PJR1 %d\n" % version]
+    out = ["PJR1 %d %d\n" % (version, len(staff))]
     for e in staff:
         out.append("%s\t%s\t%s\n" % (normalize_uid(e[0]), e[1], e[2]))
     return "".join(out).encode()
@@ -38,7 +39,8 @@ class Roster:
         nl = data.find(b"\n")
         if not data.startswith(b"PJR1 ") or nl < 0:
             raise ValueError("not a roster (no PJR1 header line)")
-        self.version = int(data[5:nl])
+        head = data[5:nl].split(b" ")
+        self.version = int(head[0])
         rows = data[nl:]  # every line starts after a "\n", so a lookup can anchor on it
         if not rows.endswith(b"\n"):
             rows += b"\n"
@@ -51,6 +53,8 @@ class Roster:
             if len(f) != _FIELDS or normalize_uid(f[0]) != f[0] or n > _MAX_STAFF:
                 raise ValueError("roster line %d: not UID<tab>staff_no<tab>name" % (n + 1))
             i = j
+        if len(head) > 1 and (int(head[1]) != n or not data.endswith(b"\n")):
+            raise ValueError("roster cut short: %d of %s lines" % (n, str(head[1], "utf-8")))
         self.count = n
         self._rows = rows
         self._last = None  # (slot, entry): the sign asks for the one on duty again and again

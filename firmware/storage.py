@@ -55,6 +55,23 @@ def remove(path):
         pass
 
 
+def read(path):
+    """The file's bytes, or None if it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def keep_copy(path, copy):
+    """Make copy hold what path holds (a file just found good), writing only
+    when they differ: the last good copy of a small file."""
+    data = read(path)
+    if data is not None and read(copy) != data:
+        replace(copy, data)
+
+
 def save_json(path, obj):
     replace(path, json.dumps(obj).encode())
 

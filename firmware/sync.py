@@ -29,6 +29,11 @@ _QUIET_MS = const(5000)  # a burst of ratings is over when the log rests this lo
 _POLL_MS = const(2000)
 _NET_POLL_MS = const(5)
 _IDLE_POLL_MS = const(10)  # sync_now waiting for a sync in flight to end
+_FAILING_MS = const(86_400_000)  # syncs failing this long: a technician alert on the sign
+# alerts a sync that works ends: it brings the settings and roster back, proves the
+# identity, and the collector holds the records the log's state had lost track of
+_SYNC_CURES = ("sync_failing", "settings_corrupt", "roster_corrupt", "identity_corrupt",
+               "log_damaged")
 _MORE_FRAMES = const(3)  # frames a sync may take beyond the unsynced records' batches
 # ESP32 WLAN status 2xx: why joining failed (no AP, wrong password, association
 # failed...): no use waiting longer
@@ -82,6 +87,7 @@ class Link:
         self.retry_at = 0  # mono ms: no sync before (backing off)
         self.next_at = 0  # mono ms of the next timed sync
         self.last_error = None
+        self.failing_since = None  # mono ms of the first failed sync since one worked
         self.busy = False  # one sync at a time: sync_now waits for the one in flight
         self._seen_seq = -1  # the log's seq when last looked, and since when (mono ms)
         self._seen_at = 0
@@ -159,12 +165,19 @@ class Link:
         now = app.tb.mono_ms()
         if err is None:
             self.ok += 1
+            self.failing_since = None
+            for name in _SYNC_CURES:
+                app.core.clear_alert(name)
             self.backoff_ms = self.retry_at = 0
             self.last_error = None
             self.next_at = now + app.settings["sync_s"] * 1000
             return "ok: sent %d records in %d frame%s, acked up to seq %d%s" % (
                 sent, frames, "" if frames == 1 else "s", log.acked, notes)
         self.fails += 1
+        if self.failing_since is None:
+            self.failing_since = now
+        elif now - self.failing_since >= _FAILING_MS:
+            app.core.add_alert("sync_failing")
         self.backoff_ms = min(max(self.backoff_ms * 2, _BACKOFF_MIN_MS), _BACKOFF_MAX_MS)
         self.retry_at = now + self.backoff_ms
         self.last_error = "%s: %s" % (type(err).__name__, err)
@@ -203,7 +216,7 @@ class Link:
                 break
         # the nonce: the clock, so the collector can refuse an old frame replayed
         self.nonce = frame.next_nonce(app.clock.wall(), self.nonce, os.urandom(4))
-        size = frame.seal_request(buf, self.hm, self.dev_id, log.boot, first, n,
+        size = frame.seal_request(buf, self.hm, self.dev_id, log.log_id, log.boot, first, n,
                                   app.settings["version"], app.roster.version, self.nonce)
         return n, first, last, size
 

@@ -20,6 +20,8 @@ clock_unknown 时钟未校准
 sync_failing 数据同步失败，请联系技术人员
 settings_corrupt 设置文件损坏，已用默认设置
 roster_corrupt 人员名单损坏，请重新下发
+identity_corrupt 数据同步文件损坏，请联系技术人员
+log_damaged 存储文件损坏，请联系技术人员
 reader_fault 工牌读卡器故障，请联系技术人员
 sign_fault 显示屏故障，请联系技术人员
 staff_no 工号

@@ -27,6 +27,8 @@ class Feedback:
             p.value(v)
 
     def leds(self, pattern):
+        if pattern == self.pattern:
+            return  # nothing changes where staff can see it (a reason after 不满意)
         self.pattern = pattern
         self._set_all(1 if pattern == LEDS_ON else 0)
         self._flag.set()

@@ -39,7 +39,7 @@ FILTERS = (  # which ratings a report or an export covers (design.md section 6)
     arg("--window", help="only this window"),
     arg("--staff", metavar="STAFF_NO", help="only this staff member (工号)"),
 )
-DEVICE_ID = "device id (1-10 of A-Z a-z 0-9 . _ -)"
+DEVICE_ID = "device id (1-8 of A-Z a-z 0-9 . _ -)"
 
 COMMANDS: dict[str, Command] = {
     "sim": Command("host_tools.device.sim:run", "run the virtual device (and a collector)",

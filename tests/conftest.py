@@ -535,6 +535,7 @@ class DeviceLog:
         self.log: list[bytes] = []
         self.boot = 1
         self.nonce = 0
+        self.log_id = 0x5EED0001  # the log on the device's flash (firmware/log.py)
 
     def add(self, kind, val=0, arg=0, staff=0, time=0) -> int:
         from firmware import record
@@ -556,7 +557,7 @@ class DeviceLog:
 
         last = self.seq if last is None else last
         self.nonce += 1
-        return frame.request(self.key, self.id, self.boot, first,
+        return frame.request(self.key, self.id, self.log_id, self.boot, first,
                              b"".join(self.log[first - 1 : last]), sver, rver, self.nonce)
 
     def send(self, first: int = 1, last: int | None = None, **kw):

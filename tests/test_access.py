@@ -90,10 +90,10 @@ def test_every_route_needs_its_role(served):
 def test_the_device_endpoint_needs_no_user_but_its_key(served):
     c = served.collector
     key = bytes.fromhex(c.add_device("acc-1", "B01"))
-    body = frame.request(key, "acc-1", 1, 1, record.pack(1, record.RATING, 1, 0, 0, served.t), nonce=7)
+    body = frame.request(key, "acc-1", 7, 1, 1, record.pack(1, record.RATING, 1, 0, 0, served.t), nonce=7)
     assert served.call("POST", SYNC_PATH, body)[0] == 200
     # a user's token changes nothing for a device frame: the key is what counts
-    forged = frame.request(b"x" * 16, "acc-1", 1, 2, record.pack(2, record.RATING, 1, 0, 0, served.t))
+    forged = frame.request(b"x" * 16, "acc-1", 7, 1, 2, record.pack(2, record.RATING, 1, 0, 0, served.t))
     s, _h, text = served.call("POST", SYNC_PATH, forged, served.tokens["admin"])
     assert s == 401 and text.startswith(b"refused: bad_mac")
 
@@ -249,21 +249,21 @@ def test_serve_listens_on_this_machine_unless_told(tmp_path):
 def test_device_rekey_and_revoke(served):
     c = served.collector
     old = bytes.fromhex(c.add_device("rk-1", "B01"))
-    body = frame.request(old, "rk-1", 1, 1, record.pack(1, record.RATING, 2, 0, 0, served.t), nonce=100)
+    body = frame.request(old, "rk-1", 7, 1, 1, record.pack(1, record.RATING, 2, 0, 0, served.t), nonce=100)
     assert served.call("POST", SYNC_PATH, body)[0] == 200
     db = c.db.url
     r = cli("device", "rekey", "rk-1", "--db", db)
     assert r.returncode == 0
     new = bytes.fromhex(r.stdout.strip())
     assert new != old and len(new) == 16
-    stale = frame.request(old, "rk-1", 1, 2, record.pack(2, record.RATING, 2, 0, 0, served.t), nonce=101)
+    stale = frame.request(old, "rk-1", 7, 1, 2, record.pack(2, record.RATING, 2, 0, 0, served.t), nonce=101)
     s, _h, text = served.call("POST", SYNC_PATH, stale)  # the server sees it at once
     assert s == 401 and b"bad_mac" in text
-    fresh = frame.request(new, "rk-1", 1, 2, record.pack(2, record.RATING, 2, 0, 0, served.t), nonce=102)
+    fresh = frame.request(new, "rk-1", 7, 1, 2, record.pack(2, record.RATING, 2, 0, 0, served.t), nonce=102)
     assert served.call("POST", SYNC_PATH, fresh)[0] == 200
     r = cli("device", "revoke", "rk-1", "--db", db)
     assert r.returncode == 0 and "revoked" in r.stdout
-    later = frame.request(new, "rk-1", 1, 3, record.pack(3, record.RATING, 2, 0, 0, served.t), nonce=103)
+    later = frame.request(new, "rk-1", 7, 1, 3, record.pack(3, record.RATING, 2, 0, 0, served.t), nonce=103)
     s, _h, text = served.call("POST", SYNC_PATH, later)
     assert s == 403 and text.startswith(b"refused: revoked"), text
     assert "revoked" in cli("device", "list", "--db", db).stdout

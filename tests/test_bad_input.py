@@ -174,7 +174,7 @@ def test_roster_with_bom_as_excel_writes_it():
     assert [s.staff_no for s in staff] == ["SB0101", "SB0102", "SB0207"]
     assert staff[0].windows == ["B01", "B02"]
     assert rostercsv.device_roster(staff, "B01").decode() == (
-        "PJR1 1\n0A1B2C3D\tSB0101\t张伟\n0E0F1011\tSB0102\t刘洋\n")
+        "PJR1 1 2\n0A1B2C3D\tSB0101\t张伟\n0E0F1011\tSB0102\t刘洋\n")
 
 
 @pytest.mark.parametrize("text, message", [
@@ -250,4 +250,4 @@ vfs.umount('/f')
 def test_device_roster_is_packed_and_exact(mp_pass):
     """254 staff on the device: every badge finds its slot, every slot its entry, and the
     whole roster stays in a few KB of heap; texts that would break the packing are refused."""
-    assert mp_pass("roster.py").count("refused:") == 7
+    assert mp_pass("roster.py").count("refused:") == 9

@@ -53,7 +53,7 @@ class Device:
         recs = self.log[first - 1:] if recs is None else recs
         self.nonce = nonce if nonce is not None else frame.next_nonce(self.c.now(), self.nonce,
                                                                   b"\0\0\0\0")
-        return frame.request(self.key, self.id, 1, first, b"".join(recs), nonce=self.nonce)
+        return frame.request(self.key, self.id, 7, 1, first, b"".join(recs), nonce=self.nonce)
 
     def send(self, first: int = 1, recs: list[bytes] | None = None):
         body = self.frame(first, recs)
@@ -83,7 +83,9 @@ def rec(seq, kind, val=0, arg=0, staff=0, time=T0) -> bytes:
 
 BAD_FIELDS = [  # (records after a good rating at seq 1, what the refusal names)
     ([rec(2, 0)], "kind 0"),
-    ([rec(2, 14)], "kind 14"),
+    ([rec(2, record.BOOT_WHY + 1)], f"kind {record.BOOT_WHY + 1}"),
+    ([rec(2, record.BOOT_WHY, 0)], "boot reason 0"),
+    ([rec(2, record.BOOT_WHY, len(record.BOOT_NAMES))], f"boot reason {len(record.BOOT_NAMES)}"),
     ([rec(2, 200, 1)], "kind 200"),
     ([rec(2, record.RATING, 9)], "rating level 9"),
     ([rec(2, record.RATING, 0)], "rating level 0"),
@@ -258,7 +260,7 @@ def test_next_nonce():
 def test_refusals_over_http_say_why(served):
     c = served.collector
     key = bytes.fromhex(c.add_device("http-9", "B01"))
-    body = frame.request(key, "http-9", 1, 1, rec(1, record.RATING, 9, 0, 0, served.t),
+    body = frame.request(key, "http-9", 7, 1, 1, rec(1, record.RATING, 9, 0, 0, served.t),
                      nonce=served.t)
     s, _h, text = served.call("POST", SYNC_PATH, body)
     assert s == 422 and text.startswith(b"refused: bad_field: ") and b"rating level 9" in text
@@ -314,7 +316,7 @@ def test_fuzz_valid_macs_bad_fields(served, case, mutation):
         recs.append(rec(seq, kind, val, arg, staff, t))
     nonce = test_fuzz_valid_macs_bad_fields.nonce = frame.next_nonce(  # type: ignore[attr-defined]
         served.t, getattr(test_fuzz_valid_macs_bad_fields, "nonce", 0), b"\0" * 4)
-    body = frame.request(key, "fz-1", 1, last + case[0][0], b"".join(recs), nonce=nonce)
+    body = frame.request(key, "fz-1", 7, 1, last + case[0][0], b"".join(recs), nonce=nonce)
     before = stored(c)
     s, _h, text = served.call("POST", SYNC_PATH, body)
     if s != 200:

@@ -49,8 +49,8 @@ def test_forged_frames_store_nothing(col, device_log, snapshot, t0):
     col.ingest(good)
     before = snapshot(col)
     for body in (good, good[:-1], good + b"\x00", good[:30] + bytes([good[30] ^ 1]) + good[31:],
-                 frame.request(b"k" * 16, "dev-1", 1, 1, b"".join(d.log)),
-                 frame.request(d.key, "nobody", 1, 1, b"".join(d.log))):
+                 frame.request(b"k" * 16, "dev-1", 7, 1, 1, b"".join(d.log)),
+                 frame.request(d.key, "nobody", 7, 1, 1, b"".join(d.log))):
         with pytest.raises(frame.FrameError):
             col.ingest(body)
     assert snapshot(col) == before

@@ -65,8 +65,8 @@ def test_sync_over_http_and_refusals(server, device_log, stored, t0):
         (body[:-5], 400, "truncated"),
         (body + b"zz", 413, "oversized"),
         (b"hello", 400, "bad_magic"),
-        (frame.request(b"z" * 16, "http-1", 1, 1, b"".join(d.log)), 401, "bad_mac"),
-        (frame.request(d.key, "ghost", 1, 1, b""), 403, "unknown_device"),
+        (frame.request(b"z" * 16, "http-1", 7, 1, 1, b"".join(d.log)), 401, "bad_mac"),
+        (frame.request(d.key, "ghost", 7, 1, 1, b""), 403, "unknown_device"),
         (b"PJ\x01" + bytes(frame.frame_size(frame.ID_MAX, frame.MAX_RECORDS)), 413, "oversized"),
     ]
     for b, code, why in cases:
@@ -148,7 +148,7 @@ def test_cli(tmp_path, cli, clock, roster_csv, t0):
     assert cli("settings", "set", "mode", "free", "--device", "cli-1", "--db", db).returncode == 0
     c = Collector(db, clock)
     recs = record.pack(1, record.RATING, 1, 0, 1, t0 + 60) + record.pack(2, record.RATING, 4, 0, 2, t0 + 120)
-    c.ingest(frame.request(key, "cli-1", 1, 1, recs))
+    c.ingest(frame.request(key, "cli-1", 7, 1, 1, recs))
     c.db.close()
     r = cli("export", "--format", "csv", "--db", db)
     assert r.returncode == 0 and r.stdout.startswith("\ufeff")  # the BOM Excel reads UTF-8 by

@@ -111,6 +111,26 @@ class Board:
             self.proc.wait(timeout=10)
             self.proc = None
 
+    def put(self, name: str, data: bytes) -> None:
+        """Write one file onto the board's flash, as a technician in safe mode would."""
+        src = self.tmp / "put.bin"
+        src.write_bytes(data)
+        code = (
+            "import vfs, esp32\n"
+            "vfs.mount(vfs.VfsLfs2(esp32.flash()), '/board')\n"  # as flashimage.py does
+            f"with open('/board/{name}', 'wb') as f:\n"
+            f"    f.write(open('{src}', 'rb').read())\n"
+            "vfs.umount('/board')\n")
+        (self.tmp / "put.py").write_text(code)
+        p = subprocess.run([micropython_bin(), "-X", "heapsize=2M", str(self.tmp / "put.py")],
+                           capture_output=True, text=True, env=self._env(), timeout=60,
+                           cwd=self.tmp)
+        assert p.returncode == 0, p.stdout + p.stderr
+
+    def boot_reasons(self) -> list[str]:
+        """Why each boot happened, as the app recorded it (BOOT_WHY records)."""
+        return [record.BOOT_NAMES[r["val"]] for r in self.log() if r["kind"] == record.BOOT_WHY]
+
     def log(self) -> list[dict]:
         """Every record on the flash, read by the log's own reader."""
         code = (
@@ -150,6 +170,7 @@ def test_the_board_boots_from_its_flash_and_takes_a_rating(board):
     board.quit()
     ratings = [r for r in board.log() if r["kind"] == record.RATING]
     assert [r["val"] for r in ratings] == [2]
+    assert board.boot_reasons() == ["power_on"]
 
 
 def test_a_missing_reader_is_an_alert_on_the_sign_not_a_dead_device(board):
@@ -188,6 +209,8 @@ def test_the_invite_key_held_at_power_on_is_safe_mode(board):
     board.power_on(held=[])
     board.expect("wdt started")  # a normal boot again
     board.send("badge 0A1B2C3D")
+    board.quit()
+    assert board.boot_reasons() == ["safe_mode_key"]  # the next normal boot records why
 
 
 def test_three_failed_boots_in_a_row_are_safe_mode(board):
@@ -201,6 +224,15 @@ def test_three_failed_boots_in_a_row_are_safe_mode(board):
     board.power_on(reset_cause=2)
     board.expect("safe mode (crashes)")
     board.expect("@esp32 repl")
+    board.power_off()
+    # the technician puts the app right from the REPL; the next boot records why it came
+    app = dict((dest, src) for src, dest in device_files())["firmware/app.mpy"]
+    board.put("firmware/app.mpy", Path(app).read_bytes())
+    board.power_on(reset_cause=2)
+    board.expect("wdt started")
+    board.send("badge 0A1B2C3D")
+    board.quit()
+    assert board.boot_reasons() == ["safe_mode_crashes"]
 
 
 def test_a_hung_loop_is_reset_by_the_watchdog_and_a_fed_one_is_not(board):
@@ -218,3 +250,42 @@ def test_a_hung_loop_is_reset_by_the_watchdog_and_a_fed_one_is_not(board):
     board.power_on(reset_cause=3)  # WDT_RESET: the board comes back
     board.expect("wdt started")
     board.send("badge 0A1B2C3D")
+    board.quit()
+    assert board.boot_reasons() == ["power_on", "watchdog"]
+
+
+def test_leds_buzzer_and_time_to_status_are_the_same_for_every_key(board):
+    """design.md section 2: nothing staff can see or hear tells which key was pressed. After
+    each key a second key follows (不满意's reason; for keys 1-3 a press that counts nothing)."""
+    board.install({"roster.txt": ROSTER.encode(), "settings.json": json.dumps(
+        {"window": "B01", "reason_s": 3, "thanks_s": 1, "invite_s": 10}).encode()})
+    board.power_on()
+    board.expect("wdt started")
+    board.send("badge 0A1B2C3D")
+    time.sleep(1.0)
+    pins = board.wiring.KEY_PINS
+    seqs, waits = [], []
+    for k in range(4):
+        board.send(f"press {board.wiring.INVITE_PIN} 100")
+        time.sleep(0.5)
+        board.send("trace")  # forget the invitation's blinking
+        t = time.monotonic()
+        board.send(f"press {pins[k]} 100")
+        time.sleep(0.5)
+        board.send(f"press {pins[0]} 100")
+        while board.status()["screen"] != "serving":
+            assert time.monotonic() - t < 10, "the status never came back"
+            time.sleep(0.05)
+        waits.append(time.monotonic() - t)
+        board.proc.stdin.write("trace\n")
+        board.proc.stdin.flush()
+        events = json.loads(board.expect("@esp32 trace ").split(" ", 2)[2])
+        # from the beep on: a blink may fall between the trace command and the key
+        start = next(i for i, e in enumerate(events) if e[1] == "pwm" and e[2][1])
+        seqs.append([(e[1], e[2] if e[1] != "pwm" else list(e[2])) for e in events[start:]])
+    board.quit()
+    assert seqs[0] and all(s == seqs[0] for s in seqs), seqs
+    assert max(waits) - min(waits) < 0.5, waits  # reason_s + thanks_s = 4 s after each key
+    assert 3.5 < min(waits), waits
+    ratings = [r for r in board.log() if r["kind"] == record.RATING]
+    assert [r["val"] for r in ratings] == [1, 2, 3, 4]

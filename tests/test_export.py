@@ -46,7 +46,7 @@ def evil(tmp_path):
     recs: list[bytes] = []
     for i, ticket in enumerate(EVIL_TICKETS):
         recs += rating_records(len(recs) + 1, ticket, 1 + i % 4, 1 + i % 3, T - 600 + i)
-    c.ingest(frame.request(key, "ev-1", 1, 1, b"".join(recs), nonce=T))
+    c.ingest(frame.request(key, "ev-1", 7, 1, 1, b"".join(recs), nonce=T))
     yield c
     c.db.close()
 
@@ -116,7 +116,7 @@ def test_export_and_dashboard_over_http(served):
     c.import_roster_bytes(ROSTER.encode())
     key = bytes.fromhex(c.add_device("ev-2", "B01"))
     recs = rating_records(1, EVIL_TICKETS[0], 4, 3, served.t - 60)
-    assert served.call("POST", SYNC_PATH, frame.request(key, "ev-2", 1, 1, b"".join(recs),
+    assert served.call("POST", SYNC_PATH, frame.request(key, "ev-2", 7, 1, 1, b"".join(recs),
                                                     nonce=served.t))[0] == 200
     token = served.tokens["viewer"]
     s, h, body = served.call("GET", "/api/v1/export?format=xlsx&day=2026-11-23", token=token)

@@ -23,7 +23,7 @@ def full_roster() -> bytes:
 
 
 def request_mac(nonce: int = 5) -> bytes:
-    return frame.request(KEY, "dev-1", 1, 1, record.pack(1, record.RATING, 1, 0, 1, 1000),
+    return frame.request(KEY, "dev-1", 7, 1, 1, record.pack(1, record.RATING, 1, 0, 1, 1000),
                      nonce=nonce)[-32:]
 
 

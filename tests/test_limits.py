@@ -280,7 +280,7 @@ def test_lists_are_paged(served):
     recs = b"".join(record.pack(i, record.RATING, 1 + i % 4, 0, 0, served.t - 500 + i)
                     for i in range(1, 251))
     recs += record.pack(251, record.BOOT, 2, 0, 0, record.REL) + record.pack(252, record.RATING, 4, 0, 0, record.REL | 9)
-    assert served.call("POST", SYNC_PATH, frame.request(key, "pg-1", 1, 1, recs,
+    assert served.call("POST", SYNC_PATH, frame.request(key, "pg-1", 7, 1, 1, recs,
                                                     nonce=served.t))[0] == 200
     import json
 

@@ -24,7 +24,7 @@ def test_mpremote_reads_the_flash_and_a_soft_reset_reboots(tmp_path, pingjia_sim
     assert "settings.json" in ls and "roster.txt" in ls and "log/" in ls
     assert '"window": "B01"' in mpremote(sim.port, "fs", "cat", ":settings.json").stdout
     out = mpremote(sim.port, "exec", "import os; print(sorted(os.listdir('log')))").stdout
-    assert "'j'" in out and "'state'" in out
+    assert "'j" in out and "'state'" in out  # the journal: j and the log id
     (tmp_path / "settings.json").write_text('{"window": "B09"}')
     mpremote(sim.port, "fs", "cp", str(tmp_path / "settings.json"), ":settings.json")
     mpremote(sim.port, "soft-reset", check=False)  # ends the unix process, as design.md says

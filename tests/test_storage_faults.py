@@ -61,7 +61,7 @@ def test_sqlite_locked_by_another_program(tmp_path, serve_proc, sim_proc):
         assert out.startswith("error") and "503" in out and "busy" in out, out
         assert took < 1.5, took
         now = int(time.time()) - 946684800
-        body = frame.request(key, "lock-2", 1, 1, record.pack(1, record.RATING, 1, 0, 0, now), nonce=now)
+        body = frame.request(key, "lock-2", 7, 1, 1, record.pack(1, record.RATING, 1, 0, 0, now), nonce=now)
         status, headers, text, took = post(srv.port, body)
         assert status == 503 and headers.get("retry-after") == "1" and took < 1, (status, took)
         assert text.startswith(b"unavailable: the database is busy")
@@ -75,7 +75,7 @@ def test_sqlite_locked_by_another_program(tmp_path, serve_proc, sim_proc):
     out, _took = sim.say("sync")  # the device tries again: everything, once
     assert out.startswith("ok: sent"), out
     status, _h, _t, _took = post(srv.port, frame.request(
-        key, "lock-2", 1, 1, record.pack(1, record.RATING, 1, 0, 0, now), nonce=now + 1))
+        key, "lock-2", 7, 1, 1, record.pack(1, record.RATING, 1, 0, 0, now), nonce=now + 1))
     assert status == 200
     status_line, _t = sim.say("status")
     c = Collector(db)
@@ -115,7 +115,7 @@ def _failed_commit(c: Collector, inject: list[str], heal: list[str]) -> None:
             c.db.execute(stmt)
     before = [c.db.all(f"SELECT * FROM {t} ORDER BY 1") for t in ("records", "events",
                                                                  "nonces", "devices")]
-    body = frame.request(key, "cm-1", 1, 1, recs, nonce=clock_now)
+    body = frame.request(key, "cm-1", 7, 1, 1, recs, nonce=clock_now)
     try:
         c.ingest_network(body)
         raise AssertionError("the COMMIT should have failed")
@@ -126,8 +126,8 @@ def _failed_commit(c: Collector, inject: list[str], heal: list[str]) -> None:
     for stmt in heal:
         c.db.execute(stmt)
     # the connection is clean: the same records (a new attempt, a new nonce) go in once
-    ans = c.ingest_network(frame.request(key, "cm-1", 1, 1, recs, nonce=clock_now + 1))
-    assert frame.parse_answer(ans, frame.Hmac(key), frame.request(key, "cm-1", 1, 1, recs,
+    ans = c.ingest_network(frame.request(key, "cm-1", 7, 1, 1, recs, nonce=clock_now + 1))
+    assert frame.parse_answer(ans, frame.Hmac(key), frame.request(key, "cm-1", 7, 1, 1, recs,
                                                       nonce=clock_now + 1)[-32:])[0] == 5
     assert c.db.value("SELECT COUNT(*) FROM events WHERE device = 'cm-1'") == 5
 
@@ -166,7 +166,7 @@ def test_postgres_restarted_under_load(pg_cluster):
             recs = b"".join(record.pack(first + i, record.RATING, 1 + i % 4, 0, 0, T - 600 + first + i)
                             for i in range(per))
             nonce = frame.next_nonce(T, nonce, b"\0" * 4)
-            body = frame.request(key, dev, 1, first, recs, nonce=nonce)
+            body = frame.request(key, dev, 7, 1, first, recs, nonce=nonce)
             try:
                 status, _h, ans, took = post(srv.port, body, timeout=10)
             except OSError as e:

@@ -20,7 +20,7 @@ def recs(first: int, n: int) -> bytes:
 
 
 def good(n: int = 2, nonce: int = 99) -> bytes:
-    return frame.request(KEY, "dev-1", 3, 5, recs(5, n), 1, 2, nonce)
+    return frame.request(KEY, "dev-1", 0x1234ABCD, 3, 5, recs(5, n), 1, 2, nonce)
 
 
 def keys(d: str) -> bytes | None:
@@ -44,7 +44,7 @@ def test_micropython_agrees(mp):
     for key, msg, mac in got["hmac"]:
         assert hmac.new(bytes.fromhex(key), bytes.fromhex(msg), hashlib.sha256).hexdigest() == mac
     same = record.pack(5, record.RATING, 2, 0, 1, 1000) + record.pack(6, record.RATING, 4, 0, 1, 1001)
-    assert bytes.fromhex(got["frame"]) == frame.request(KEY, "dev-1", 3, 5, same, 1, 2, 99)
+    assert bytes.fromhex(got["frame"]) == frame.request(KEY, "dev-1", 0x1234ABCD, 3, 5, same, 1, 2, 99)
     assert got["ok_parse_is_fine"] == "accepted"
     assert got["forged"] == "bad_mac"
     assert got["wrong_key"] == "bad_mac"
@@ -61,7 +61,7 @@ def test_micropython_agrees(mp):
 
 def test_header_budget():
     # the longest id: header and MAC within 64 bytes, 14 bytes a record
-    f = frame.request(KEY, "a" * frame.ID_MAX, 1, 1, recs(1, 100))
+    f = frame.request(KEY, "a" * frame.ID_MAX, 0x1234ABCD, 1, 1, recs(1, 100))
     assert len(f) - 100 * record.SIZE <= 64  # design.md section 8
     with pytest.raises(frame.FrameError):
         frame.check_id("a" * (frame.ID_MAX + 1))
@@ -72,7 +72,7 @@ def test_request_round_trip():
     assert (q.device, q.boot, q.first, q.count, q.settings_version, q.roster_version,
             q.nonce) == ("dev-1", 3, 5, 3, 1, 2, 99)
     assert q.records == recs(5, 3)
-    assert frame.parse_request(frame.request(KEY, "dev-1", 1, 9, b""), keys).count == 0
+    assert frame.parse_request(frame.request(KEY, "dev-1", 0x1234ABCD, 1, 9, b""), keys).count == 0
 
 
 def test_refusals():
@@ -91,10 +91,10 @@ def test_refusals():
     # signed but broken records: bad CRC, seqs out of order
     r = bytearray(recs(5, 2))
     r[13] ^= 1
-    assert reason(frame.request(KEY, "dev-1", 3, 5, bytes(r))) == "bad_record"
+    assert reason(frame.request(KEY, "dev-1", 0x1234ABCD, 3, 5, bytes(r))) == "bad_record"
     swapped = recs(6, 1) + recs(5, 1)
-    assert reason(frame.request(KEY, "dev-1", 3, 6, swapped)) == "bad_record"
-    assert reason(frame.request(KEY, "dev-1", 3, 4, recs(5, 1))) == "bad_record"
+    assert reason(frame.request(KEY, "dev-1", 0x1234ABCD, 3, 6, swapped)) == "bad_record"
+    assert reason(frame.request(KEY, "dev-1", 0x1234ABCD, 3, 4, recs(5, 1))) == "bad_record"
 
 
 def test_answer_bound_to_its_request():

@@ -35,9 +35,11 @@ OVERFLOW_LOST = 0xFF  # an overflow record counting other records a full log los
 _STATES = range(1, 6)  # serving .. overtime
 _WHYS = range(0, 7)  # boot .. settings
 _FLAGS = (record.FLAG_WAIT_LONG,)
-_KINDS = range(record.BOOT, record.UNKNOWN_BADGE + 1)
+_KINDS = range(record.BOOT, record.BOOT_WHY + 1)
+_BOOT_WHYS = range(1, len(record.BOOT_NAMES))  # power_on .. reset
 _TIMED = (record.BOOT, record.CLOCK_SET, record.STATUS, record.RATING, record.NO_RATING, record.STRAY, record.DROPPED, record.FLAG,
-          record.OVERFLOW, record.CONFIG, record.UNKNOWN_BADGE)  # REASON and TICKET carry no time
+          record.OVERFLOW, record.CONFIG, record.UNKNOWN_BADGE,
+          record.BOOT_WHY)  # REASON and TICKET carry no time
 
 
 def _refuse(seq: int, what: str) -> FrameError:
@@ -75,6 +77,9 @@ def record_fields(r: tuple) -> None:
     elif kind == record.CONFIG:
         if val not in (1, 2):
             raise _refuse(seq, f"config {val} (1 settings, 2 roster)")
+    elif kind == record.BOOT_WHY:
+        if val not in _BOOT_WHYS:
+            raise _refuse(seq, f"boot reason {val} (1-{len(record.BOOT_NAMES) - 1})")
     if kind in (record.STRAY, record.DROPPED, record.OVERFLOW) and (t & ~record.REL) % 3600:
         raise _refuse(seq, "a tally's time is the start of its hour")
 

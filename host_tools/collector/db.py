@@ -98,6 +98,19 @@ MIGRATIONS: list[list[str]] = [
         # the newest nonce a device sent over the network: the replay window's edge
         "ALTER TABLE devices ADD COLUMN nonce_hi BIGINT NOT NULL DEFAULT 0",
     ],
+    [
+        # a device's logs (firmware/log.py: a wiped or new flash starts a new one
+        # with a new id). records, events and clock_offsets keep their keys:
+        # their seq and boot are the log's index << 32 | the device's value, so
+        # (device, log, seq) is unique and a device's logs sort as one history.
+        # Index 0 is the log a device had before log ids (log_id NULL until the
+        # first frame with an id claims it).
+        """CREATE TABLE logs (
+            device TEXT NOT NULL, idx INTEGER NOT NULL, log_id BIGINT, first_seen BIGINT,
+            PRIMARY KEY (device, idx))""",
+        "INSERT INTO logs (device, idx, log_id, first_seen) "
+        "SELECT DISTINCT device, 0, CAST(NULL AS BIGINT), 0 FROM records",
+    ],
 ]
 
 

@@ -75,7 +75,7 @@ def to_xlsx(rows: list[dict[str, Any]]) -> bytes:
 
 
 def to_json(rows: list[dict[str, Any]]) -> str:
-    keep = HEADER + ("seq", "mode")
+    keep = HEADER + ("log", "seq", "mode")
     return json.dumps([{k: r[k] for k in keep} for r in rows], ensure_ascii=False, indent=1)
 
 

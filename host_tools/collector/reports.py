@@ -147,7 +147,8 @@ def summary(db: Database, tz_min: int, day: str | None = None, by: str = "window
             if level == 4:
                 row["bad"].append({
                     "time": iso(t, tz_min) if t is not None else None, "window": win,
-                    "device": dev, "seq": seq, "staff_no": staff_no,
+                    "device": dev, "log": seq >> 32, "seq": seq & 0xFFFFFFFF,
+                    "staff_no": staff_no,
                     "staff_name": names.get(staff_no or ""), "ticket": ticket,
                     "reason": reason, "reason_text": _reason(reason)})
         elif kind == "no_rating":
@@ -205,7 +206,8 @@ def _rating_row(row: tuple, names: dict[str, str], tz_min: int) -> dict[str, Any
      _c, t) = row
     return {
         "time": iso(t, tz_min) if t is not None else "", "t": t, "window": win,
-        "device": dev, "seq": seq, "staff_no": staff_no or "",
+        # a device's logs are one history: stored seqs are log << 32 | seq
+        "device": dev, "log": seq >> 32, "seq": seq & 0xFFFFFFFF, "staff_no": staff_no or "",
         "staff_name": names.get(staff_no or "", ""), "ticket": ticket or "",
         "level": level, "level_name": LEVEL_NAMES[level] if 0 < level < 5 else "",
         "reason": _reason(reason) or "", "mode": "free" if mode == 1 else "invite"}
@@ -218,8 +220,19 @@ def ratings(db: Database, tz_min: int, day: str | None = None,
     names = _staff_names(db)
     out = [_rating_row(r, names, tz_min)
            for r in _events(db, ("rating",), flt.span(tz_min), flt)]
-    out.sort(key=lambda r: (r["t"] is None, r["t"] or 0, r["device"], r["seq"]))
+    out.sort(key=lambda r: (r["t"] is None, r["t"] or 0, r["device"], r["log"], r["seq"]))
     return out
+
+
+def boots(db: Database, tz_min: int, device: str | None = None) -> list[dict[str, Any]]:
+    """Every boot a device recorded why it happened (power_on, watchdog,
+    failed_start, safe_mode_key, safe_mode_crashes, reset), oldest first."""
+    sql = ("SELECT device, seq, level, t FROM events WHERE kind = 'boot'"
+           + (" AND device = ?" if device else "") + " ORDER BY device, seq")
+    return [{"device": dev, "log": seq >> 32, "seq": seq & 0xFFFFFFFF,
+             "time": iso(t, tz_min) if t is not None else None,
+             "why": record.BOOT_NAMES[why] if 0 < why < len(record.BOOT_NAMES) else str(why)}
+            for dev, seq, why, t in db.all(sql, (device,) if device else ())]
 
 
 def ratings_page(db: Database, tz_min: int, flt: Filter, after: str = "", limit: int = 100,
@@ -263,7 +276,8 @@ def ratings_page(db: Database, tz_min: int, flt: Filter, after: str = "", limit:
     nxt = None
     if len(out) == limit:
         last = out[-1]
-        nxt = f"{'-' if last['t'] is None else last['t']}|{last['device']}|{last['seq']}"
+        stored = last["log"] << 32 | last["seq"]  # the cursor walks the stored seqs
+        nxt = f"{'-' if last['t'] is None else last['t']}|{last['device']}|{stored}"
     return {"rows": out, "next": nxt}
 
 

@@ -211,8 +211,10 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
             after, limit = _page_args(request)
             rows = c.flags(after, limit)
             last = rows[-1] if len(rows) == limit else None
-            return {"rows": rows, "next": f"{last['received']}|{last['device']}|{last['seq']}"
-                    if last else None}
+            # the cursor walks the stored seqs (log << 32 | seq)
+            nxt = (f"{last['received']}|{last['device']}|{last['log'] << 32 | last['seq']}"
+                   if last else None)
+            return {"rows": rows, "next": nxt}
 
         return await guarded_json(run)
 

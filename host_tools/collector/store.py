@@ -29,6 +29,8 @@ ROSTER_BYTES_MAX = 12 * 1024  # a window's roster.txt: 254 staff with 工号 and
 _NOT_SETTABLE = ("version", "window")
 NONCE_WINDOW_S = 7 * 86400  # the replay window: an older frame is refused
 NONCE_AHEAD_S = 86400  # a device clock ahead by this much still makes fresh nonces
+LOG_SHIFT = 32  # stored seq and boot: the log's index << LOG_SHIFT | the device's value
+DEVICE_SEQ = (1 << LOG_SHIFT) - 1
 
 
 class CollectorError(PingjiaError, ValueError):
@@ -136,7 +138,10 @@ class Collector:
             params.append(limit)
         cols = ("id", "window", "hall", "created", "last_seen", "last_seq", "frames", "boot",
                 "settings_version", "roster_version", "revoked", "flags")
-        return [dict(zip(cols, r, strict=True)) for r in self.db.all(sql, params)]
+        out = [dict(zip(cols, r, strict=True)) for r in self.db.all(sql, params)]
+        for d in out:  # the seq the device knows, and which of its logs it is in
+            d["log"], d["last_seq"] = d["last_seq"] >> LOG_SHIFT, d["last_seq"] & DEVICE_SEQ
+        return out
 
     def flags(self, after: str = "", limit: int | None = None) -> list[dict[str, Any]]:
         """What the door stored but did not believe (checks.py), oldest first; a page:
@@ -157,7 +162,10 @@ class Collector:
             sql += " LIMIT ?"
             params.append(limit)
         cols = ("device", "seq", "what", "detail", "received")
-        return [dict(zip(cols, r, strict=True)) for r in self.db.all(sql, params)]
+        out = [dict(zip(cols, r, strict=True)) for r in self.db.all(sql, params)]
+        for f in out:  # stored seqs are log << LOG_SHIFT | the device's seq
+            f["log"], f["seq"] = f["seq"] >> LOG_SHIFT, f["seq"] & DEVICE_SEQ
+        return out
 
     def device_key(self, device: str) -> bytes | None:
         """The key of an active device (None: unknown or revoked). Read at every frame,
@@ -435,8 +443,9 @@ class Collector:
         req = frame.parse_request(body, key_for)
         now = self.now()
         with self.db.transaction():
+            base = self._log_index(req, now) << LOG_SHIFT
             self._check_nonce(req, now, replay_window)
-            ack = self._store(req, now)
+            ack = self._store(req, now, base)
             window = self.device_window(req.device)
             s = self.settings_for(req.device)
             settings = None
@@ -456,6 +465,35 @@ class Collector:
                     f"({len(settings or b'')} bytes) or its window's roster "
                     f"({len(roster or b'')} bytes) is too large; nothing was stored") from None
         return answer
+
+    def _log_index(self, req: frame.Request, now: int) -> int:
+        """The collector's index of the frame's log on its device: a log id seen
+        before keeps its index; a new one is a new log (a wiped, re-flashed or
+        replaced flash), unless it is the first id of a device that synced
+        before log ids, going on with that log (its frame starts past seq 1, or
+        nothing of the old log is stored). Version 1 frames: index 0."""
+        db = self.db
+        dev = req.device
+        if req.log_id is None:
+            if not db.one("SELECT 1 FROM logs WHERE device = ? AND idx = 0", (dev,)):
+                db.execute("INSERT INTO logs (device, idx, log_id, first_seen) "
+                           "VALUES (?, 0, NULL, ?)", (dev, now))
+            return 0
+        idx = db.value("SELECT idx FROM logs WHERE device = ? AND log_id = ?", (dev, req.log_id))
+        if idx is not None:
+            return int(idx)
+        if db.one("SELECT 1 FROM logs WHERE device = ? AND idx = 0 AND log_id IS NULL", (dev,)) \
+                and (req.first > 1 or not db.one("SELECT 1 FROM records WHERE device = ? "
+                                                 "AND seq <= ?", (dev, DEVICE_SEQ))):
+            db.execute("UPDATE logs SET log_id = ? WHERE device = ? AND idx = 0",
+                       (req.log_id, dev))
+            return 0
+        idx = int(db.value("SELECT MAX(idx) FROM logs WHERE device = ?", (dev,), -1)) + 1
+        if idx == 0 and db.one("SELECT 1 FROM records WHERE device = ?", (dev,)):
+            idx = 1  # records of version 1 frames hold index 0
+        db.execute("INSERT INTO logs (device, idx, log_id, first_seen) VALUES (?, ?, ?, ?)",
+                   (dev, idx, req.log_id, now))
+        return idx
 
     def _check_nonce(self, req: frame.Request, now: int, replay_window: bool) -> None:
         """A nonce is taken once. Over the network, also no older than the replay window:
@@ -483,10 +521,15 @@ class Collector:
                        "AND seen < ?", (req.device, frame.NONCE_UNTIMED, now - NONCE_WINDOW_S,
                                         now - NONCE_WINDOW_S))
 
-    def _store(self, req: frame.Request, now: int) -> int:
+    def _store(self, req: frame.Request, now: int, log_base: int) -> int:
+        """Store the frame's records not stored yet; the ack: the last seq of
+        the frame (every record in it is stored once this commits)."""
         db = self.db
         dev = req.device
-        last_seq = db.value("SELECT last_seq FROM devices WHERE id = ?", (dev,), 0)
+        # the last seq stored of this log (a new log starts from nothing)
+        last_seq = int(db.value("SELECT MAX(seq) FROM records WHERE device = ? AND seq BETWEEN "
+                                "? AND ?", (dev, log_base, log_base | DEVICE_SEQ), log_base))
+        last_seq &= DEVICE_SEQ
         recs = [record.unpack(req.records, i * record.SIZE) for i in range(req.count)]
         for r in recs:  # every field in range, or the frame is refused before any write
             checks.record_fields(r)
@@ -495,17 +538,19 @@ class Collector:
                    "settings_version = ?, roster_version = ? WHERE id = ?",
                    (now, req.boot, req.settings_version, req.roster_version, dev))
         if req.count == 0:
-            return max(req.first - 1, 0)
+            return max(req.first - 1, 0)  # nothing to store: what the device says it had
+        # seqs as stored: the log's index in the high bits (one history a device)
+        recs = [(log_base | r[0],) + r[1:] for r in recs]
         lo, hi = recs[0][0], recs[-1][0]
         have = {r[0] for r in db.all(
             "SELECT seq FROM records WHERE device = ? AND seq BETWEEN ? AND ?", (dev, lo, hi))}
-        if len(have) == len(recs):
-            return hi  # a replay: everything is stored already
+        if all(r[0] in have for r in recs):
+            return hi & DEVICE_SEQ  # a replay: every record of it is stored already
         window = self.device_window(dev)
         slots = self.slot_staff(window)
         believe = checks.TimeWindow(now)
-        boot = int(db.value("SELECT boot FROM records WHERE device = ? AND seq < ? "
-                            "ORDER BY seq DESC LIMIT 1", (dev, lo), 0))
+        boot = int(db.value("SELECT boot FROM records WHERE device = ? AND seq < ? AND seq >= ? "
+                            "ORDER BY seq DESC LIMIT 1", (dev, lo, log_base), log_base))
         offsets = {b: d for b, d in db.all(
             "SELECT boot, delta FROM clock_offsets WHERE device = ?", (dev,))}
         new_offsets: dict[int, int] = {}
@@ -519,7 +564,7 @@ class Collector:
         for i, r in enumerate(recs):
             seq, kind, val, arg, slot, t = r
             if kind == record.BOOT:
-                boot = logview.data24(r)
+                boot = log_base | logview.data24(r)
             elif kind == record.CLOCK_SET and seq not in have:
                 if believe.holds(t):
                     offsets[boot] = new_offsets[boot] = t - logview.data24(r)
@@ -561,8 +606,9 @@ class Collector:
                                       None, ticket, None, None, None, None, None, boot,
                                       uptime, when))
             elif kind == record.REASON:
-                self._check_reason(dev, seq, t, boot, bad_ratings, reasons)
-                reasons.append((val, dev, t))
+                rating = log_base | t  # t: its rating's seq in this log
+                self._check_reason(dev, seq, rating, boot, bad_ratings, reasons)
+                reasons.append((val, dev, rating))
             elif kind == record.STATUS:
                 events.append(base + ("status", window, slot, staff_no, None, None, None, None,
                                       val >> 4 & 15, val & 15, arg & 0x7F,
@@ -574,6 +620,9 @@ class Collector:
             elif kind == record.OVERFLOW:
                 events.append(base + ("overflow", window, 0, None, val, None, None, None, None,
                                       None, None, None, arg | slot << 8, boot, uptime, when))
+            elif kind == record.BOOT_WHY:  # why the device booted: level holds the BOOT_* code
+                events.append(base + ("boot", window, 0, None, val, None, None, None, None,
+                                      None, None, None, None, boot, uptime, when))
             elif kind == record.FLAG:
                 events.append(base + ("flag", window, slot, staff_no, val, None, None, None,
                                       None, None, None, None, None, boot, uptime, when))
@@ -598,7 +647,7 @@ class Collector:
                        "AND ? + uptime < ?", (d, dev, b, d, believe.lo, d, believe.hi))
         db.execute("UPDATE devices SET last_seq = ? WHERE id = ? AND last_seq < ?",
                    (hi, dev, hi))
-        return hi
+        return hi & DEVICE_SEQ
 
     def _check_reason(self, dev: str, seq: int, rating: int, boot: int,
                       bad_ratings: dict[int, int], taken: list[tuple]) -> None:

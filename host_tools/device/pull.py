@@ -11,6 +11,23 @@ from pathlib import Path
 from host_tools.device.remote import TechError, mpremote
 
 
+def log_files(names: list[str]) -> list[str]:
+    """The record files of a log directory's listing (firmware/log.py): segments
+    ("s" + first seq [+ log id]), oldest first, then the journal ("j" [+ log id])."""
+    segs = sorted((n for n in names if n[:1] == "s" and len(n) in (9, 17)), key=lambda n: n[1:9])
+    return segs + [n for n in names if n[:1] == "j" and len(n) in (1, 9)]
+
+
+def log_id_of(names: list[str]) -> int:
+    """The log id in the record files' names; 0 for a log of the first firmware."""
+    for n in names:
+        if n[:1] == "j" and len(n) == 9:
+            return int(n[1:], 16)
+        if n[:1] == "s" and len(n) == 17:
+            return int(n[9:], 16)
+    return 0
+
+
 def read_log_dir(d: Path) -> tuple[list[bytes], int]:
     """Valid records of a copied log directory (segments, then the journal), in seq order,
     each seq once; and how many failed their CRC."""
@@ -18,8 +35,7 @@ def read_log_dir(d: Path) -> tuple[list[bytes], int]:
 
     out: dict[int, bytes] = {}
     bad = 0
-    names = sorted(p.name for p in d.iterdir() if p.name.startswith("s") and len(p.name) == 9)
-    for name in [*names, "j"]:
+    for name in log_files([p.name for p in d.iterdir()]):
         p = d / name
         if not p.exists():
             continue
@@ -43,13 +59,14 @@ def pull_usb(port: str, db: str) -> dict:
     with tempfile.TemporaryDirectory() as d:
         args: list[str] = ["fs", "cp", ":device.json", f"{d}/device.json"]
         for n in names:
-            if n == "j" or n == "state" or (n.startswith("s") and len(n) == 9):
+            if n == "state" or n in log_files([n]):
                 args += ["+", "fs", "cp", f":log/{n}", f"{d}/{n}"]
         mpremote(port, *args)
         dev = json.loads((Path(d) / "device.json").read_text())
         state = json.loads((Path(d) / "state").read_text()) if (Path(d) / "state").exists() \
             else {}
         records, bad = read_log_dir(Path(d))
+        log_id = log_id_of(names)
     col = open_collector(db)
     key = col.device_key(dev["id"])
     if key is None:
@@ -59,8 +76,8 @@ def pull_usb(port: str, db: str) -> dict:
     for i in range(0, len(records), 256):
         chunk = records[i:i + 256]
         first = int.from_bytes(chunk[0][:4], "little")
-        body = frame.request(key, dev["id"], boot, first, b"".join(chunk),
-                         nonce=random.getrandbits(32))
+        body = frame.request(key, dev["id"], log_id, boot, first, b"".join(chunk),
+                             nonce=random.getrandbits(16))
         col.ingest(body)  # the same checks and idempotent store as a Wi-Fi sync
         sent += len(chunk)
     return {"device": dev["id"], "records": sent, "corrupt": bad}

@@ -12,6 +12,26 @@ _WATCHDOG_MS = const(10_000)  # no feed for this long (a hung loop): the chip re
 _PANELS = ("4.2", "2.9")
 
 
+def boot_reason(machine):
+    """Why this boot happened, as a record.BOOT_* code: safe mode's reason first
+    (the boot after it is normal, the reset cause a plain one), then the chip's."""
+    from firmware import record
+    from hw.esp32 import safemode
+
+    if safemode.previous == safemode.KEY:
+        return record.BOOT_SAFE_KEY
+    if safemode.previous == safemode.CRASHES:
+        return record.BOOT_SAFE_CRASHES
+    cause = machine.reset_cause()
+    if cause == machine.WDT_RESET:
+        return record.BOOT_WATCHDOG
+    if safemode.after_failed:  # the app did not start, and reset (machine.reset)
+        return record.BOOT_FAILED_START
+    if cause == machine.PWRON_RESET:
+        return record.BOOT_POWER_ON
+    return record.BOOT_RESET
+
+
 class Board:
     """Real hardware. Import only on the ESP32 (needs machine)."""
 
@@ -45,6 +65,7 @@ class Board:
 
         self.net = network.WLAN(network.STA_IF)  # credentials: device.json ssid/password
         self.watchdog = machine.WDT(timeout=_WATCHDOG_MS)  # the app feeds it
+        self.boot_reason = boot_reason(machine)  # a record of this boot (firmware/app.py)
 
     def started(self):
         """The app's tasks run: this boot did not fail (hw/esp32/safemode.py)."""

@@ -18,6 +18,7 @@ CRASHES = "crashes"
 
 reason = None  # why this boot is in safe mode (None: a normal boot)
 previous = None  # why the last boot was, if it was: the app records it
+after_failed = False  # the last boot did not get the app running
 
 
 def read(path=_FILE):
@@ -46,8 +47,9 @@ def write(failed, pending, path=_FILE):
 
 def decide(key_held, path=_FILE):
     """At power-on: the reason for safe mode, or None; counts this boot."""
-    global reason, previous
+    global reason, previous, after_failed
     failed, pending = read(path)
+    after_failed = failed > 0
     if key_held:
         reason = KEY
     elif failed >= _MAX_FAILED:

@@ -1,7 +1,11 @@
 # Power cut at every flash write: replay a day's workload on littlefs over a
 # flash that dies at write N, for every N; remount the same bytes and check
-# that every acknowledged record is there, unchanged, and the log reads cleanly.
+# that every acknowledged record is there, unchanged, and the log reads cleanly;
+# and that the small files written on the way (the log's state at boot and ack,
+# settings and roster as a sync pushes them, their last good copies) are each
+# whole, or stood in for by their copy, and that a boot number never repeats.
 import gc
+import json
 import os
 import sys
 
@@ -10,7 +14,7 @@ from cutdev import CutBlockDev
 from daywork import Ms, boot, day
 from simday import copy_file
 
-from firmware import log, record
+from firmware import log, record, roster, settings, storage
 from firmware.storage import LFS_OPTS
 from hw.sim.flash import FileBlockDev
 
@@ -51,6 +55,16 @@ class WatchedLog(log.Log):
         return seq
 
 
+def push(version):
+    """What a sync that brings settings and a roster writes (App.push_config),
+    then the last good copies the next boot makes (App._trusted)."""
+    s = settings.validate({"window": "B01", "version": version})
+    r = roster.dumps(version, [["0A1B2C3D", "SB0101", "x%d" % version]])
+    storage.replace_all((("/f/roster.txt", r), ("/f/settings.json", json.dumps(s).encode())))
+    for name in ("roster.txt", "settings.json"):
+        storage.keep_copy("/f/" + name, "/f/" + name + ".good")
+
+
 def run(die_at):
     """Boot, then a day; returns the number of flash writes it made."""
     copy(TEMPLATE, IMG)
@@ -60,8 +74,11 @@ def run(die_at):
     try:
         lg = WatchedLog("/f")
         ms = Ms()
+        push(1)
         core = boot(lg, ms)
         day(core, ms, RATINGS)
+        lg.ack(lg.seq // 2)
+        push(2)
         lg2 = None
         vfs.umount("/f")
         # a second boot on the same flash: seqs must go on increasing
@@ -96,6 +113,12 @@ def check(n):
                 "cut %d: record %d changed" % (n, r[0])
             i += 1
     assert lg.corrupt == 0, "cut %d: %d corrupt records" % (n, lg.corrupt)
+    boots = [r[2] | r[3] << 8 | r[4] << 16 for r in lg.records() if r[1] == record.BOOT]
+    assert boots == sorted(set(boots)), "cut %d: boot numbers %r" % (n, boots)
+    for name, load in (("settings.json", settings.load), ("roster.txt", roster.load)):
+        path = "/f/" + name
+        if storage.read(path) is not None and load(path)[1]:
+            assert not load(path + ".good")[1], "cut %d: %s and its copy broken" % (n, name)
     assert i == count, "cut %d: acknowledged record %d lost" % (
         n, record.seq_of(written, i * record.SIZE))
     # the device goes on: the next record gets a larger seq

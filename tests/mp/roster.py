@@ -15,10 +15,10 @@ def entry(i):
     return [uid(i), "SB%04d" % i, NAMES[i % 20] + NAMES[(i * 7) % 20 + 20]]
 
 
-assert dumps(1, [entry(1)]) == ("PJR1 1\n%s\t%s\t%s\n" % tuple(entry(1))).encode()
+assert dumps(1, [entry(1)]) == ("PJR1 1 1\n%s\t%s\t%s\n" % tuple(entry(1))).encode()
 buf = bytearray(b"PJR1 7\n")  # line by line: a list of 254 entries would not fit in 128 KB
 for i in range(254):
-    buf.extend(dumps(0, [entry(i)])[7:])
+    buf.extend(dumps(0, [entry(i)]).split(b"\n", 1)[1])
 text = bytes(buf)
 del buf
 gc.collect()
@@ -40,7 +40,8 @@ assert r.lookup("FFFFFFFF") == 0
 assert r.entry(0) is None and r.entry(255) is None
 BAD = (b"PJR1 1\n0A1B2C3D\tSB1\ta\tb\n", b"PJR1 1\n0A1B2C3D\tSB1\n", b"PJR1 1\n0A1B2C\tSB1\tx\n",
        b"PJR1 1\n0a1b2c3d\tSB1\tx\n", b'{"version": 1, "staff": []}', b"PJR1 1\n0A1B2C3D\tSB1\t\xff\n",
-       b"PJR1 1\n" + b"0A1B2C3D\tSB1\tx\n" * 255)
+       b"PJR1 1\n" + b"0A1B2C3D\tSB1\tx\n" * 255, b"PJR1 1 2\n0A1B2C3D\tSB1\tx\n",
+       b"PJR1 1 1\n0A1B2C3D\tSB1\tx")
 for bad in BAD:
     try:
         Roster(bad)

@@ -19,7 +19,7 @@ for key, msg in ((b"key", b"The quick brown fox jumps over the lazy dog"), (b"",
 print(json.dumps({"hmac": vectors}))
 
 recs = record.pack(5, record.RATING, 2, 0, 1, 1000) + record.pack(6, record.RATING, 4, 0, 1, 1001)
-good = frame.request(KEY, "dev-1", 3, 5, recs, 1, 2, 99)
+good = frame.request(KEY, "dev-1", 0x1234ABCD, 3, 5, recs, 1, 2, 99)
 print(json.dumps({"frame": hexs(good)}))
 
 
@@ -40,12 +40,12 @@ refuse("truncated", good[:-1])
 refuse("oversized", good + b"\x00")
 refuse("huge", b"PJ" + bytes(15000))
 refuse("bad_magic", b"XX" + good[2:])
-refuse("unknown", frame.request(KEY, "dev-2", 3, 5, recs))
+refuse("unknown", frame.request(KEY, "dev-2", 0x1234ABCD, 3, 5, recs))
 q = frame.parse_request(good, lambda d: KEY)
 ans = frame.answer(KEY, q.mac, 6, 12345, b'{"a":1}', None)
 hm = frame.Hmac(KEY)
 print(json.dumps({"answer": list(frame.parse_answer(ans, hm, q.mac)[:2])}))
-other = frame.parse_request(frame.request(KEY, "dev-1", 3, 5, recs, 1, 2, 100), lambda d: KEY)
+other = frame.parse_request(frame.request(KEY, "dev-1", 0x1234ABCD, 3, 5, recs, 1, 2, 100), lambda d: KEY)
 for name, body, mac in (("replayed", ans, other.mac), ("answer_truncated", ans[:-3], q.mac),
                         ("answer_forged", ans[:40] + b"\x07" + ans[41:], q.mac)):
     try:
