@@ -284,13 +284,21 @@ class Core:
     def add_alert(self, name):
         if name not in self.alerts:
             self.alerts.append(name)
+            self._log_alert(name, 1)
             self._show()
 
     def clear_alert(self, name):
         """The alert's cause is gone."""
         if name in self.alerts:
             self.alerts.remove(name)
+            self._log_alert(name, 0)
             self._show()
+
+    def _log_alert(self, name, raised):
+        # a record, so the collector learns when each alert came and went
+        if name in record.ALERT_NAMES:
+            self.log.append(record.ALERT, record.ALERT_NAMES.index(name), raised, 0,
+                            self.clock.rec_time())
 
     def all_alerts(self):
         """Technician alerts, most urgent first: the log's and the clock's, then the rest."""

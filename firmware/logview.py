@@ -20,6 +20,8 @@ KIND_NAMES = {
     record.OVERFLOW: "overflow",
     record.CONFIG: "config",
     record.UNKNOWN_BADGE: "unknown_badge",
+    record.BOOT_WHY: "boot_why",
+    record.ALERT: "alert",
 }
 WHY_NAMES = ("boot", "key", "badge", "timeout", "schedule", "clock", "settings")
 FLAG_NAMES = ("", "wait_overlong")

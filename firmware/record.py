@@ -37,6 +37,7 @@ OVERFLOW = const(11)  # time = hour start; val = level (0 no_rating); data16 in 
 CONFIG = const(12)  # val = 1 settings, 2 roster; arg|staff<<8 = version
 UNKNOWN_BADGE = const(13)  # data24 = the badge's tag (core.py: keyed, not the UID)
 BOOT_WHY = const(14)  # val = BOOT_*: why this boot happened (right after its BOOT record)
+ALERT = const(15)  # val = its index in ALERT_NAMES; arg = 1 raised, 0 cleared
 
 
 # what a record's fields hold
@@ -76,6 +77,11 @@ BOOT_SAFE_CRASHES = const(5)  # ... after safe mode by three failed boots
 BOOT_RESET = const(6)  # the reset button, machine.reset() or a deep sleep
 BOOT_NAMES = ("", "power_on", "watchdog", "failed_start", "safe_mode_key", "safe_mode_crashes",
               "reset")
+
+# technician alerts the log records as they come and go (others are known by
+# their own records: log_full by overflow records, clock_unknown by times)
+ALERT_NAMES = ("", "sync_failing", "settings_corrupt", "roster_corrupt", "identity_corrupt",
+               "log_damaged", "reader_fault", "sign_fault")
 
 # FLAG record values
 FLAG_WAIT_LONG = const(1)

@@ -152,6 +152,9 @@ class Link:
         try:
             while frames < limit:
                 n, note = await self._exchange()
+                if not frames:  # the link works: the alerts it cures go, and their
+                    for name in _SYNC_CURES:  # records go in this sync's next frame
+                        app.core.clear_alert(name)
                 frames += 1
                 sent += n
                 notes += note
@@ -166,8 +169,6 @@ class Link:
         if err is None:
             self.ok += 1
             self.failing_since = None
-            for name in _SYNC_CURES:
-                app.core.clear_alert(name)
             self.backoff_ms = self.retry_at = 0
             self.last_error = None
             self.next_at = now + app.settings["sync_s"] * 1000

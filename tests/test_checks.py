@@ -83,7 +83,9 @@ def rec(seq, kind, val=0, arg=0, staff=0, time=T0) -> bytes:
 
 BAD_FIELDS = [  # (records after a good rating at seq 1, what the refusal names)
     ([rec(2, 0)], "kind 0"),
-    ([rec(2, record.BOOT_WHY + 1)], f"kind {record.BOOT_WHY + 1}"),
+    ([rec(2, record.ALERT + 1)], f"kind {record.ALERT + 1}"),
+    ([rec(2, record.ALERT, 0, 1)], "alert 0/1"),
+    ([rec(2, record.ALERT, 1, 2)], "alert 1/2"),
     ([rec(2, record.BOOT_WHY, 0)], "boot reason 0"),
     ([rec(2, record.BOOT_WHY, len(record.BOOT_NAMES))], f"boot reason {len(record.BOOT_NAMES)}"),
     ([rec(2, 200, 1)], "kind 200"),

@@ -35,11 +35,11 @@ OVERFLOW_LOST = 0xFF  # an overflow record counting other records a full log los
 _STATES = range(1, 6)  # serving .. overtime
 _WHYS = range(0, 7)  # boot .. settings
 _FLAGS = (record.FLAG_WAIT_LONG,)
-_KINDS = range(record.BOOT, record.BOOT_WHY + 1)
+_KINDS = range(record.BOOT, record.ALERT + 1)
 _BOOT_WHYS = range(1, len(record.BOOT_NAMES))  # power_on .. reset
 _TIMED = (record.BOOT, record.CLOCK_SET, record.STATUS, record.RATING, record.NO_RATING, record.STRAY, record.DROPPED, record.FLAG,
           record.OVERFLOW, record.CONFIG, record.UNKNOWN_BADGE,
-          record.BOOT_WHY)  # REASON and TICKET carry no time
+          record.BOOT_WHY, record.ALERT)  # REASON and TICKET carry no time
 
 
 def _refuse(seq: int, what: str) -> FrameError:
@@ -80,6 +80,10 @@ def record_fields(r: tuple) -> None:
     elif kind == record.BOOT_WHY:
         if val not in _BOOT_WHYS:
             raise _refuse(seq, f"boot reason {val} (1-{len(record.BOOT_NAMES) - 1})")
+    elif kind == record.ALERT:
+        if not 0 < val < len(record.ALERT_NAMES) or arg not in (0, 1):
+            raise _refuse(seq, f"alert {val}/{arg} (1-{len(record.ALERT_NAMES) - 1}, "
+                          "and 1 raised or 0 cleared)")
     if kind in (record.STRAY, record.DROPPED, record.OVERFLOW) and (t & ~record.REL) % 3600:
         raise _refuse(seq, "a tally's time is the start of its hour")
 

@@ -291,6 +291,41 @@ def _cursor(after: str) -> tuple[int | None, str, int] | None:
         raise ValueError(f"after {after!r}: use the 'next' of the page before") from None
 
 
+def technician(db: Database, tz_min: int) -> list[dict[str, Any]]:
+    """Per device what a technician or the office should see: alerts open now (the
+    last raise or clear of each), overlong 请稍候 flags, pauses with no badge in
+    working hours, ratings kept as counts while the log was full, unknown badges
+    (each by its tag, 6 hex digits keyed with the device key: the same badge, the
+    same tag, and no UID ever leaves the device; firmware/core.py)."""
+    out: dict[str, dict[str, Any]] = {}
+
+    def row(dev: str, win: str) -> dict[str, Any]:
+        return out.setdefault(dev, {"device": dev, "window": win, "alerts": {}, "wait_overlong": 0,
+                                    "pause_no_badge": 0, "full_log_counted": 0,
+                                    "unknown_badges": []})
+
+    for dev, _seq, kind, win, level, mode, flagged, count, t in db.all(
+            "SELECT device, seq, kind, win, level, mode, flagged, count, t FROM events "
+            "WHERE kind IN ('alert', 'flag', 'status', 'overflow', 'unknown_badge') "
+            "ORDER BY device, seq"):
+        r = row(dev, win)
+        if kind == "alert":
+            name = record.ALERT_NAMES[level] if 0 < level < len(record.ALERT_NAMES) else str(level)
+            r["alerts"][name] = bool(mode)
+        elif kind == "flag" and level == record.FLAG_WAIT_LONG:
+            r["wait_overlong"] += 1
+        elif kind == "status" and flagged:
+            r["pause_no_badge"] += 1
+        elif kind == "overflow" and level != 0xFF:
+            r["full_log_counted"] += count or 0
+        elif kind == "unknown_badge":
+            r["unknown_badges"].append({"tag": "%06X" % (count or 0),
+                                        "time": iso(t, tz_min) if t is not None else None})
+    for r in out.values():
+        r["alerts"] = sorted(k for k, on in r["alerts"].items() if on)
+    return [out[d] for d in sorted(out)]
+
+
 def window_status(db: Database, tz_min: int,
                   flt: Filter | None = None) -> dict[str, dict[str, Any]]:
     """Each window's latest status change (what its sign shows now, as far as synced)."""

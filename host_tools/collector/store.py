@@ -623,6 +623,13 @@ class Collector:
             elif kind == record.BOOT_WHY:  # why the device booted: level holds the BOOT_* code
                 events.append(base + ("boot", window, 0, None, val, None, None, None, None,
                                       None, None, None, None, boot, uptime, when))
+            elif kind == record.ALERT:  # level: the alert's code, mode: 1 raised, 0 cleared
+                events.append(base + ("alert", window, 0, None, val, arg, None, None, None,
+                                      None, None, None, None, boot, uptime, when))
+            elif kind == record.UNKNOWN_BADGE:  # count: the badge's keyed tag, not its UID
+                events.append(base + ("unknown_badge", window, 0, None, None, None, None, None,
+                                      None, None, None, None, logview.data24(r), boot, uptime,
+                                      when))
             elif kind == record.FLAG:
                 events.append(base + ("flag", window, slot, staff_no, val, None, None, None,
                                       None, None, None, None, None, boot, uptime, when))
