@@ -118,3 +118,23 @@ def test_why_a_device_booted_reaches_a_report(collector, clock, device_log, t0):
     got = reports.boots(collector.db, 480)
     assert [(b["seq"], b["why"]) for b in got] == [(2, "power_on"), (4, "safe_mode_crashes")]
     assert got[0]["time"].startswith("2026-11-23T09:00") and got[1]["time"] is None
+
+
+def test_a_wiped_board_set_up_again_syncs_and_pulls_every_rating_once(tmp_path, pingjia_sim,
+                                                                      cli):
+    db = tmp_path / "hall.db"
+    old = pingjia_sim("--serial", "--db", db, "--sign", "text", "--flash", tmp_path / "a.img")
+    old.send("badge 0A1B2C3D", "invite U1", "key 1", "invite U2", "key 2", "sleep 30", "sync")
+    assert old.answers(7)[-1].startswith("ok: sent")
+    old.send("quit")
+    old.end()
+    # the same device id and key on a wiped flash, set up an hour later (its nonces are
+    # its clock: frame.next_nonce): seqs start again at 1 in a new log
+    new = pingjia_sim("--serial", "--db", db, "--sign", "text", "--flash", tmp_path / "b.img",
+                      "--start", "2026-11-23T10:00:00+08:00")
+    new.send("badge 0A1B2C3D", "invite U3", "key 3", "sleep 30", "sync")
+    assert new.answers(5)[-1].startswith("ok: sent")
+    p = cli("pull", "--usb", new.port, "--db", db)  # the same log over USB: nothing twice
+    assert p.returncode == 0, p.stderr
+    rows = cli("export", "--db", db, "--format", "csv").stdout.splitlines()[1:]
+    assert [r.split(",")[5] for r in rows] == ["U1", "U2", "U3"], rows

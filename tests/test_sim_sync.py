@@ -2,6 +2,7 @@
 
 import csv
 import io
+import sqlite3
 
 import pytest
 
@@ -42,10 +43,14 @@ def test_power_cut_before_sync_gets_real_times_and_nothing_twice(sim, tmp_path, 
         ("A", "2026-11-23T09:00:00+08:00"), ("B", "2026-11-23T09:10:00+08:00")]
     # the device learnt the time from the sync and fixed its own boot-relative records too
     assert [x["time"] for x in r.ratings()] == [rows[0]["time"], rows[1]["time"]]
-    # a second run with a new flash goes on from the collector's last seq
+    # a second run with a new flash is a new log: its seqs start again, and the collector
+    # takes none of its records for one of the old log's
     r2 = sim("badge 0A1B2C3D\ninvite C\nkey 2\nsync\nstatus", start="2026-11-23T10:00:00+08:00")
-    assert r2.statuses()[0]["seq"] > r.log()[-1]["seq"]
+    assert r2.statuses()[0]["seq"] < r.log()[-1]["seq"]
     assert [x["ticket"] for x in export(tmp_path / "pingjia.db")] == ["A", "B", "C"]
+    db = sqlite3.connect(tmp_path / "pingjia.db")
+    assert db.execute("SELECT COUNT(*) FROM logs").fetchone() == (2,)
+    db.close()
 
 
 def test_sim_against_a_running_pingjia_serve(tmp_path, pingjia_serve, cli, roster_csv,

@@ -108,8 +108,7 @@ MIGRATIONS: list[list[str]] = [
         """CREATE TABLE logs (
             device TEXT NOT NULL, idx INTEGER NOT NULL, log_id BIGINT, first_seen BIGINT,
             PRIMARY KEY (device, idx))""",
-        "INSERT INTO logs (device, idx, log_id, first_seen) "
-        "SELECT DISTINCT device, 0, CAST(NULL AS BIGINT), 0 FROM records",
+        "INSERT INTO logs (device, idx, first_seen) SELECT DISTINCT device, 0, 0 FROM records",
     ],
 ]
 

@@ -225,11 +225,8 @@ class Sim:
             col.set_setting(k, v, device=a.device)
         for name, obj in col.provisioning(a.device, url).items():
             (d / name).write_bytes(file_bytes(obj))
-        # a new flash for a device the collector knows: go on from its last seq and boot,
-        # or the collector would take the new records for ones it already has
-        row = col.db.one("SELECT last_seq, boot FROM devices WHERE id = ?", (a.device,))
-        if row and row[0]:
-            (d / "log.state").write_text(json.dumps({"acked": row[0], "boot": row[1] or 0}))
+        # a new flash for a device the collector knows starts a new log (a new log id):
+        # the collector keeps it apart from the old one (firmware/log.py)
         return d
 
     # ---- power ------------------------------------------------------------
