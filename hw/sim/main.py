@@ -51,6 +51,7 @@ def main():
     if o["--badge"]:
         board.rfid.insert(bytes.fromhex(o["--badge"]))
     os.chdir(ROOT)  # the REPL sees the flash as a board's "/" (mpremote paths are relative)
+    global app  # as main.py's on the board: `pingjia pull --usb` acks it from the REPL
     app = App(board)
     if o["--ctl"]:
         inp = open(o["--ctl"] + "/ctl.in", "r")
