@@ -69,6 +69,14 @@ class App:
         self.link = None  # the Wi-Fi sync supervisor, when the board has a network
         if Link is not None:
             self.link = Link(self, board.net, auto=getattr(board, "auto_sync", True))
+        self.ble = None  # the BLE link (firmware/ble.py), when the board has a radio
+        if getattr(board, "ble", False):
+            try:
+                from firmware.ble import BleLink  # needs aioble: frozen, or mip'd into /lib
+
+                self.ble = BleLink(self)
+            except ImportError as e:  # a stock image deployed --no-aioble: Wi-Fi and USB
+                print("ble:", e)
         self.tasks = []
         self.errors = 0  # counts the task loops restarted after an exception
         self.last_error = None
@@ -201,7 +209,7 @@ class App:
         t = self.tasks
         for loop, *args in ((self.keys_task,), (self.core_task,), (self.ui.run,),
                             (self.badge and self.badge_task,), (self.sign and self.sign.run, self.tb),
-                            (self.link and self.link.run,)):
+                            (self.link and self.link.run,), (self.ble and self.ble.run,)):
             if loop:
                 t.append(asyncio.create_task(self._keep(loop, *args)))
         return t

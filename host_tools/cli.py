@@ -56,6 +56,9 @@ COMMANDS: dict[str, Command] = {
         arg("--collector", help="sync with a running `pingjia serve` at this URL"),
         arg("--micropython", help="run the device on this MicroPython binary"),
         arg("--serial", action="store_true", help="also put the device REPL on a pty"),
+        arg("--ble", action="store_true",
+            help="also serve the device's BLE service over bumble virtual controllers; prints "
+                 "hci: SPEC for pingjia pull --ble --hci SPEC"),
         arg("--sign", choices=("4.2", "2.9", "text"), default="4.2",
             help="the e-ink panel on the virtual device (text: none)"),
         arg("--sign-png", metavar="FILE",
