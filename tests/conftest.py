@@ -887,20 +887,24 @@ class SerialSim:
     mpremote and the technician's commands, its line commands on stdin. Every read has a
     deadline."""
 
-    def __init__(self, db: Path, *extra: str, timeout: float = 60):
+    def __init__(self, db: Path, *extra: str, timeout: float = 60, serial: bool = True):
         import sys
 
         self.timeout = timeout
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "host_tools.cli", "sim", "--serial", "--script", "--db",
-             str(db), "--roster", str(EXAMPLES / "staff.csv"), "--start", MONDAY_9, "--sign",
-             "text", *extra],
+            [sys.executable, "-m", "host_tools.cli", "sim", *(["--serial"] if serial else []),
+             "--script", "--db", str(db), "--roster", str(EXAMPLES / "staff.csv"), "--start",
+             MONDAY_9, "--sign", "text", *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             bufsize=1, cwd=ROOT)
         self._buf = b""  # read from the pipe, not yet returned as lines
-        first = self.readline()
-        assert first.startswith("serial: "), first + self.proc.stderr.read()
-        self.port = first.split(" ", 1)[1].strip()
+        self.port = self.hci = None
+        for flag, attr in (("--serial", "port"), ("--ble", "hci")):
+            if flag in extra or (flag == "--serial" and serial):
+                line = self.readline()
+                want = attr.replace("port", "serial") + ": "
+                assert line.startswith(want), line + self.proc.stderr.read()
+                setattr(self, attr, line.split(" ", 1)[1].strip())
 
     def readline(self) -> str:
         """One line of the sim's output ("" at its end), waiting at most self.timeout."""
@@ -974,8 +978,8 @@ def serial_sim(tmp_path):
     """Start virtual devices with their REPL on a pty: serial_sim(db, *sim options)."""
     made: list[SerialSim] = []
 
-    def start(db: Path | None = None, *extra: str) -> SerialSim:
-        s = SerialSim(db or tmp_path / "hall.db", *extra)
+    def start(db: Path | None = None, *extra: str, serial: bool = True) -> SerialSim:
+        s = SerialSim(db or tmp_path / "hall.db", *extra, serial=serial)
         made.append(s)
         return s
 

@@ -127,9 +127,13 @@ class BumbleCentral(Central):
         await asyncio.wait_for(self.device.power_on(), timeout)
         target = await self._find(address, window, timeout)
         try:
-            self.connection = await self.device.connect(target, timeout=timeout)
-        except Exception as e:  # bumble's own timeout and connection errors
-            raise BleError(f"could not connect to {target}: {e}") from None
+            # bumble's own connect timeout waits on the controller's cancel, which a
+            # controller with nobody at that address may never confirm: bound it here too
+            self.connection = await asyncio.wait_for(
+                self.device.connect(target, timeout=timeout), timeout + 1)
+        except (Exception, asyncio.TimeoutError) as e:  # bumble's timeout and link errors
+            raise BleError(f"could not connect to {target}: "
+                           f"{e or 'nobody answered'} within {timeout:g} s") from None
         self.address = str(target)
         peer = Peer(self.connection)
         if mtu:
@@ -322,6 +326,16 @@ class Session:
             await asyncio.wait_for(self.c.write(data), self.timeout)
         except asyncio.TimeoutError:
             raise BleError("a write to the device timed out (the link dropped?)") from None
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this pull itself is being cancelled
+            # bumble cancels the requests of a connection that went down
+            raise BleError("the link dropped during a write") from None
+        except Exception as e:  # the stacks' own errors for a link that is gone
+            if self.c.is_connected():
+                raise
+            raise BleError(f"the link dropped during a write ({type(e).__name__})") from None
 
 
 async def pull(central: Central, db: str, timeout: float, stop_after: int | None = None,

@@ -89,7 +89,7 @@ class BleRadio:
             if self._writer:
                 self._writer.close()
             self._server.close()
-            self._hci_transport.server.close()
+            self._hci_server.close()
 
         if self.thread.is_alive():
             try:
@@ -111,8 +111,7 @@ class BleRadio:
         from bumble.hci import Address
         from bumble.host import Host
         from bumble.link import LocalLink
-        from bumble.transport.common import AsyncPipeSink
-        from bumble.transport.tcp_server import open_tcp_server_transport_with_socket
+        from bumble.transport.common import AsyncPipeSink, StreamPacketSink, StreamPacketSource
 
         self.link = LocalLink()
         self.controller = Controller("device", link=self.link, public_address=DEVICE_ADDRESS)
@@ -120,14 +119,27 @@ class BleRadio:
                              host=Host(self.controller, AsyncPipeSink(self.controller)))
         self.device.on(self.device.EVENT_CONNECTION, self._on_connection)
         await self.device.power_on()
-        # the host side: a controller on the same link behind an HCI-over-TCP server
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((self.host, 0))
-        self.hci_port = s.getsockname()[1]
-        self._hci_transport = await open_tcp_server_transport_with_socket(s)
-        self.host_controller = Controller("host", host_source=self._hci_transport.source,
-                                          host_sink=self._hci_transport.sink, link=self.link)
+        # the host side: a controller on the same link behind an HCI-over-TCP server, a new
+        # one for each host that connects (a dongle plugged in afresh: a host that went
+        # away mid-connect leaves no pending connection for the next one)
+        radio = self
+
+        class HciClient(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.source = StreamPacketSource()
+                self.controller = Controller("host", host_source=self.source,
+                                             host_sink=StreamPacketSink(transport),
+                                             link=radio.link)
+
+            def data_received(self, data):
+                self.source.data_received(data)
+
+            def connection_lost(self, exc):
+                radio.link.remove_controller(self.controller)
+
+        self._hci_server = await asyncio.get_running_loop().create_server(
+            HciClient, self.host, 0)
+        self.hci_port = self._hci_server.sockets[0].getsockname()[1]
         self._server = await asyncio.start_server(self._serve_device, self.host, 0)
         self.radio_port = self._server.sockets[0].getsockname()[1]
 
