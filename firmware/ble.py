@@ -86,8 +86,13 @@ class BleLink:
             self.dev_id = b"?"
             self.error = "not provisioned"
             self.last_error = repr(e)
-        # the message head, then the frame: one buffer for both, made once
-        self.buf = bytearray(_MSG_HEAD + F.frame_size(len(self.dev_id), _BATCH))
+        # the frame buffer: the Wi-Fi link's when there is one (the two take turns through
+        # its busy flag: one buffer less on the heap), else one of our own, made once
+        self.wifi = app.link
+        self.buf = self.wifi.buf if self.wifi is not None and len(self.wifi.buf) >= \
+            F.frame_size(len(self.dev_id), _BATCH) else \
+            bytearray(F.frame_size(len(self.dev_id), _BATCH))
+        self._head = bytearray(_MSG_HEAD)
         self._mac = None  # the MAC of the frame whose answer is awaited
         self._first = self._last = 0
         self._count = 0
@@ -170,9 +175,26 @@ class BleLink:
         if self.error:
             await self._send(conn, b"E", self.error.encode())
             return
+        wifi = self.wifi
+        if wifi is not None:
+            for _ in range(_NOTIFY_MS // 10):  # bounded: a Wi-Fi sync ends by its timeouts
+                if not wifi.busy:
+                    break
+                await asyncio.sleep_ms(10)
+            else:
+                await self._send(conn, b"E", b"busy")
+                return
+            wifi.busy = True  # the shared frame buffer is ours until the frame is out
+        try:
+            await self._frame_out(conn, since, most)
+        finally:
+            if wifi is not None:
+                wifi.busy = False
+
+    async def _frame_out(self, conn, since, most):
         app = self.app
         log = app.log
-        hs = _MSG_HEAD + F.HEAD_FIXED + len(self.dev_id)
+        hs = F.HEAD_FIXED + len(self.dev_id)
         buf = self.buf
         n = 0
         first = since + 1
@@ -186,15 +208,15 @@ class BleLink:
             n += 1
             if n >= most:
                 break
-        frame = memoryview(buf)[_MSG_HEAD:]
-        size = F.seal_request(frame, self.hm, self.dev_id, log.boot, first, n,
+        size = F.seal_request(buf, self.hm, self.dev_id, log.boot, first, n,
                               app.settings["version"], app.roster.version,
                               int.from_bytes(os.urandom(4), "little"))
-        self._mac = bytes(frame[size - F.MAC_LEN : size])
+        self._mac = bytes(buf[size - F.MAC_LEN : size])
         self._first, self._last, self._count = first, last, n
         self._answer = None
-        struct.pack_into("<BH", buf, 0, 0x46, size)  # F
-        await self._notify_all(conn, memoryview(buf)[: _MSG_HEAD + size])
+        struct.pack_into("<BH", self._head, 0, 0x46, size)  # F, its own notification
+        await self._notify_all(conn, memoryview(self._head))
+        await self._notify_all(conn, memoryview(buf)[:size])
         self.frames += 1
         self.sent += n
 

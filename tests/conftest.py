@@ -968,8 +968,8 @@ class SerialSim:
                 self.proc.stdin.flush()
                 self.proc.wait(timeout=30)
             except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
+                pass
+        stop(self.proc)  # and what it started, if quit did not end it
         return self.proc.stderr.read()
 
 

@@ -92,6 +92,7 @@ class BLE:
         self._values = {}  # value handle -> bytearray (the attribute's buffer)
         self._append = {}  # value handle -> append mode (gatts_set_buffer)
         self._cap = {}  # value handle -> buffer size set by gatts_set_buffer
+        self._txbuf = bytearray(7 + 517)  # one notification message, the largest MTU
         self._mtu = {}  # conn handle -> ATT MTU
         self._tx = 0  # notifications the radio has not sent yet
         self._pump_task = None
@@ -125,8 +126,9 @@ class BLE:
     def _send(self, op, payload=b""):
         if self._sock is None:
             raise OSError(errno.EPERM)  # not active
-        msg = struct.pack("<HB", len(payload) + 1, op) + payload
-        mv = memoryview(msg)
+        self._write(memoryview(struct.pack("<HB", len(payload) + 1, op) + payload))
+
+    def _write(self, mv):
         while mv:
             try:
                 n = self._sock.write(mv)
@@ -285,7 +287,12 @@ class BLE:
         if self._tx >= _TX_SLOTS:
             raise OSError(errno.ENOMEM)  # the stack's buffers are full: try again soon
         self._ensure_pump()
-        value = bytes(self._values[value_handle] if data is None else data)
-        value = value[: self._mtu[conn_handle] - 3]
+        value = self._values[value_handle] if data is None else data
+        n = min(len(value), self._mtu[conn_handle] - 3)
+        # the message built in one buffer made once: NimBLE copies a notification into its
+        # own mbufs, outside the GC heap, so the double allocates nothing per notification
+        tx = self._txbuf
+        struct.pack_into("<HBHH", tx, 0, n + 5, 0x4E, conn_handle, value_handle)
+        tx[7 : 7 + n] = value[:n] if isinstance(value, memoryview) else memoryview(value)[:n]
         self._tx += 1
-        self._send(0x4E, struct.pack("<HH", conn_handle, value_handle) + value)
+        self._write(memoryview(tx)[: 7 + n])
