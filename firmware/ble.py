@@ -29,9 +29,8 @@ import struct
 import aioble
 import bluetooth
 
-from firmware import frame as F
-from firmware import record as R
-from firmware.record import const
+from firmware import frame, record
+from firmware.const import const
 
 _SERVICE = bluetooth.UUID("8d7e0001-5a1b-4c3e-9f20-706a6a696101")
 _STATUS = bluetooth.UUID("8d7e0002-5a1b-4c3e-9f20-706a6a696101")
@@ -79,8 +78,8 @@ class BleLink:
         dev = app.device
         self.error = None
         try:
-            self.hm = F.Hmac(bytes.fromhex(dev["key"]))
-            self.dev_id = F.check_id(dev["id"])
+            self.hm = frame.Hmac(bytes.fromhex(dev["key"]))
+            self.dev_id = frame.check_id(dev["id"])
         except Exception as e:
             self.hm = None
             self.dev_id = b"?"
@@ -90,8 +89,8 @@ class BleLink:
         # its busy flag: one buffer less on the heap), else one of our own, made once
         self.wifi = app.link
         self.buf = self.wifi.buf if self.wifi is not None and len(self.wifi.buf) >= \
-            F.frame_size(len(self.dev_id), _BATCH) else \
-            bytearray(F.frame_size(len(self.dev_id), _BATCH))
+            frame.frame_size(len(self.dev_id), _BATCH) else \
+            bytearray(frame.frame_size(len(self.dev_id), _BATCH))
         self._head = bytearray(_MSG_HEAD)
         self._mac = None  # the MAC of the frame whose answer is awaited
         self._first = self._last = 0
@@ -160,7 +159,7 @@ class BleLink:
                 await self._send_frame(conn, since, most)
             elif op == 0x41 and len(data) >= 3:  # A
                 (n,) = struct.unpack_from("<H", data, 1)
-                if self._mac is None or not 0 < n <= F.ANSWER_MAX:
+                if self._mac is None or not 0 < n <= frame.ANSWER_MAX:
                     await self._send(conn, b"E", b"no frame awaits an answer")
                     continue
                 self._answer = bytearray(n)
@@ -194,7 +193,7 @@ class BleLink:
     async def _frame_out(self, conn, since, most):
         app = self.app
         log = app.log
-        hs = F.HEAD_FIXED + len(self.dev_id)
+        hs = frame.HEAD_FIXED + len(self.dev_id)
         buf = self.buf
         n = 0
         first = since + 1
@@ -204,14 +203,14 @@ class BleLink:
             if n == 0:
                 first = r[0]
             last = r[0]
-            R.pack_into(buf, hs + n * R.SIZE, last, r[1], r[2], r[3], r[4], r[5])
+            record.pack_into(buf, hs + n * record.SIZE, last, r[1], r[2], r[3], r[4], r[5])
             n += 1
             if n >= most:
                 break
-        size = F.seal_request(buf, self.hm, self.dev_id, log.boot, first, n,
+        size = frame.seal_request(buf, self.hm, self.dev_id, log.boot, first, n,
                               app.settings["version"], app.roster.version,
                               int.from_bytes(os.urandom(4), "little"))
-        self._mac = bytes(buf[size - F.MAC_LEN : size])
+        self._mac = bytes(buf[size - frame.MAC_LEN : size])
         self._first, self._last, self._count = first, last, n
         self._answer = None
         struct.pack_into("<BH", self._head, 0, 0x46, size)  # F, its own notification
@@ -239,8 +238,8 @@ class BleLink:
         app = self.app
         log = app.log
         try:
-            ack, t, _s, _r = F.parse_answer(ans, self.hm, self._mac)
-        except F.FrameError as e:
+            ack, t, _s, _r = frame.parse_answer(ans, self.hm, self._mac)
+        except frame.FrameError as e:
             self.refused += 1
             await self._send(conn, b"E", e.reason.encode())
             return

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from firmware import frame as F
+from firmware import frame
 from host_tools.device.ble import BleError, BumbleCentral, Session, pull
 
 
@@ -114,11 +114,11 @@ def test_a_wrong_key_is_refused_both_ways(serial_sim, cli, tmp_path):
         try:
             await c.open(None, "B01", 10, None)
             s = Session(c, 5)
-            frame = await s.frame(0)
-            bad = F.answer(b"k" * 16, frame[-F.MAC_LEN:], 10**6, 1)
+            request = await s.frame(0)
+            bad = frame.answer(b"k" * 16, request[-frame.MAC_LEN:], 10**6, 1)
             with pytest.raises(BleError, match="refused: bad_mac"):
                 await s.answer(bad, 19)
-            replay = F.answer(b"k" * 16, b"\0" * 32, 10**6, 1)
+            replay = frame.answer(b"k" * 16, b"\0" * 32, 10**6, 1)
             await s.frame(0)
             with pytest.raises(BleError, match="refused: replayed"):
                 await s.answer(replay, 19)

@@ -341,7 +341,7 @@ class Session:
 async def pull(central: Central, db: str, timeout: float, stop_after: int | None = None,
                collector=None) -> BlePull:
     """Frames until the device has nothing unacked; stop_after: frames (a test's cut)."""
-    from firmware import frame as F
+    from firmware import frame
     from host_tools.collector.api import open_collector
 
     r = BlePull(address=central.address, mtu=central.mtu)
@@ -358,18 +358,18 @@ async def pull(central: Central, db: str, timeout: float, stop_after: int | None
     r.acked, r.seq = st.acked, st.seq
     with bar(max(st.seq - st.acked, 0), "pull", "rec") as progress:
         while stop_after is None or r.frames < stop_after:
-            frame = await s.frame(since)
+            request = await s.frame(since)
             try:
-                answer = col.ingest(frame)
-            except F.FrameError as e:
+                answer = col.ingest(request)
+            except frame.FrameError as e:
                 hint = " (a wrong key: this device is not the one registered as " \
                        f"{st.device} in {db})" if e.reason == "bad_mac" else ""
                 raise BleError(f"the collector refused the device's frame: {e}{hint}") \
                     from None
-            count = struct.unpack_from("<H", frame, 4 + frame[3] + 8)[0]
+            count = struct.unpack_from("<H", request, 4 + request[3] + 8)[0]
             r.frames += 1
             r.records += count
-            r.frame_bytes += len(frame)
+            r.frame_bytes += len(request)
             acked, seq, clock = await s.answer(answer, piece)
             r.clock_set = clock
             progress.update(max(acked - since, 0))
