@@ -19,8 +19,7 @@
 #                    "F" frame   "P" u16 answer bytes taken so far (every 8 pieces: the
 #                    host writes no more before it, aioble's write queue holds 10)
 #                    "K" acked u32, seq u32, clock known u8   "E" reason text
-# Settings and roster pushed in an answer are left to the Wi-Fi link (BLE acks and sets
-# the time, design.md section 5).
+# Settings and roster that the answer brings are applied as after a Wi-Fi sync.
 import asyncio
 import errno
 import os
@@ -78,7 +77,9 @@ class BleLink:
         dev = app.device
         self.error = None
         try:
-            self.hm = frame.Hmac(bytes.fromhex(dev["key"]))
+            link = app.link  # its HMAC pads when it has them: one key, one copy
+            self.hm = link.hm if link is not None and not link.error else \
+                frame.Hmac(bytes.fromhex(dev["key"]))
             self.dev_id = frame.check_id(dev["id"])
         except Exception as e:
             self.hm = None
@@ -238,17 +239,24 @@ class BleLink:
         app = self.app
         log = app.log
         try:
-            ack, t, _s, _r = frame.parse_answer(ans, self.hm, self._mac)
+            ack, t, settings_json, roster_text = frame.parse_answer(ans, self.hm, self._mac)
         except frame.FrameError as e:
             self.refused += 1
             await self._send(conn, b"E", e.reason.encode())
             return
+        ans = None
         self._mac = None  # an answer is taken once
         if self._count and ack >= self._first:
             log.ack(min(ack, self._last))  # only records this frame carried
         if t:
-            app.core.set_time(t)
-        app.wake.set()  # the core's deadlines may have moved (the clock)
+            app.set_time(t)
+        if settings_json is not None or roster_text is not None:
+            try:  # as after a Wi-Fi sync: both checked, both stored, or neither
+                app.push_config(settings_json, roster_text)
+            except (ValueError, OSError) as e:
+                self.refused += 1
+                await self._send(conn, b"E", ("config refused: %s" % e).encode()[:120])
+                return
         self.acks += 1
         self.status_char.write(self.status_bytes())
         await self._send(conn, b"K", struct.pack("<IIB", log.acked, log.seq,

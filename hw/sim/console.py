@@ -209,9 +209,10 @@ class Console:
         out = out or sys.stdout
         self.app.start()
         await self.tb.settle()
-        # with a radio the BLE task runs between commands too: wait for a line in the
-        # event loop, not in a blocking read (a script stays deterministic without one)
-        reader = asyncio.StreamReader(inp) if getattr(self.board, "ble", False) else None
+        # with a radio or the queue system's invitations, their tasks run between commands
+        # too: wait for a line in the event loop, not in a blocking read
+        live = getattr(self.board, "ble", False) or getattr(self.app, "queue", None)
+        reader = asyncio.StreamReader(inp) if live else None
         while True:
             line = (await reader.readline()).decode() if reader else inp.readline()
             if not line:

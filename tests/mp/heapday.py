@@ -92,6 +92,7 @@ import hw.esp32.board  # noqa: E402, F401
 if FULL:
     import firmware.eink  # noqa: F401
     import firmware.layout  # noqa: F401
+    import firmware.queue_link  # noqa: F401 (the queue system's invitations, with the link)
     import firmware.sync  # noqa: F401
     import hw.drivers.ssd168x  # noqa: F401
 DEVICE = ("firmware", "hw.drivers", "hw.esp32")
