@@ -27,7 +27,6 @@ NAME_PREFIX = "pingjia-"
 BATCH = 64  # records a frame (the device sends at most its own batch)
 WINDOW = 8  # answer pieces between the device's "P" messages
 CENTRAL_ADDRESS = "C0:98:E5:49:00:01"  # the bumble central's random static address
-DOUBLE_SOURCES = Path(__file__).resolve().parents[2] / "tests" / "ble"
 
 
 class BleError(PingjiaError, RuntimeError):
@@ -39,8 +38,9 @@ def double_dir() -> Path:
     to put on MICROPYPATH for a device without a real `bluetooth` module."""
     from host_tools.device import build
 
+    sources = build.ROOT / "tests" / "ble"  # the checkout's, or pingjia_device's when installed
     out = build._OUT / "ble-double"
-    build._compile(sorted(DOUBLE_SOURCES.rglob("*.py")), DOUBLE_SOURCES, out)
+    build._compile(sorted(sources.rglob("*.py")), sources, out)
     return out
 
 
