@@ -180,9 +180,10 @@ async def _connect_only(c, mtu: int) -> None:
     from bumble.hci import Address
     from bumble.transport import open_transport
 
-    from host_tools.device.ble import CENTRAL_ADDRESS
+    from host_tools.device.ble import CENTRAL_ADDRESS, _no_delay
 
     c.transport = await open_transport(c.spec)
+    _no_delay(c.transport)  # as the pull's central does
     c.device = Device.with_hci("bench", Address(CENTRAL_ADDRESS), c.transport.source,
                                c.transport.sink)
     await c.device.power_on()

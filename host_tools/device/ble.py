@@ -122,6 +122,7 @@ class BumbleCentral(Central):
             self.transport = await asyncio.wait_for(open_transport(self.spec), timeout)
         except (OSError, asyncio.TimeoutError, ValueError) as e:
             raise BleError(f"no HCI transport at {self.spec}: {e or 'timed out'}") from None
+        _no_delay(self.transport)
         self.device = Device.with_hci("pingjia-pull", Address(CENTRAL_ADDRESS),
                                       self.transport.source, self.transport.sink)
         await asyncio.wait_for(self.device.power_on(), timeout)
@@ -250,6 +251,17 @@ class BleakCentral(Central):
             await self.client.disconnect()
         except Exception:
             pass
+
+
+def _no_delay(transport) -> None:
+    """TCP_NODELAY on a bumble TCP transport (tcp-client sets none): an ATT request held
+    back for Nagle's delayed ACK costs 40 ms a round trip."""
+    import socket
+
+    tcp = getattr(getattr(transport, "sink", None), "transport", None)
+    sock = tcp.get_extra_info("socket") if tcp is not None else None
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _uuid(s: str):

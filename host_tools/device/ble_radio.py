@@ -126,6 +126,9 @@ class BleRadio:
 
         class HciClient(asyncio.Protocol):
             def connection_made(self, transport):
+                sock = transport.get_extra_info("socket")
+                if sock is not None:  # HCI packets one by one, not held for Nagle
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self.source = StreamPacketSource()
                 self.controller = Controller("host", host_source=self.source,
                                              host_sink=StreamPacketSink(transport),

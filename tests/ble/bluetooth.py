@@ -113,6 +113,10 @@ class BLE:
             except OSError:
                 s.close()
                 raise
+            try:  # TCP_NODELAY: a notification must not wait 40 ms for Nagle's delayed ACK
+                s.setsockopt(6, 1, 1)
+            except OSError:
+                pass
             self._sock = s
         elif not on and self._sock is not None:
             if self._pump_task:
