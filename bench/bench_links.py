@@ -244,6 +244,12 @@ def invite_latency(n: int = 50) -> list[float]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
+        tokens = {}
+        for role in ("admin", "queue"):  # serve wants an admin; the queue system its token
+            tokens[role] = subprocess.run(
+                [sys.executable, "-m", "host_tools.cli", "user", "add", f"{role}-1", "--role",
+                 role, "--db", str(db)], capture_output=True, text=True, cwd=ROOT,
+                check=True).stdout.split()[0]
         srv = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "serve", "--db", str(db),
                                 "--port", str(port)], cwd=d, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
@@ -262,7 +268,8 @@ def invite_latency(n: int = 50) -> list[float]:
                     req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/invite",
                                                  data=json.dumps({"window": "B01",
                                                                   "ticket": f"Q{i}"}).encode(),
-                                                 method="POST")
+                                                 method="POST", headers={
+                                                     "Authorization": f"Bearer {tokens['queue']}"})
                     t = time.perf_counter()
                     with urllib.request.urlopen(req, timeout=5) as r:
                         assert r.status == 200

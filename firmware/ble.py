@@ -70,6 +70,7 @@ def adv_name(window):
 class BleLink:
     # counters: what happened, for the status line and tests
     connections = frames = sent = acks = refused = drops = 0
+    nonce = 0  # the last nonce, when there is no Wi-Fi link to share its counter
     last_error = None
 
     def __init__(self, app):
@@ -208,9 +209,12 @@ class BleLink:
             n += 1
             if n >= most:
                 break
+        # the nonce as the Wi-Fi link makes it (the clock, increasing), from one counter
+        # shared with it, so the collector sees one rising series from this device
+        holder = self.wifi or self
+        holder.nonce = frame.next_nonce(app.clock.wall(), holder.nonce, os.urandom(4))
         size = frame.seal_request(buf, self.hm, self.dev_id, log.boot, first, n,
-                              app.settings["version"], app.roster.version,
-                              int.from_bytes(os.urandom(4), "little"))
+                                  app.settings["version"], app.roster.version, holder.nonce)
         self._mac = bytes(buf[size - frame.MAC_LEN : size])
         self._first, self._last, self._count = first, last, n
         self._answer = None
