@@ -82,6 +82,79 @@ def port64() -> Instrument:
     return Instrument(micropython_bin(), 64)
 
 
+def ble_heap_kb(inst: Instrument, romfs: bool, image: int) -> int:
+    """The heap of a day with BLE: the device's budget and the board's headroom over it
+    (112 - 96 KB; 112 - 48 from ROMFS), with everything the board does not hold on top,
+    each measured (the interpreter and harness, the virtual board's code and objects, the
+    radio's binding, a ROMFS image). The days without BLE keep the tighter 112 KB whole
+    (heap_kb): with aioble's 13 KB of .mpy code and the radio's double beside the virtual
+    board the process outgrows it, while the device's share stays within its budget."""
+    return int(BOARD_HEAP_KB * inst.scale(romfs)) + -(-(NOT_ON_BOARD_KB * KB
+                                                         + radio_bytes(inst) + image) // KB)
+
+
+# what the day's process holds that the board does not, besides the radio and an image:
+# the interpreter's start and the harness (6.2 KB), the virtual board's code (7.6) and
+# objects (1.2), measured by the days (Day.not_counted) on micropython32, rounded up
+NOT_ON_BOARD_KB = 16
+
+
+def radio_bytes(inst: Instrument) -> int:
+    """The heap the `bluetooth` double takes once imported, on this port: the day's heap
+    gets it added, as the board's C binding takes none of the 112 KB."""
+    from host_tools.device.ble import double_dir
+
+    env = mp_env()
+    env["MICROPYPATH"] += f":{double_dir()}"
+    p = subprocess.run([inst.binary, "-c", "import gc\ngc.collect()\na = gc.mem_alloc()\n"
+                        "import bluetooth\ngc.collect()\nprint(gc.mem_alloc() - a)"],
+                       capture_output=True, text=True, cwd=BUILD, env=env, timeout=60)
+    return int(p.stdout.split()[-1])
+
+
+class _BlePulls:
+    """The host side of BLE during the day: pull after pull over the radio into the day's
+    collector (its own connection to the database), until the device's process ends."""
+
+    def __init__(self, radio, db: str, proc: subprocess.Popen):
+        import threading
+
+        self.radio, self.db, self.proc = radio, db, proc
+        self.done = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import asyncio
+
+        from host_tools.collector.api import open_collector
+        from host_tools.device.ble import BleError, BumbleCentral, pull
+
+        col = open_collector(self.db)
+
+        async def once() -> None:
+            c = BumbleCentral(self.radio.hci)
+            try:
+                await c.open(None, "B01", 5, 185)
+                await pull(c, self.db, 5, collector=col)
+            finally:
+                await c.close()
+
+        while not self._stop.is_set() and self.proc.poll() is None:
+            try:
+                asyncio.run(once())
+                self.done += 1
+            except (BleError, OSError) as e:  # the day ended under it, or it came too early
+                self.errors.append(str(e))
+            self._stop.wait(0.2)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=60)
+
+
 @dataclass
 class Day:
     """One heap day's figures (bytes in use after gc unless said otherwise)."""
@@ -92,6 +165,7 @@ class Day:
     heap_kb: int
     qstrs: list[int] = field(default_factory=list)
     stored: int | None = None  # ratings the collector holds (full firmware)
+    ble_pulls: int = 0  # BLE pulls the host completed during the day (full firmware)
 
     @property
     def stages(self) -> dict[str, int]:
@@ -118,7 +192,7 @@ class Day:
 
     @property
     def not_counted(self) -> int:
-        return self.harness + self.image + self.sim_code + self.sim_objects
+        return self.harness + self.image + self.radio + self.sim_code + self.sim_objects
 
     @property
     def code(self) -> int:
@@ -126,9 +200,14 @@ class Day:
 
     @property
     def aioble(self) -> int:
-        """BLE is not built yet: nothing of aioble or a double of it is loaded (the day
-        fails if one is, until the split measures it)."""
-        return 0
+        """aioble's code (the double's, for micropython-lib's): frozen or mip'd on the
+        board, so counted in the device's share."""
+        return self.stages.get("aioble", 0)
+
+    @property
+    def radio(self) -> int:
+        """The `bluetooth` module's double: C (NimBLE's binding) on the board."""
+        return self.stages.get("radio", 0)
 
     def device(self, total: int) -> int:
         """The board's share of a total in use: device code, its data, aioble."""
@@ -179,7 +258,7 @@ def heap_kb(inst: Instrument, romfs_bytes: int = 0) -> int:
 
 
 def run_day(work: Path, full: bool = True, romfs: bool = False, n: int = 500,
-            inst: Instrument | None = None, heap: int | None = None) -> Day:
+            inst: Instrument | None = None, heap: int | None = None, ble: bool = False) -> Day:
     """Run the day in work (a fresh directory): full is the e-ink sign and the link
     syncing to a collector, else the text sign and no network; romfs runs the device
     code in place from a ROMFS image. heap: KB, default heap_kb(). Raises AssertionError
@@ -203,13 +282,44 @@ def run_day(work: Path, full: bool = True, romfs: bool = False, n: int = 500,
                 "full" if full else "text", str(ROOT / "lib")]
         image = 0
         if romfs:
-            img = build_romfs(work / "device.romfs", extra=("hw/sim",))
+            # aioble is frozen into the production image: the double rides in the image too
+            # (its bluetooth module as well: a package is found under one path only; it is
+            # not counted, being C on the board)
+            trees = ()
+            if ble:
+                from host_tools.device.ble import double_dir
+
+                trees = (double_dir(),)
+            img = build_romfs(work / "device.romfs", extra=("hw/sim",), trees=trees)
             args.append(str(img))
             image = img.stat().st_size
-        kb = heap or heap_kb(inst, image)
-        p = subprocess.run(mp_command("heapday.py", *args, heap=f"{kb}k", binary=inst.binary),
-                           capture_output=True, text=True, cwd=BUILD, env=mp_env(),
-                           timeout=1800)
+        kb = heap or (ble_heap_kb(inst, romfs, image) if ble else heap_kb(inst, image))
+        env = mp_env()
+        radio = None
+        if ble:  # BLE runs too: a bumble radio, and a host pulling over it all day
+            from host_tools.device.ble import double_dir
+            from host_tools.device.ble_radio import BleRadio
+
+            radio = BleRadio().start()
+            env["PINGJIA_BLE_RADIO"] = radio.radio
+            env["PINGJIA_HEAP_BLE"] = "1"
+            env["MICROPYPATH"] += f":{double_dir()}"
+        proc = subprocess.Popen(mp_command("heapday.py", *args, heap=f"{kb}k",
+                                           binary=inst.binary),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=BUILD, env=env)
+        pulls = _BlePulls(radio, str(work / "pingjia.db"), proc) if ble else None
+        try:
+            out, err = proc.communicate(timeout=1800)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if pulls:
+                pulls.stop()
+            if radio:
+                radio.stop()
+        p = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         lines = p.stdout.strip().splitlines()
         if p.returncode or not lines or lines[-1] != "PASS":
             raise AssertionError(f"heap day ({kb} KB, {inst.binary}) failed:\n"
@@ -220,6 +330,8 @@ def run_day(work: Path, full: bool = True, romfs: bool = False, n: int = 500,
         if srv is not None:
             day.stored = srv.collector.db.value(
                 "SELECT COUNT(*) FROM events WHERE kind = 'rating'")
+        if pulls:
+            day.ble_pulls = pulls.done
         return day
     finally:
         if srv is not None:

@@ -87,7 +87,7 @@ def heap_figures() -> bool:
 
     row("device code", mpy.code, rom.code)
     row("device data (at its peak)", mpy.data_peak, rom.data_peak)
-    print(f"  {'aioble or its double':30}{'not loaded yet (BLE is not built): 0 KB':>36}")
+    print(f"  {'aioble or its double':30}{'not loaded in these days: the BLE days below':>36}")
     row("device total, peak", mpy.peak, rom.peak)
     met = all(d.peak <= d.budget and d.growth < heap.GROWTH_MAX for d in (mpy, rom, text))
     print(f"  {'budget':30}{heap.BUDGET_MPY_KB * inst.scale():>15.1f} KB"
@@ -113,6 +113,18 @@ def heap_figures() -> bool:
           f"   (the board's {heap.BOARD_HEAP_KB} KB; ROMFS: + the image)")
     print(f"  {'smallest heap it runs in':30}{least_mpy:>15} KB{least_rom:>15} KB"
           f"   (ROMFS less the image: {least_rom - -(-rom.image // heap.KB)} KB)")
+    ble, ble_rom = day(inst=inst, ble=True), day(romfs=True, inst=inst, ble=True)
+    print("  with BLE running too (the aioble double; a host pulling over bumble all day, "
+          "the Wi-Fi link syncing every 50):")
+    row("  aioble's code", ble.aioble, ble_rom.aioble, "   (counted)")
+    row("  device total, peak", ble.peak, ble_rom.peak,
+        f"   ({ratio(ble.peak, ble.budget)}, {ratio(ble_rom.peak, ble_rom.budget)} of the "
+        f"budgets: {'met' if ble.peak <= ble.budget else 'EXCEEDED'}, "
+        f"{'met' if ble_rom.peak <= ble_rom.budget else 'EXCEEDED'})")
+    row("  BLE's cost over the day above", ble.peak - mpy.peak, ble_rom.peak - rom.peak)
+    row("  not counted: the bluetooth double", ble.radio, ble_rom.radio, "   (C on the board)")
+    print(f"  {'  ran in -X heapsize':30}{ble.heap_kb:>15} KB{ble_rom.heap_kb:>15} KB"
+          f"   (the board's headroom over the budget, the virtual parts on top)")
     print(f"  text sign, no network (.mpy): device peak {kb(text.peak)} "
           f"({ratio(text.peak, mpy.peak)} of the whole firmware's), growth {text.growth} B")
     if inst.bits == 32:
@@ -162,7 +174,7 @@ def device() -> None:
 
 def main() -> int:
     device()
-    for extra in ("bench_sign.py", "bench_sync.py"):
+    for extra in ("bench_sign.py", "bench_sync.py", "bench_links.py"):
         p = ROOT / "bench" / extra
         if p.exists():
             print(f"== {extra}")

@@ -83,6 +83,15 @@ class App:
         self.link = None  # the Wi-Fi sync supervisor, when the board has a network
         if Link is not None:
             self.link = Link(self, board.net, auto=getattr(board, "auto_sync", True))
+        self.queue = self._queue_link()  # the queue system's invitations, over the network
+        self.ble = None  # the BLE link (firmware/ble.py), when the board has a radio
+        if getattr(board, "ble", False):
+            try:
+                from firmware.ble import BleLink  # needs aioble: frozen, or mip'd into /lib
+
+                self.ble = BleLink(self)
+            except ImportError as e:  # a stock image deployed --no-aioble: Wi-Fi and USB
+                print("ble:", e)
         self.tasks = []
         self.errors = 0  # counts the task loops restarted after an exception
         self.last_error = None
@@ -135,6 +144,17 @@ class App:
         self.core.badge(uid)
         self.wake.set()
         return True
+
+    def _queue_link(self):
+        if self.link is None or self.link.error:
+            return None
+        from firmware.queue_link import QueueLink
+
+        try:
+            return QueueLink(self)
+        except OSError as e:  # no UDP port: invitations come from 请评价 only
+            print("queue:", e)
+            return None
 
     def queue_invite(self, ticket):
         """An invitation from the queue system, with its ticket (办件编号)."""
@@ -235,7 +255,8 @@ class App:
         t = self.tasks
         for loop, *args in ((self.keys_task,), (self.core_task,), (self.ui.run,),
                             (self.badge and self.badge_task,), (self.sign and self.sign.run, self.tb),
-                            (self.link and self.link.run,)):
+                            (self.link and self.link.run,), (self.ble and self.ble.run,),
+                            (self.queue and self.queue.run,)):
             if loop:
                 t.append(asyncio.create_task(self._keep(loop, *args)))
         return t

@@ -252,8 +252,10 @@ class Link:
                     raise
             # HTTP/1.0: the server closes after its answer. No Content-Type:
             # application/octet-stream is what a body without one is.
-            await _io(sock, b"POST /%s HTTP/1.0\r\nHost: %s:%d\r\nContent-Length: %d\r\n\r\n"
+            await _io(sock, b"POST /%s HTTP/1.0\r\nHost: %s:%d\r\nContent-Length: %d\r\n"
                       % (path.encode(), host.encode(), port, len(body)))
+            queue = self.app.queue  # where the queue system's invitations reach us
+            await _io(sock, b"X-Pingjia-Invite: %d\r\n\r\n" % queue.port if queue else b"\r\n")
             await _io(sock, body)
             status, start, got, size = await self._read_head(sock)
             # one allocation of the answer's size (a small heap has few big holes)

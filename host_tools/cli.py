@@ -56,6 +56,9 @@ COMMANDS: dict[str, Command] = {
         arg("--collector", help="sync with a running `pingjia serve` at this URL"),
         arg("--micropython", help="run the device on this MicroPython binary"),
         arg("--serial", action="store_true", help="also put the device REPL on a pty"),
+        arg("--ble", action="store_true",
+            help="also serve the device's BLE service over bumble virtual controllers; prints "
+                 "hci: SPEC for pingjia pull --ble --hci SPEC"),
         arg("--sign", choices=("4.2", "2.9", "text"), default="4.2",
             help="the e-ink panel on the virtual device (text: none)"),
         arg("--sign-png", metavar="FILE",
@@ -151,10 +154,24 @@ COMMANDS: dict[str, Command] = {
         arg("--ssid"),
         arg("--password"),
     )),
-    "pull": Command("host_tools.device.pull:cmd_pull", "copy a device's log into the collector",
+    "pull": Command("host_tools.device.pull:cmd_pull",
+                    "copy a device's log into the collector (--usb, --image or --ble)",
                     db=True, args=(
-        arg("--usb", metavar="PORT", required=True,
-            help="the device's serial port (or a virtual device's pty)"),
+        arg("--usb", metavar="PORT",
+            help="the device's serial port (or a virtual device's pty): acks and sets its clock"),
+        arg("--image", metavar="FILE",
+            help="a littlefs partition image (esptool read-flash of a board, or a --flash file)"),
+        arg("--firmware", metavar="BIN",
+            help="with --image: the MicroPython .bin whose partition table places the log "
+                 "(default ESP32_GENERIC's)"),
+        arg("--ble", metavar="ADDRESS", nargs="?", const="",
+            help="over BLE from the device advertising pingjia-<window> (or this address)"),
+        arg("--hci", metavar="SPEC",
+            help="with --ble: a bumble transport (usb:0, tcp-client:127.0.0.1:PORT) instead "
+                 "of the OS's adapter (bleak)"),
+        arg("--window", help="with --ble: the window whose device to find (pingjia-WINDOW)"),
+        arg("--timeout", type=float, default=10.0,
+            help="with --ble: seconds to find the device, and for each step of the link"),
     )),
     "fontgen": Command("host_tools.sign.fontgen:run",
                        "rasterise the sign's CJK glyph file, lib/pj.pjf", args=(

@@ -1106,3 +1106,151 @@ def pg_cluster():
     yield c
     c.close()
 
+
+class SerialSim:
+    """`pingjia sim --serial --script` in a child process: its REPL on a pty (`port`) for
+    mpremote and the technician's commands, its line commands on stdin. Every read has a
+    deadline."""
+
+    def __init__(self, db: Path, *extra: str, timeout: float = 60, serial: bool = True):
+        import sys
+
+        self.timeout = timeout
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "host_tools.cli", "sim", *(["--serial"] if serial else []),
+             "--script", "--db", str(db), "--roster", str(EXAMPLES / "staff.csv"), "--start",
+             MONDAY_9, "--sign", "text", *extra],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            bufsize=1, cwd=ROOT)
+        self._buf = b""  # read from the pipe, not yet returned as lines
+        self.port = self.hci = None
+        for flag, attr in (("--serial", "port"), ("--ble", "hci")):
+            if flag in extra or (flag == "--serial" and serial):
+                line = self.readline()
+                want = attr.replace("port", "serial") + ": "
+                assert line.startswith(want), line + self.proc.stderr.read()
+                setattr(self, attr, line.split(" ", 1)[1].strip())
+
+    def readline(self) -> str:
+        """One line of the sim's output ("" at its end), waiting at most self.timeout."""
+        import select
+
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buf:
+            r, _, _ = select.select([fd], [], [], self.timeout)
+            if not r:
+                raise AssertionError(f"the sim said nothing for {self.timeout} s")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                line, self._buf = self._buf, b""
+                return line.decode()
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line.decode() + "\n"
+
+    def send(self, *commands: str) -> list[str]:
+        """Run commands, then `status`; every line they printed, the status JSON last."""
+        self.proc.stdin.write("".join(c + "\n" for c in (*commands, "status")))
+        self.proc.stdin.flush()
+        out = []
+        dropped = False  # the sim cut a device whose app stopped: the status may be lost
+        while True:
+            line = self.readline()
+            if not line:
+                raise AssertionError("the sim ended:\n" + "\n".join(out))
+            out.append(line.rstrip("\n"))
+            if line.startswith('{"screen"'):
+                if dropped:  # a status answered by the powered-off sim may follow
+                    self._drain(out)
+                return out
+            if line.startswith(("error: the app is stopped", "error: the device stopped")):
+                if not dropped:
+                    dropped = True
+                    self.proc.stdin.write("status\n")
+                    self.proc.stdin.flush()
+
+    def _drain(self, out: list[str], quiet_s: float = 0.5) -> None:
+        import select
+
+        fd = self.proc.stdout.fileno()
+        while select.select([fd], [], [], quiet_s)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            self._buf += chunk
+        while b"\n" in self._buf:
+            out.append(self.readline().rstrip("\n"))
+
+    def status(self) -> dict:
+        import json
+
+        return json.loads(self.send()[-1])
+
+    def close(self) -> str:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        stop(self.proc)  # and what it started, if quit did not end it
+        return self.proc.stderr.read()
+
+
+@pytest.fixture
+def serial_sim(tmp_path):
+    """Start virtual devices with their REPL on a pty: serial_sim(db, *sim options)."""
+    made: list[SerialSim] = []
+
+    def start(db: Path | None = None, *extra: str, serial: bool = True) -> SerialSim:
+        s = SerialSim(db or tmp_path / "hall.db", *extra, serial=serial)
+        made.append(s)
+        return s
+
+    yield start
+    for s in made:
+        s.close()
+
+
+def _partition_table(parts) -> bytes:
+    """An ESP-IDF partition table binary: (label, type, subtype, offset, size) rows."""
+    import struct
+
+    out = b"".join(struct.pack("<2sBBII16sI", b"\xaa\x50", t, sub, off, size,
+                               label.encode(), 0) for label, t, sub, off, size in parts)
+    return out + b"\xff" * (0xC00 - len(out))
+
+
+@pytest.fixture
+def esp32_bin(tmp_path):
+    """A MicroPython-shaped ESP32 .bin made with esptool's own tools: a bootloader and an
+    app image (ESP32FirmwareImage: segments, checksum, SHA-256 digest) and
+    ESP32_GENERIC's partition table, merged by `esptool merge-bin` at 0x1000, as
+    micropython.org ships it. Returns (path of the merged .bin, path of the app alone)."""
+    import sys
+
+    from esptool.bin_image import ELFSection, ESP32FirmwareImage
+
+    def image(name, addr, payload):
+        img = ESP32FirmwareImage()
+        img.entrypoint = addr + 0x400
+        img.segments = [ELFSection(b".iram0.text", addr, payload, 0),
+                        ELFSection(b".dram0.data", 0x3FFB0000, bytes(range(256)) * 8, 0)]
+        p = tmp_path / name
+        p.write_bytes(img.save(None))
+        return p
+
+    boot = image("bootloader.bin", 0x40080000, b"\x01" * 2048)
+    app = image("micropython.bin", 0x40090000, bytes(range(251)) * 64)
+    table = tmp_path / "partitions.bin"
+    table.write_bytes(_partition_table([
+        ("nvs", 1, 2, 0x9000, 0x6000), ("phy_init", 1, 1, 0xF000, 0x1000),
+        ("factory", 0, 0, 0x10000, 0x1F0000), ("vfs", 1, 0x81, 0x200000, 0x200000)]))
+    merged = tmp_path / "ESP32_GENERIC.bin"
+    p = subprocess.run([sys.executable, "-m", "esptool", "--chip", "esp32", "merge-bin",
+                        "-o", str(merged), "--target-offset", "0x1000", "0x1000", str(boot),
+                        "0x8000", str(table), "0x10000", str(app)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return merged, app

@@ -37,13 +37,16 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from firmware import frame
+from firmware import invite as invite_format
 from host_tools.collector import export, reports
+from host_tools.collector import invite as invites
 from host_tools.collector.access import SESSION_S, TokenOrSession, auth_error, require
 from host_tools.collector.db import StorageUnavailable
 from host_tools.collector.store import AnswerError, Collector, CollectorError
 from host_tools.errors import PingjiaError
 
 SYNC_PATH = "/api/v1/sync"
+INVITE_PATH = "/api/v1/invite"
 MAX_BODY = frame.frame_size(frame.ID_MAX, frame.MAX_RECORDS)
 FORM_MAX = 4096  # the login form
 ROSTER_MAX = 1 << 20  # a roster CSV posted by an admin
@@ -151,7 +154,32 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
             return _unavailable(e)
         except AnswerError as e:  # ours to fix (a roster past the checks): say so
             return PlainTextResponse(f"unavailable: {e}", status_code=500)
+        # a device that signed this frame: where the queue system's invitations reach it
+        try:
+            await _call(invites.note_address, c, body,
+                        request.client.host if request.client else None,
+                        request.headers.get(invite_format.PORT_HEADER))
+        except StorageUnavailable:
+            pass  # the frame is stored; the address comes with the next sync
         return Response(answer, media_type="application/octet-stream")
+
+    # ---- queue: the queue system's invitation (host_tools/collector/invite.py) ----
+    @require("queue")
+    async def invitation(request: Request) -> Response:
+        try:
+            ask = json.loads(await read_body(request, 4096) or b"{}")
+            if not isinstance(ask, dict):
+                raise ValueError
+        except (ValueError, BodyTooLarge, ClientDisconnect):
+            return JSONResponse({"ok": False, "error": 'want JSON {"window": ..., '
+                                 '"ticket": ...}'}, status_code=400)
+        try:
+            done = await _call(invites.send, c, ask.get("window"), ask.get("ticket"))
+        except invites.InviteError as e:
+            return JSONResponse({"ok": False, "error": str(e)}, status_code=e.status)
+        except StorageUnavailable as e:
+            return _unavailable(e)
+        return JSONResponse(done)
 
     def _day(request: Request) -> str:
         return request.query_params.get("day") or reports.local_day(c.now(), c.hall_tz_min())
@@ -354,6 +382,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
 
     routes = [
         Route(SYNC_PATH, sync, methods=["POST"]),
+        Route(INVITE_PATH, invitation, methods=["POST"]),
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),

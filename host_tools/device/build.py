@@ -187,7 +187,7 @@ def mp_command(script: str | Path, *args: str, heap: str = "128k",
     return cmd + list(args)
 
 
-def build_romfs(image: Path, extra: tuple[str, ...] = ()) -> Path:
+def build_romfs(image: Path, extra: tuple[str, ...] = (), trees: tuple[Path, ...] = ()) -> Path:
     """A ROMFS image (`mpremote romfs build`) of the packages hw/esp32/manifest.py freezes,
     as the .mpy files compile_all() makes (source names as in every other build), plus the
     folders in extra (e.g. "hw/sim": a subpackage is found only under its parent's one
@@ -204,6 +204,8 @@ def build_romfs(image: Path, extra: tuple[str, ...] = ()) -> Path:
             mpy = Path(rel).with_suffix(".mpy")
             (Path(tmp) / mpy).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(BUILD / mpy, Path(tmp) / mpy)
+        for tree in trees:  # compiled elsewhere (the aioble double): its .mpy files as they are
+            shutil.copytree(tree, tmp, dirs_exist_ok=True)
         image.parent.mkdir(parents=True, exist_ok=True)
         p = subprocess.run([tool("mpremote"), "romfs", "--no-mpy", "-o", str(image), "build",
                             tmp], capture_output=True, text=True, timeout=120)

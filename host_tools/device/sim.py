@@ -59,7 +59,7 @@ class DeviceProcess:
     def __init__(self, mp: str, flash: Path, wall_s: int | None, badge: str | None,
                  provision: Path | None, blocks: int = 384, heap: str = HEAP,
                  serial: Path | None = None, workdir: Path | None = None, sign: str = "4.2",
-                 timeout: float = ANSWER_S):
+                 timeout: float = ANSWER_S, ble: dict | None = None):
         self.serial = serial
         # an empty working directory: '' leads sys.path, and no source must shadow the build
         cwd = str(workdir or BUILD)
@@ -73,6 +73,10 @@ class DeviceProcess:
             cmd += ["--provision", str(provision)]
         env = dict(os.environ)
         extra = env.get("MICROPYPATH")
+        if ble is not None:  # the BLE radio (host_tools/device/ble_radio.py), aioble's path
+            cmd += ["--ble", "1"]
+            env["PINGJIA_BLE_RADIO"] = ble["radio"]
+            extra = ":".join(p for p in (ble.get("path"), extra) if p)
         env["MICROPYPATH"] = f"{BUILD}:.frozen" + (f":{extra}" if extra else "")
         env.setdefault("PINGJIA_FONTS", str(build.ROOT / "lib"))
         self.mono_ms = 0
@@ -183,6 +187,12 @@ class Sim:
         self.dev: DeviceProcess | None = None
         self.collector = None  # the collector this sim started (a ServerThread)
         self.serial = self.tmp / "serial" if args.serial else None
+        self.radio = None  # bumble's virtual link and controllers, with --ble
+        self.ble = None  # what the device process needs to reach it
+        if getattr(args, "ble", False):
+            from host_tools.device.ble import device_ble
+
+            self.radio, self.ble = device_ble(self.mp)
         self._pbm_mtime = 0
         self.run_dir = self.tmp / "run"
         self.run_dir.mkdir()
@@ -190,6 +200,9 @@ class Sim:
         self.power_on(first=True)
         if self.serial:
             out.write(f"serial: {self.serial}\n")
+            out.flush()
+        if self.radio:
+            out.write(f"hci: {self.radio.hci}\n")
             out.flush()
 
     def _provision_files(self) -> Path:
@@ -237,7 +250,7 @@ class Sim:
         self.boot_wall = self.wall
         self.dev = DeviceProcess(self.mp, self.flash, wall, self.badge, prov,
                                  serial=self.serial, workdir=self.run_dir,
-                                 sign=self.args.sign)
+                                 sign=self.args.sign, ble=self.ble)
 
     def power_off(self) -> None:
         if self.dev:
@@ -294,7 +307,7 @@ class Sim:
                 self.boot_wall = self.wall
                 self.dev = DeviceProcess(self.mp, self.flash, int(self.wall), self.badge, None,
                                          serial=self.serial, workdir=self.run_dir,
-                                 sign=self.args.sign)
+                                         sign=self.args.sign, ble=self.ble)
                 self.say("ok: the device was soft reset and has booted again")
             if cmd == "badge" and len(parts) == 2:
                 before = self.badge
@@ -369,6 +382,9 @@ class Sim:
         if self.collector is not None:
             self.collector.stop()
             self.collector = None
+        if self.radio is not None:
+            self.radio.stop()
+            self.radio = None
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

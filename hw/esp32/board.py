@@ -36,6 +36,7 @@ class Board:
     """Real hardware. Import only on the ESP32 (needs machine)."""
 
     root = "/"
+    ble = True  # the ESP32's radio, through aioble (frozen, or from mip into /lib)
 
     def __init__(self):
         import machine

@@ -1,6 +1,7 @@
 # The virtual device's line protocol (design.md section 7), on the device side.
 # Each command answers one line or more, then a line "\x04 <mono ms>" that the
 # host launcher (host_tools/device/sim.py) strips; it handles `power` itself.
+import asyncio
 import json
 import sys
 
@@ -208,8 +209,12 @@ class Console:
         out = out or sys.stdout
         self.app.start()
         await self.tb.settle()
+        # with a radio or the queue system's invitations, their tasks run between commands
+        # too: wait for a line in the event loop, not in a blocking read
+        live = getattr(self.board, "ble", False) or getattr(self.app, "queue", None)
+        reader = asyncio.StreamReader(inp) if live else None
         while True:
-            line = inp.readline()
+            line = (await reader.readline()).decode() if reader else inp.readline()
             if not line:
                 break
             try:

@@ -18,7 +18,7 @@ from hw.sim.flash import BLOCKS
 
 def _args(argv):
     opts = {"--flash": None, "--time": None, "--badge": None, "--provision": None,
-            "--blocks": None, "--ctl": None, "--sign": "4.2"}
+            "--blocks": None, "--ctl": None, "--sign": "4.2", "--ble": "0"}
     i = 0
     while i < len(argv):
         if argv[i] not in opts or i + 1 >= len(argv):
@@ -46,11 +46,13 @@ def main():
     wall = int(o["--time"]) if o["--time"] else None
     board = SimBoard(o["--flash"], wall, int(o["--blocks"] or BLOCKS),
                      eink=None if o["--sign"] == "text" else o["--sign"])
+    board.ble = o["--ble"] == "1"  # aioble (the double, or the real one) on MICROPYPATH
     if o["--provision"]:
         provision(o["--provision"])
     if o["--badge"]:
         board.rfid.insert(bytes.fromhex(o["--badge"]))
     os.chdir(ROOT)  # the REPL sees the flash as a board's "/" (mpremote paths are relative)
+    global app  # as main.py's on the board: `pingjia pull --usb` acks it from the REPL
     app = App(board)
     if o["--ctl"]:
         inp = open(o["--ctl"] + "/ctl.in", "r")

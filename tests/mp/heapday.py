@@ -11,6 +11,12 @@
 # Stages, each the heap in use after gc (printed as one JSON line, then PASS):
 #   start     the interpreter and this script (the harness, not on the board)
 #   image     the ROMFS image's bytes (flash on the board), its VfsRom object and mount
+#   radio     (BLE) the `bluetooth` module and its radio object: the double of tests/ble,
+#             C (NimBLE's binding) on the board
+#   aioble    (BLE) aioble's code (the double's, standing in for micropython-lib's):
+#             frozen or mip'd on the board, so the board holds it (counted)
+# BLE runs when $PINGJIA_HEAP_BLE is 1 (full only): the BLE link advertises and serves the
+# host's pulls all day (bench/heap.py runs the radio and the pulls).
 #   code      importing the modules the board runs (the list below): device code
 #   sim_code  importing the virtual board (hw/sim/): C or silicon on the board
 #   harness   this day's own helpers (tests/mp/simday.py)
@@ -31,8 +37,8 @@ def used():
 
 
 # every key made now, so that filling them in allocates nothing that a stage would count
-stages = {"start": 0, "image": 0, "code": 0, "sim_code": 0, "harness": 0, "board": 0,
-          "in_board": 0}
+stages = {"start": 0, "image": 0, "radio": 0, "aioble": 0, "code": 0, "sim_code": 0,
+          "harness": 0, "board": 0, "in_board": 0}
 stages["start"] = used()
 IMG, PROV = sys.argv[1], sys.argv[2]
 N, SHIFTS = int(sys.argv[3]), int(sys.argv[4])
@@ -42,6 +48,9 @@ N, SHIFTS = int(sys.argv[3]), int(sys.argv[4])
 FULL = sys.argv[5] == "full"
 FONTS = sys.argv[6]
 ROM = sys.argv[7] if len(sys.argv) > 7 else None
+import os  # noqa: E402 (built in: nothing on the heap)
+
+BLE = FULL and os.getenv("PINGJIA_HEAP_BLE") == "1"
 
 if ROM:
     import vfs
@@ -54,12 +63,25 @@ if ROM:
     sys.path.insert(0, "/rom")  # first, as the board's /rom is
     stages["image"] = used() - stages["start"]
 
+if BLE:  # the radio's binding and its radio object, measured apart
+    mark = used()
+    import bluetooth
+
+    bluetooth.BLE()
+    stages["radio"] = used() - mark
+
 # The code stage: what main.py, hw/esp32/board.py and the App import on the board
 # (modules import what they need, so these pull in the rest). hw.esp32.board and
 # firmware.timebase are the board's own: the virtual board uses hw/sim/ instead, but
 # the board holds them. At the end every device module loaded must be one of these.
 mark = used()
 import asyncio  # noqa: E402 (frozen, as on the board)
+
+if BLE:  # aioble's share of the code stage (it needs asyncio, counted as device code)
+    amark = used()
+    import aioble  # noqa: F401
+
+    stages["aioble"] = used() - amark
 
 import firmware.app  # noqa: E402, F401
 import firmware.sign  # noqa: E402, F401
@@ -70,14 +92,20 @@ import hw.esp32.board  # noqa: E402, F401
 if FULL:
     import firmware.eink  # noqa: F401
     import firmware.layout  # noqa: F401
+    import firmware.queue_link  # noqa: F401 (the queue system's invitations, with the link)
     import firmware.sync  # noqa: F401
     import hw.drivers.ssd168x  # noqa: F401
 DEVICE = ("firmware", "hw.drivers", "hw.esp32")
 code_modules = set()
 for name in sys.modules:
-    if name.startswith(DEVICE):
+    if name.startswith(DEVICE) or name.startswith(("aioble", "bluetooth")):
         code_modules.add(name)
-stages["code"] = used() - mark
+if BLE:
+    import firmware.ble  # noqa: F401
+for name in sys.modules:
+    if name.startswith(DEVICE) or name.startswith(("aioble", "bluetooth")):
+        code_modules.add(name)
+stages["code"] = used() - mark - stages["aioble"]
 
 mark = used()
 import hw.sim.board  # noqa: E402
@@ -147,6 +175,7 @@ async def main():
                  SimPin(wiring.EINK_BUSY, value=0))
     else:
         board.net = None
+    board.ble = BLE  # the BLE link advertises, and serves the host's pulls
     stages["board"] = used() - mark
     stages["in_board"] = in_board_probe()
 
@@ -207,7 +236,10 @@ async def main():
                       "aioble": "aioble" in sys.modules,
                       "ratings": ratings, "staff": len(staff), "seq": app.log.seq,
                       "acked": app.log.acked, "frames": link.frames if link else 0,
-                      "sent": link.sent if link else 0}))
+                      "sent": link.sent if link else 0,
+                      "ble": {"connections": app.ble.connections, "frames": app.ble.frames,
+                              "sent": app.ble.sent, "acks": app.ble.acks}
+                      if app.ble else None}))
     assert ratings == N, ratings
     assert len(staff) == min(SHIFTS, (N + 19) // 20), staff  # each shift rated its own staff
     print("PASS")

@@ -1,0 +1,53 @@
+"""The device heap with BLE running too (design.md section 8: the device code and its
+data, aioble, with the e-ink sign, the Wi-Fi link and BLE all running): the heap day of
+tests/test_heap.py with the BLE link on the aioble double, advertising and serving a host
+that pulls over bumble's virtual link all day, beside the Wi-Fi link's syncs. aioble's
+code counts in the device's share; the `bluetooth` double (C on the board) does not."""
+
+import pytest
+
+
+def check_day(day, growth_max):
+    """As tests/test_heap.py checks its days: 500 ratings by 24 staff, no name interned,
+    every module loaded in its stage, no growth after gc."""
+    r = day.raw
+    assert r["ratings"] == 500 and r["staff"] == 24, r
+    assert len(day.qstrs) == 2 and day.qstrs[0] == day.qstrs[1], day.qstrs
+    assert r["late_imports"] == [], r
+    assert day.growth < growth_max, (r["base"], r["end"])
+    assert day.spread < growth_max, r["samples"]
+
+
+def check_ble(day):
+    r = day.raw
+    assert day.stored == 500 and r["acked"] == r["seq"], r  # every rating reached the collector
+    # the two links shared the records (one both carried is stored once); no Wi-Fi sync
+    # failed and resent
+    b = r["ble"]
+    assert r["seq"] <= r["sent"] + b["sent"] <= r["seq"] + 64 * (b["frames"] + r["frames"]), r
+    assert r["frames"] >= 10, r
+    # BLE ran all day: frames went out over bumble's link, each one acked on the device
+    assert b["connections"] >= 1 and b["acks"] == b["frames"] > 100 and b["sent"] > 500, b
+    assert r["aioble"] and day.aioble > 0 and day.radio > 0, day.stages
+
+
+def test_mpy_files_with_ble_hold_96k_without_growth(heap_day, tmp_path):
+    day = heap_day.run_day(tmp_path, ble=True)
+    check_day(day, heap_day.GROWTH_MAX)
+    check_ble(day)
+    print(f"device's share with BLE (.mpy): {day.peak / 1024:.1f} KB at its peak, aioble "
+          f"{day.aioble / 1024:.1f} KB of it; the radio's double {day.radio / 1024:.1f} KB apart")
+    assert day.peak <= day.budget, (day.peak, day.budget, day.stages)
+
+
+@pytest.mark.xfail(strict=True, reason="over budget: aioble in place (its module, class and "
+                   "function objects, ~7 KB on micropython32) and the BLE link's data take the "
+                   "ROMFS day from 44.9 KB to ~54 KB; a strict xfail, so bringing it within "
+                   "48 KB fails here until this mark is removed")
+def test_code_in_place_from_romfs_with_ble_holds_48k(heap_day, tmp_path):
+    day = heap_day.run_day(tmp_path, romfs=True, ble=True)
+    check_day(day, heap_day.GROWTH_MAX)
+    check_ble(day)
+    assert day.raw["from_romfs"] == day.raw["code_modules"] > 20, day.raw
+    print(f"device's share with BLE (ROMFS): {day.peak / 1024:.1f} KB at its peak")
+    assert day.peak <= day.budget, (day.peak, day.budget, day.stages)
