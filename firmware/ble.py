@@ -22,13 +22,12 @@
 # Settings and roster that the answer brings are applied as after a Wi-Fi sync.
 import asyncio
 import errno
-import os
 import struct
 
 import aioble
 import bluetooth
 
-from firmware import frame, record
+from firmware import frame
 from firmware.const import const
 
 _SERVICE = bluetooth.UUID("8d7e0001-5a1b-4c3e-9f20-706a6a696101")
@@ -70,35 +69,25 @@ def adv_name(window):
 class BleLink:
     # counters: what happened, for the status line and tests
     connections = frames = sent = acks = refused = drops = 0
-    nonce = 0  # the last nonce, when there is no Wi-Fi link to share its counter
     last_error = None
 
     def __init__(self, app):
         self.app = app
-        dev = app.device
-        self.error = None
-        try:
-            link = app.link  # its HMAC pads when it has them: one key, one copy
-            self.hm = link.hm if link is not None and not link.error else \
-                frame.Hmac(bytes.fromhex(dev["key"]))
-            self.dev_id = frame.check_id(dev["id"])
-        except Exception as e:
-            self.hm = None
-            self.dev_id = b"?"
-            self.error = "not provisioned"
-            self.last_error = repr(e)
-        # the frame buffer: the Wi-Fi link's when there is one (the two take turns through
-        # its busy flag: one buffer less on the heap), else one of our own, made once
-        self.wifi = app.link
-        self.buf = self.wifi.buf if self.wifi is not None and len(self.wifi.buf) >= \
-            frame.frame_size(len(self.dev_id), _BATCH) else \
-            bytearray(frame.frame_size(len(self.dev_id), _BATCH))
-        self._head = bytearray(_MSG_HEAD)
+        # frames are made by the Wi-Fi link's packer, in its buffer, with its key and
+        # nonce counter (the two take turns through its busy flag); a board with no
+        # network gets a link of its own that never syncs, for that
+        link = app.link
+        if link is None:
+            from firmware.sync import Link
+
+            link = Link(app, None, auto=False)
+        self.link = link
         self._mac = None  # the MAC of the frame whose answer is awaited
         self._first = self._last = 0
         self._count = 0
         self._answer = None
         self._got = 0
+        self._head = bytearray(_MSG_HEAD)
         self.service = None
 
     def _register(self):
@@ -114,8 +103,8 @@ class BleLink:
     def status_bytes(self):
         app = self.app
         log = app.log
-        n = len(self.dev_id)
-        return (struct.pack("<2sBB", b"PS", _VERSION, n) + self.dev_id
+        dev_id = self.link.dev_id
+        return (struct.pack("<2sBB", b"PS", _VERSION, len(dev_id)) + dev_id
                 + struct.pack("<IIIHBB", log.boot, log.seq, log.acked, _CTRL_MAX,
                               1 if app.clock.known else 0, app.core.state))
 
@@ -173,54 +162,28 @@ class BleLink:
                 await self._send(conn, b"E", b"bad command")
 
     async def _send_frame(self, conn, since, most):
-        if self.error:
-            await self._send(conn, b"E", self.error.encode())
+        link = self.link
+        if link.error:
+            await self._send(conn, b"E", b"not provisioned")
             return
-        wifi = self.wifi
-        if wifi is not None:
-            for _ in range(_NOTIFY_MS // 10):  # bounded: a Wi-Fi sync ends by its timeouts
-                if not wifi.busy:
-                    break
-                await asyncio.sleep_ms(10)
-            else:
-                await self._send(conn, b"E", b"busy")
-                return
-            wifi.busy = True  # the shared frame buffer is ours until the frame is out
-        try:
-            await self._frame_out(conn, since, most)
-        finally:
-            if wifi is not None:
-                wifi.busy = False
-
-    async def _frame_out(self, conn, since, most):
-        app = self.app
-        log = app.log
-        hs = frame.HEAD_FIXED + len(self.dev_id)
-        buf = self.buf
-        n = 0
-        first = since + 1
-        last = since
-        most = min(most or _BATCH, _BATCH)
-        for r in log.records(since):
-            if n == 0:
-                first = r[0]
-            last = r[0]
-            record.pack_into(buf, hs + n * record.SIZE, last, r[1], r[2], r[3], r[4], r[5])
-            n += 1
-            if n >= most:
+        for _ in range(_NOTIFY_MS // 10):  # bounded: a Wi-Fi sync ends by its timeouts
+            if not link.busy:
                 break
-        # the nonce as the Wi-Fi link makes it (the clock, increasing), from one counter
-        # shared with it, so the collector sees one rising series from this device
-        holder = self.wifi or self
-        holder.nonce = frame.next_nonce(app.clock.wall(), holder.nonce, os.urandom(4))
-        size = frame.seal_request(buf, self.hm, self.dev_id, log.log_id, log.boot, first, n,
-                                  app.settings["version"], app.roster.version, holder.nonce)
-        self._mac = bytes(buf[size - frame.MAC_LEN : size])
-        self._first, self._last, self._count = first, last, n
-        self._answer = None
-        struct.pack_into("<BH", self._head, 0, 0x46, size)  # F, its own notification
-        await self._notify_all(conn, memoryview(self._head))
-        await self._notify_all(conn, memoryview(buf)[:size])
+            await asyncio.sleep_ms(10)
+        else:
+            await self._send(conn, b"E", b"busy")
+            return
+        link.busy = True  # the frame buffer is ours until the frame is out
+        try:
+            n, self._first, self._last, size = link._pack(since, min(most or _BATCH, _BATCH))
+            self._count = n
+            self._mac = bytes(link.buf[size - frame.MAC_LEN : size])
+            self._answer = None
+            struct.pack_into("<BH", self._head, 0, 0x46, size)  # F, its own notification
+            await self._notify_all(conn, memoryview(self._head))
+            await self._notify_all(conn, memoryview(link.buf)[:size])
+        finally:
+            link.busy = False
         self.frames += 1
         self.sent += n
 
@@ -243,7 +206,7 @@ class BleLink:
         app = self.app
         log = app.log
         try:
-            ack, t, settings_json, roster_text = frame.parse_answer(ans, self.hm, self._mac)
+            ack, t, settings_json, roster_text = frame.parse_answer(ans, self.link.hm, self._mac)
         except frame.FrameError as e:
             self.refused += 1
             await self._send(conn, b"E", e.reason.encode())

@@ -5,7 +5,8 @@
 # reaches it within milliseconds with no connection held open (a held-open request would
 # keep a socket, its buffers and a task on a 112 KB heap all day), and the reply tells the
 # queue system at once whether the window took it. The same module on MicroPython and
-# CPython (the collector builds invitations and checks replies with it).
+# CPython: the device's half here (the checks, the reply), the collector's half (making
+# invitations, checking replies) in host_tools/collector/invite.py, off the device's heap.
 #
 # Invitation (collector -> device), little-endian:
 #   0 "PQ", version u8, id length u8, id, counter u32 (per device, strictly increasing),
@@ -28,39 +29,27 @@ REPLAYED = const(2)
 STALE = const(3)
 CLOCK_UNKNOWN = const(4)
 BAD_TICKET = const(5)
-STATUS_NAMES = ("ok", "not_serving", "replayed", "stale", "clock_unknown", "bad_ticket")
 FRESH_S = const(30)  # an invitation older or newer than this by the device's clock: stale
 TICKET_MAX = const(28)  # bytes (record.TICKET_MAX)
 INVITE_MAX = const(4 + 10 + 9 + 28 + 32)
 REPLY_SIZE = const(9 + 32)
 PORT_HEADER = "X-Pingjia-Invite"  # the device's invitation port, sent with every sync
-_VERSION = const(1)
-_MAC = const(32)
-
-
-def invitation(key, dev_id, counter, time, ticket):
-    """The collector's signed invitation (bytes)."""
-    dev_id = frame.check_id(dev_id)
-    t = ticket.encode() if isinstance(ticket, str) else bytes(ticket or b"")
-    if len(t) > TICKET_MAX:
-        raise ValueError("ticket longer than %d bytes" % TICKET_MAX)
-    body = (struct.pack("<2sBB", b"PQ", _VERSION, len(dev_id)) + dev_id
-            + struct.pack("<IIB", counter, time, len(t)) + t)
-    return body + frame.Hmac(key).digest(body)
+VERSION = const(1)
+MAC_LEN = const(32)
 
 
 def parse_invitation(data, hm, dev_id):
     """(counter, time, ticket text or None) of an invitation to dev_id signed with the key
     of hm; None if it is not one (wrong magic, size, device or MAC)."""
     n = len(data)
-    if n < 4 + _MAC or bytes(data[0:2]) != b"PQ" or data[2] != _VERSION:
+    if n < 4 + MAC_LEN or bytes(data[0:2]) != b"PQ" or data[2] != VERSION:
         return None
     k = data[3]
-    if bytes(data[4 : 4 + k]) != dev_id or n < 4 + k + 9 + _MAC:
+    if bytes(data[4 : 4 + k]) != dev_id or n < 4 + k + 9 + MAC_LEN:
         return None
     counter, time, tl = struct.unpack_from("<IIB", data, 4 + k)
     end = 4 + k + 9 + tl
-    if n != end + _MAC:
+    if n != end + MAC_LEN:
         return None
     mv = memoryview(data)
     if not frame.same(hm.digest(mv[:end]), mv[end:]):
@@ -69,17 +58,5 @@ def parse_invitation(data, hm, dev_id):
 
 
 def reply(hm, status, counter, state):
-    body = struct.pack("<2sBBIB", b"PR", _VERSION, status, counter, state)
+    body = struct.pack("<2sBBIB", b"PR", VERSION, status, counter, state)
     return body + hm.digest(body)
-
-
-def parse_reply(data, key, counter):
-    """(status, state) of the device's reply to invitation counter; ValueError otherwise."""
-    if len(data) != REPLY_SIZE or data[0:2] != b"PR" or data[2] != _VERSION:
-        raise ValueError("not a reply")
-    status, got, state = struct.unpack_from("<BIB", data, 3)
-    if got != counter:
-        raise ValueError("a reply to another invitation")
-    if not frame.same(frame.Hmac(key).digest(data[:9]), data[9:]):
-        raise ValueError("reply fails its MAC")
-    return status, state

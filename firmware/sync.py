@@ -197,15 +197,16 @@ class Link:
         self.sent += n
         return n, self._apply(body, mac, n, first, last)
 
-    def _pack(self):
-        """The unsynced records (up to _BATCH) sealed into the frame buffer:
-        (count, first seq, last seq, the frame's length)."""
+    def _pack(self, since=None, most=_BATCH):
+        """The records after since (default: the unsynced ones), up to most, sealed
+        into the frame buffer: (count, first seq, last seq, the frame's length). The
+        BLE link's frames are made here too."""
         app = self.app
         log = app.log
         buf = self.buf
         at = frame.HEAD_FIXED + len(self.dev_id)  # where the records start
         n = 0
-        last = log.acked
+        last = log.acked if since is None else since
         first = last + 1
         for r in log.records(last):
             if n == 0:
@@ -213,7 +214,7 @@ class Link:
             last = r[0]
             record.pack_into(buf, at + n * record.SIZE, last, r[1], r[2], r[3], r[4], r[5])
             n += 1
-            if n >= _BATCH:
+            if n >= most:
                 break
         # the nonce: the clock, so the collector can refuse an old frame replayed
         self.nonce = frame.next_nonce(app.clock.wall(), self.nonce, os.urandom(4))

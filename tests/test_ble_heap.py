@@ -20,7 +20,10 @@ def check_day(day, growth_max):
 
 def check_ble(day):
     r = day.raw
-    assert day.stored == 500 and r["acked"] == r["seq"], r  # every rating reached the collector
+    # every rating reached the collector; the last answers' clock_set records (the day's
+    # collector keeps its clock at 09:00 while the device's runs on) may come after the
+    # last sync
+    assert day.stored == 500 and r["seq"] - r["acked"] <= 4, r
     # the two links shared the records (one both carried is stored once); no Wi-Fi sync
     # failed and resent
     b = r["ble"]

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 
 from firmware import invite
+from host_tools.collector import invite as invites
 
 TOKENS = {}  # port -> the queue system's token on that server
 
@@ -114,16 +115,16 @@ def test_a_replayed_or_forged_invitation_does_nothing(serial_sim, pingjia_serve,
     sim.send("key 1")
     key, addr, counter = _device(db)
     now = int(time.time()) - 946684800  # the device's clock is the collector's (real) one
-    seen = invite.invitation(key, "sim-1", counter, now, "Q-7")  # as the collector sent it
-    assert invite.parse_reply(_datagram(addr, seen), key, counter)[0] == invite.REPLAYED
-    forged = invite.invitation(b"\x01" * 16, "sim-1", counter + 50, now, "Q-8")
+    seen = invites.invitation(key, "sim-1", counter, now, "Q-7")  # as the collector sent it
+    assert invites.parse_reply(_datagram(addr, seen), key, counter)[0] == invite.REPLAYED
+    forged = invites.invitation(b"\x01" * 16, "sim-1", counter + 50, now, "Q-8")
     assert _datagram(addr, forged) is None  # a forgery gets no answer at all
-    bent = bytearray(invite.invitation(key, "sim-1", counter + 60, now, "Q-9"))
+    bent = bytearray(invites.invitation(key, "sim-1", counter + 60, now, "Q-9"))
     bent[-40] ^= 1  # the ticket changed on the way
     assert _datagram(addr, bytes(bent)) is None
-    old = invite.invitation(key, "sim-1", counter + 70, now - 3600, "Q-10")  # kept an hour
-    assert invite.parse_reply(_datagram(addr, old), key, counter + 70)[0] == invite.STALE
-    other = invite.invitation(key, "sim-2", counter + 80, now, "Q-11")  # another device's
+    old = invites.invitation(key, "sim-1", counter + 70, now - 3600, "Q-10")  # kept an hour
+    assert invites.parse_reply(_datagram(addr, old), key, counter + 70)[0] == invite.STALE
+    other = invites.invitation(key, "sim-2", counter + 80, now, "Q-11")  # another device's
     assert _datagram(addr, other) is None
     st = sim.status()
     assert st["screen"] in ("thanks", "overtime", "serving"), st  # no invitation opened

@@ -7,12 +7,14 @@ for its signed reply: the queue system learns at once whether the window took it
 from __future__ import annotations
 
 import socket
+import struct
 import time
 from typing import Any
 
-from firmware import invite
+from firmware import frame, invite
 from host_tools.errors import PingjiaError
 
+STATUS_NAMES = ("ok", "not_serving", "replayed", "stale", "clock_unknown", "bad_ticket")
 ANSWER_S = 1.0  # design.md: within a second
 TRIES = 3  # a datagram lost on the way is sent again inside that second
 
@@ -23,6 +25,30 @@ class InviteError(PingjiaError):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
+
+
+# the collector's half of firmware/invite.py's format
+def invitation(key: bytes, dev_id: str, counter: int, when: int, ticket: str | None) -> bytes:
+    """The collector's signed invitation (bytes)."""
+    dev_id = frame.check_id(dev_id)
+    t = ticket.encode() if isinstance(ticket, str) else bytes(ticket or b"")
+    if len(t) > invite.TICKET_MAX:
+        raise ValueError(f"ticket longer than {invite.TICKET_MAX} bytes")
+    body = (struct.pack("<2sBB", b"PQ", invite.VERSION, len(dev_id)) + dev_id
+            + struct.pack("<IIB", counter, when, len(t)) + t)
+    return body + frame.Hmac(key).digest(body)
+
+
+def parse_reply(data: bytes, key: bytes, counter: int) -> tuple[int, int]:
+    """(status, state) of the device's reply to invitation counter; ValueError otherwise."""
+    if len(data) != invite.REPLY_SIZE or data[0:2] != b"PR" or data[2] != invite.VERSION:
+        raise ValueError("not a reply")
+    status, got, state = struct.unpack_from("<BIB", data, 3)
+    if got != counter:
+        raise ValueError("a reply to another invitation")
+    if not frame.same(frame.Hmac(key).digest(data[:9]), data[9:]):
+        raise ValueError("reply fails its MAC")
+    return status, state
 
 
 def _addr_key(device: str) -> str:
@@ -68,7 +94,7 @@ def send(c: Any, window: str, ticket: str | None, timeout: float = ANSWER_S) -> 
     host, _, port = addr.rpartition(":")
     key = c.device_key(device)
     counter = _next_counter(c, device)
-    datagram = invite.invitation(key, device, counter, max(c.now(), 0), ticket)
+    datagram = invitation(key, device, counter, max(c.now(), 0), ticket)
     t0 = time.perf_counter()
     status, state = _exchange(datagram, (host, int(port)), key, counter, timeout)
     ms = (time.perf_counter() - t0) * 1000
@@ -76,7 +102,7 @@ def send(c: Any, window: str, ticket: str | None, timeout: float = ANSWER_S) -> 
 
     state_name = record.STATE_NAMES[state] if state < len(record.STATE_NAMES) else str(state)
     if status != invite.OK:
-        name = invite.STATUS_NAMES[status] if status < len(invite.STATUS_NAMES) else str(status)
+        name = STATUS_NAMES[status] if status < len(STATUS_NAMES) else str(status)
         why = {"not_serving": f"window {window} is not serving ({state_name})",
                "clock_unknown": f"window {window}'s device does not know the time yet (it "
                                 "takes invitations after its next sync)"}.get(name, name)
@@ -102,7 +128,7 @@ def _exchange(datagram: bytes, addr: tuple[str, int], key: bytes, counter: int,
                     time.sleep(min(left, 0.05))
                     continue
                 try:
-                    return invite.parse_reply(data, key, counter)
+                    return parse_reply(data, key, counter)
                 except ValueError:
                     continue  # not its reply: wait on
     raise InviteError(504, f"the device at {addr[0]}:{addr[1]} did not answer within "
