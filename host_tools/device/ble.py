@@ -353,7 +353,7 @@ class Session:
 async def pull(central: Central, db: str, timeout: float, stop_after: int | None = None,
                collector=None) -> BlePull:
     """Frames until the device has nothing unacked; stop_after: frames (a test's cut)."""
-    from firmware import frame
+    from firmware import frame, record
     from host_tools.collector.api import open_collector
 
     r = BlePull(address=central.address, mtu=central.mtu)
@@ -378,7 +378,8 @@ async def pull(central: Central, db: str, timeout: float, stop_after: int | None
                        f"{st.device} in {db})" if e.reason == "bad_mac" else ""
                 raise BleError(f"the collector refused the device's frame: {e}{hint}") \
                     from None
-            count = struct.unpack_from("<H", request, 4 + request[3] + 8)[0]
+            # the records between the header and the MAC (whatever the header's layout)
+            count = (len(request) - frame.HEAD_FIXED - request[3] - frame.MAC_LEN) // record.SIZE
             r.frames += 1
             r.records += count
             r.frame_bytes += len(request)
