@@ -102,9 +102,10 @@ class Layout:
         # glyph cache slots per size (9 bytes each): a screen's glyphs at that
         # size fit (the reasons take 32 at 32 px), so each band of a paged
         # frame finds them without a lookup in the file's index; the biggest
-        # caches first, while the heap is whole
+        # caches first, while the heap is whole; 16 px (names, small print) keeps 16: a
+        # miss there is one index read, and the heap with the code in place is tight
         gc.collect()
-        self.fonts = fonts = load(folder + "/pj.pjf", ((48, 16), (32, 32), (24, 24), (16, 32))
+        self.fonts = fonts = load(folder + "/pj.pjf", ((48, 16), (32, 32), (24, 24), (16, 16))
                                   if big else ((32, 32), (24, 24), (16, 32)))
         self.names = fonts[_NAME]
         self._kpx = self._rpx = None  # label sizes, chosen once (the texts are fixed)
