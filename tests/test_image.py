@@ -88,10 +88,11 @@ def test_bad_images_are_refused_with_a_clear_message(sim, cli, tmp_path, esp32_b
 
     # one record's CRC broken in the journal: skipped and counted, the rest stored
     fs = _lfs(flash)
-    with fs.open("/log/j", "rb") as f:
+    journal = "/log/" + next(n for n in fs.listdir("/log") if n.startswith("j"))  # j<log id>
+    with fs.open(journal, "rb") as f:
         j = bytearray(f.read())
     j[14 * 3 + 5] ^= 0xFF
-    with fs.open("/log/j", "wb") as f:
+    with fs.open(journal, "wb") as f:
         f.write(j)
     fs.unmount()
     bad = tmp_path / "bad.img"
