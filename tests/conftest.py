@@ -1107,6 +1107,34 @@ def pg_cluster():
     c.close()
 
 
+@pytest.fixture(scope="session")
+def pg_shared() -> Iterator[PgCluster]:
+    """One PostgreSQL server for the whole run; each test takes a database of its own."""
+    c = PgCluster()
+    yield c
+    c.close()
+
+
+_DB_SEQ = iter(range(1, 1 << 30))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """The collector's database for one test, on each backend the product supports: a
+    SQLite file, and a fresh database on the run's PostgreSQL server. A test that takes
+    this fixture runs once on each (design.md section 6: SQLite by default, PostgreSQL
+    for a province)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "collector.db")
+    import psycopg
+
+    pg = request.getfixturevalue("pg_shared")
+    name = f"pj_{os.getpid()}_{next(_DB_SEQ)}"
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return pg.url.rsplit("/", 1)[0] + "/" + name
+
+
 class SerialSim:
     """`pingjia sim --serial --script` in a child process: its REPL on a pty (`port`) for
     mpremote and the technician's commands, its line commands on stdin. Every read has a

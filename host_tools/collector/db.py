@@ -110,6 +110,11 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (device, idx))""",
         "INSERT INTO logs (device, idx, first_seen) SELECT DISTINCT device, 0, 0 FROM records",
     ],
+    [
+        # a number that grows with every change the office's views show (a stored frame,
+        # a case action): a live dashboard on any serve process polls it, one row read
+        "INSERT INTO meta (key, value) VALUES ('change_mark', '0')",
+    ],
 ]
 
 

@@ -323,6 +323,16 @@ class Collector:
         return {k: json.loads(v) for k, v in self.db.all(
             "SELECT key, value FROM settings WHERE scope = ?", (scope,))}
 
+    def change_mark(self) -> int:
+        """Grows with every change the office's views show; a live view polls it (one
+        row, on every serve process sharing the database) and reloads when it moves."""
+        return int(self.db.value("SELECT value FROM meta WHERE key = 'change_mark'", (), 0))
+
+    def note_change(self) -> None:
+        """Move change_mark on: called inside the transaction that makes the change."""
+        self.db.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) "
+                        "WHERE key = 'change_mark'")
+
     def settings_version(self) -> int:
         return int(self.db.value("SELECT value FROM meta WHERE key = 'settings_version'", (), 1))
 
@@ -446,6 +456,7 @@ class Collector:
             base = self._log_index(req, now) << LOG_SHIFT
             self._check_nonce(req, now, replay_window)
             ack = self._store(req, now, base)
+            self.note_change()
             window = self.device_window(req.device)
             s = self.settings_for(req.device)
             settings = None
