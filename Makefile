@@ -4,11 +4,13 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
-DEBS := socat fonts-wqy-zenhei postgresql
+DEBS := socat fonts-wqy-zenhei postgresql nodejs npm chromium chromium-driver
+WEB := host_tools/collector/web
+VENDOR := host_tools/collector/static/vendor
 START ?= 2026-11-23T09:00:00+08:00
 SIMARGS ?= --window B01 --roster examples/staff.csv --start $(START)
 
-.PHONY: setup sim test bench lint mpy clean
+.PHONY: setup web sim test bench lint mpy clean
 
 setup: $(STAMP)
 
@@ -22,7 +24,15 @@ $(STAMP):
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	$(MAKE) --no-print-directory web
 	rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+# the dashboard's chart library from npm (pinned by its package-lock.json), copied into the
+# package: the server serves it itself, nothing is fetched from a CDN at run time
+web:
+	npm ci --prefix $(WEB) --no-audit --no-fund --silent
+	mkdir -p $(VENDOR)
+	cp $(WEB)/node_modules/echarts/dist/echarts.min.js $(VENDOR)/
 
 mpy: setup
 	$(PY) -m host_tools.device.build >/dev/null

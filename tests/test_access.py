@@ -23,7 +23,8 @@ from firmware import frame, record
 from host_tools.collector.server import SYNC_PATH, create_app
 
 ROOT = Path(__file__).resolve().parents[1]
-OPEN = {SYNC_PATH, "/login", "/logout"}  # the device endpoint and the login itself
+# the device endpoint, the login itself, and the dashboard's code and styles (no data)
+OPEN = {SYNC_PATH, "/login", "/logout", "/static/{path:path}"}
 # a request each guarded route takes from a user allowed to make it
 BODIES = {
     ("POST", "/api/v1/devices"): json.dumps({"id": "acc-9", "window": "B09"}).encode(),
@@ -57,6 +58,8 @@ def request_for(served, method: str, path: str, token: str | None, made: list[st
         served.collector.add_device(dev, "B01")
         path = path.replace("{id}", dev)
     query = "?day=2026-11-23" if method == "GET" else ""
+    if path == "/api/v1/live":  # the live stream: its first event, then its end
+        query += "&max_s=0"
     return served.call(method, path + query, body, token)
 
 

@@ -118,7 +118,7 @@ def test_api_and_dashboard(server, device_log, t0):
     token = server.token
     s, page = get(server.port, "/?day=2026-11-23", token)
     html = page.decode()
-    assert s == 200 and "窗口 B02" in html and "服务中" in html and "等候时间长" in html
+    assert s == 200 and "<td>B02</td>" in html and "服务中" in html and "等候时间长" in html
     assert "Q-9" in html and "满意率" in html
     s, body = get(server.port, "/api/v1/report?day=2026-11-23&by=window", token)
     rows = {r["window"]: r for r in json.loads(body)["rows"]}

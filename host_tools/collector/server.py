@@ -17,7 +17,6 @@ import asyncio
 import json
 import socket
 import threading
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -34,13 +33,13 @@ from starlette.responses import (
     Response,
 )
 from starlette.routing import Route
-from starlette.templating import Jinja2Templates
 
 from firmware import frame
 from firmware import invite as invite_format
-from host_tools.collector import export, reports
+from host_tools.collector import dashboard, export, reports
 from host_tools.collector import invite as invites
 from host_tools.collector.access import SESSION_S, TokenOrSession, auth_error, require
+from host_tools.collector.dashboard import TEMPLATES
 from host_tools.collector.db import StorageUnavailable
 from host_tools.collector.store import AnswerError, Collector, CollectorError
 from host_tools.errors import PingjiaError
@@ -53,7 +52,6 @@ ROSTER_MAX = 1 << 20  # a roster CSV posted by an admin
 PAGE = 100  # rows a page of a list by default
 PAGE_MAX = 1000
 BAD_ON_DASHBOARD = 20  # 差评 per window on the dashboard; the rest through /api/v1/bad
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 # refusals: what a device or a tester sees (text/plain, one line)
 _STATUS = {"unknown_device": 403, "revoked": 403, "bad_mac": 401, "oversized": 413,
            "replayed": 409, "stale": 409, "bad_field": 422, "seq_jump": 422}
@@ -181,9 +179,6 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
             return _unavailable(e)
         return JSONResponse(done)
 
-    def _day(request: Request) -> str:
-        return request.query_params.get("day") or reports.local_day(c.now(), c.hall_tz_min())
-
     async def guarded_json(fn: Any, *args: Any) -> Response:
         try:
             return JSONResponse(await _call(fn, *args))
@@ -247,10 +242,6 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
         return await guarded_json(run)
 
     @require("viewer")
-    async def dashboard_json(request: Request) -> Response:
-        return await guarded_json(dashboard_data, c, _day(request), _filter(request))
-
-    @require("viewer")
     async def export_route(request: Request) -> Response:
         fmt = request.query_params.get("format", "csv")
         if fmt not in export.FORMATS:
@@ -265,17 +256,6 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
         name = f"pingjia-{flt.day or 'all'}.{fmt}"
         return Response(data, media_type=export.MEDIA[fmt],
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-    @require("viewer", page=True)
-    async def dashboard(request: Request) -> Response:
-        try:
-            data = await _call(dashboard_data, c, _day(request), _filter(request))
-        except StorageUnavailable as e:
-            return _unavailable(e)
-        except (ValueError, PingjiaError) as e:
-            return PlainTextResponse(str(e), status_code=400)
-        return TEMPLATES.TemplateResponse(request, "dashboard.html",
-                                          dict(page_context(data), user=request.user.display_name))
 
     # ---- admin: devices, roster, settings -----------------------------------
     async def _json_body(request: Request) -> dict[str, Any]:
@@ -386,19 +366,18 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
-        Route("/", dashboard),
         Route("/api/v1/report", report),
         Route("/api/v1/ratings", ratings),
         Route("/api/v1/bad", bad),
         Route("/api/v1/devices", devices, methods=["GET"]),
         Route("/api/v1/flags", flags),
-        Route("/api/v1/dashboard", dashboard_json),
         Route("/api/v1/export", export_route),
         Route("/api/v1/devices", device_add, methods=["POST"]),
         Route("/api/v1/devices/{id}/rekey", device_rekey, methods=["POST"]),
         Route("/api/v1/devices/{id}/revoke", device_revoke, methods=["POST"]),
         Route("/api/v1/settings", settings_set, methods=["POST"]),
         Route("/api/v1/roster", roster_import, methods=["POST"]),
+        *dashboard.routes(c, limits),  # the office's live dashboard (dashboard.py)
     ]
     backend = TokenOrSession(c.users, open_paths=(SYNC_PATH,))
     middleware = [
@@ -414,55 +393,6 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
 def _safe_next(path: str) -> str:
     """Where to go after the login: a path of this server only (never another site)."""
     return path if path.startswith("/") and not path.startswith("//") else "/"
-
-
-def dashboard_data(c: Collector, day: str, flt: reports.Filter | None = None) -> dict[str, Any]:
-    tz = c.hall_tz_min()
-    now = c.now()
-    flt = reports.Filter(**dict(vars(flt or reports.Filter()), day=day))
-    rows = {r["window"]: r for r in reports.summary(c.db, tz, day, "window", now, flt)}
-    status = reports.window_status(c.db, tz, flt)
-    heat = reports.heat(c.db, tz, day, flt)
-    wins = sorted(set(rows) | set(status) | set(heat))
-    out = []
-    for w in wins:
-        r = rows.get(w) or reports.finish(reports._new_row())
-        out.append({"window": w, "status": status.get(w), "report": r,
-                    "hours": heat.get(w, [0] * 24)})
-    return {"day": day, "now": reports.iso(now, tz), "hall": flt.hall, "windows": out}
-
-
-_STATE_ZH = {"serving": "服务中", "wait": "请稍候", "paused": "暂停服务", "closed": "非工作时间",
-             "overtime": "延时服务", None: "未知"}
-_HEAT_HOURS = range(7, 20)
-
-
-def page_context(data: dict[str, Any]) -> dict[str, Any]:
-    """What dashboard.html shows: the data with its texts made (the template escapes)."""
-    windows = []
-    for w in data["windows"]:
-        st = w["status"] or {}
-        r = w["report"]
-        hours = w["hours"]
-        top = max(hours) or 1
-        bad = r["bad"]
-        windows.append({
-            "window": w["window"],
-            "state": _STATE_ZH.get(st.get("state"), st.get("state") or "未知"),
-            "who": " ".join(x for x in (st.get("staff_no"), st.get("staff_name")) if x),
-            "since": st.get("since"), "device": st.get("device"),
-            "last_seen": st.get("last_seen"), "report": r,
-            "rates": {"satisfied": reports.pct(r["satisfied_rate"]),
-                      "bad": reports.pct(r["bad_rate"]),
-                      "participation": reports.pct(r["participation_rate"]),
-                      "index": reports.num(r["index"])},
-            "hours": [{"hour": h, "count": hours[h], "alpha": f"{hours[h] / top:.2f}"}
-                      for h in _HEAT_HOURS],
-            "bad": bad[-BAD_ON_DASHBOARD:],
-            "bad_more": max(len(bad) - BAD_ON_DASHBOARD, 0),
-        })
-    return {"day": data["day"], "now": data["now"], "hall": data.get("hall"),
-            "windows": windows}
 
 
 class ServerThread:
