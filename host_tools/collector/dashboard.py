@@ -82,9 +82,23 @@ def parse_filter(c: Collector, q: Any) -> reports.Filter:
                          window=q.get("window") or None, staff=q.get("staff") or None)
     if not (flt.day or flt.since or flt.until):
         flt.day = reports.local_day(c.now(), c.hall_tz_min())
-    flt.span(c.hall_tz_min())  # raises on a date that does not parse or runs backwards
+    for name, value in (("day", flt.day), ("from", flt.since), ("to", flt.until)):
+        if value:
+            _check_date(name, value)
+    flt.span(c.hall_tz_min())  # raises on dates that run backwards
     _check_known(c, flt)
     return flt
+
+
+def _check_date(name: str, value: str) -> None:
+    import datetime
+
+    try:
+        if len(value) != 10:
+            raise ValueError
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"bad day {value!r} for {name}: use YYYY-MM-DD") from None
 
 
 def _check_known(c: Collector, flt: reports.Filter) -> None:
