@@ -174,7 +174,7 @@ class Stream:
         end = time.monotonic() + deadline_s
         name, data = "", None
         while time.monotonic() < end:
-            line = self.r.fp.readline().decode()
+            line = self.r.readline().decode()  # raises IncompleteRead if cut short
             if not line:
                 return None
             line = line.rstrip("\n")
@@ -214,6 +214,21 @@ def test_live_stream_moves_with_change_mark(dash, device_log, t0):
     for bad in ("?max_s=-1", "?max_s=600", "?max_s=x"):
         assert s.call(dashboard.LIVE_PATH + bad)[0] == 400
     assert s.call(dashboard.LIVE_PATH + "?max_s=0", token=None)[0] == 401
+
+
+def test_stream_outlives_the_body_deadline(dash):
+    """limits.py times a request's body; a live stream waits for its disconnect all its
+    life after a body that was complete at once, and must not be cut for that."""
+    s = dash(Limits(body_s=0.5))
+    st = Stream(s.srv.port, s.viewer, "?max_s=20")
+    try:
+        assert st.event()[0] == "mark"
+        time.sleep(1.5)  # past the body deadline
+        with s.c.db.transaction():
+            s.c.note_change()
+        assert st.event() == ("change", str(s.c.change_mark()))  # still there to say so
+    finally:
+        st.close()
 
 
 def test_streams_count_per_address(dash):

@@ -209,8 +209,12 @@ class Guard:
         got = 0
         started = False
 
+        body_done = False
+
         async def receive_in_time() -> dict:
-            nonlocal got
+            nonlocal got, body_done
+            if body_done:  # after the body only the disconnect comes (a live stream waits
+                return await receive()  # for it all its life): no body deadline then
             left = deadline - asyncio.get_running_loop().time()
             try:
                 message = await asyncio.wait_for(receive(), max(left, 0.001))
@@ -220,6 +224,7 @@ class Guard:
                 got += len(message.get("body", b""))
                 if got > cap:
                     raise _BodyTooLarge
+                body_done = not message.get("more_body", False)
             return message
 
         async def send_marked(message: dict) -> None:
