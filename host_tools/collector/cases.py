@@ -165,8 +165,9 @@ def check_filter(db: Database, flt: reports.Filter, tz_min: int) -> tuple[int, i
     return span
 
 
-def _where(flt: reports.Filter, span: tuple[int, int] | None) -> tuple[str, list[Any]]:
-    """Conditions on cases c (and ws, the slot's staff) for the filter."""
+def _where(db: Database, flt: reports.Filter,
+           span: tuple[int, int] | None) -> tuple[str, list[Any]]:
+    """Conditions on cases c for the filter."""
     sql, params = "", []
     if flt.hall:
         sql += " AND c.device IN (SELECT id FROM devices WHERE hall = ?)"
@@ -174,9 +175,11 @@ def _where(flt: reports.Filter, span: tuple[int, int] | None) -> tuple[str, list
     if flt.window:
         sql += " AND c.win = ?"
         params.append(flt.window)
-    if flt.staff:
-        sql += " AND COALESCE(c.staff_no, ws.staff_no) = ?"
-        params.append(flt.staff)
+    if flt.staff:  # a slot keeps its staff for good: the staff's slots, by the index
+        slots = db.all("SELECT win, slot FROM window_slots WHERE staff_no = ?", (flt.staff,))
+        sql += " AND (" + (" OR ".join("(c.win = ? AND c.slot = ?)" for _ in slots)
+                           or "1 = 0") + ")"
+        params += [x for ws in slots for x in ws]
     if span:  # a rating whose time is unknown is in no date range (as in the reports)
         sql += " AND c.since >= ? AND c.since < ? AND c.t IS NOT NULL"
         params += list(span)
@@ -220,7 +223,7 @@ def list_cases(c: Collector, flt: reports.Filter, state: str = "all", after: str
     more, p = _state_where(state, now, days)
     sql += more
     params += p
-    more, p = _where(flt, span)
+    more, p = _where(db, flt, span)
     sql += more
     params += p
     cur = _cursor(after)
@@ -359,9 +362,8 @@ def summary(db: Database, flt: reports.Filter | None, now: int,
         tz_min = _tz_min(db)
     span = check_filter(db, flt, tz_min)
     days = callback_days(db)
-    more, params = _where(flt, span)
-    base = (" FROM cases c LEFT JOIN window_slots ws ON ws.win = c.win AND ws.slot = c.slot "
-            "LEFT JOIN devices d ON d.id = c.device "
+    more, params = _where(db, flt, span)
+    base = (" FROM cases c LEFT JOIN devices d ON d.id = c.device "
             "LEFT JOIN case_rules r ON r.hall = d.hall "
             "LEFT JOIN case_rules a ON a.hall = '' WHERE 1 = 1")
     by_state = {s: 0 for s in STATES}
@@ -401,7 +403,7 @@ def malicious_counts(db: Database, tz_min: int, by: str,
     """Malicious 差评 (appeal upheld) of the filter, per report key (window, staff, day
     or hour, as reports.summary keys its rows). Few rows: an index range on the state."""
     flt = flt or reports.Filter()
-    more, params = _where(flt, flt.span(tz_min))
+    more, params = _where(db, flt, flt.span(tz_min))
     out: dict[str, int] = {}
     for win, staff_no, t in db.all(
             "SELECT c.win, COALESCE(c.staff_no, ws.staff_no), c.t FROM cases c "
@@ -443,7 +445,7 @@ def discount_malicious(db: Database, rows: list[dict[str, Any]], by: str, tz_min
 
 def _malicious_keys(db: Database, flt: reports.Filter | None, tz_min: int) -> set[tuple]:
     flt = flt or reports.Filter()
-    more, params = _where(flt, flt.span(tz_min))
+    more, params = _where(db, flt, flt.span(tz_min))
     return {(d, s) for d, s in db.all(
         "SELECT c.device, c.seq FROM cases c LEFT JOIN window_slots ws ON ws.win = c.win "
         "AND ws.slot = c.slot WHERE c.state = 'upheld'" + more, params)}

@@ -128,6 +128,7 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX cases_open ON cases (closed, since, device, seq)",
         "CREATE INDEX cases_since ON cases (since, device, seq)",
         "CREATE INDEX cases_state ON cases (state, since)",
+        "CREATE INDEX cases_slot ON cases (win, slot, since)",  # a window's, a staff's
         "CREATE INDEX cases_untimed ON cases (device) WHERE t IS NULL",
         # every action on a case, appended, with who did it (n: 1, 2, ... per case)
         """CREATE TABLE case_actions (
