@@ -36,7 +36,7 @@ from starlette.routing import Route
 
 from firmware import frame
 from firmware import invite as invite_format
-from host_tools.collector import dashboard, export, reports
+from host_tools.collector import cases, dashboard, export, reports
 from host_tools.collector import invite as invites
 from host_tools.collector.access import SESSION_S, TokenOrSession, auth_error, require
 from host_tools.collector.dashboard import TEMPLATES
@@ -195,6 +195,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
 
         def run() -> dict[str, Any]:
             rows = reports.summary(c.db, c.hall_tz_min(), flt.day, by, c.now(), flt)
+            cases.discount_malicious(c.db, rows, by, c.hall_tz_min(), flt)  # appeal upheld
             for r in rows:  # the full 差评 list pages through /api/v1/bad
                 r["bad_total"] = len(r["bad"])
                 r["bad"] = r["bad"][-BAD_ON_DASHBOARD:]
@@ -377,6 +378,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
         Route("/api/v1/devices/{id}/revoke", device_revoke, methods=["POST"]),
         Route("/api/v1/settings", settings_set, methods=["POST"]),
         Route("/api/v1/roster", roster_import, methods=["POST"]),
+        *cases.routes(c),  # 差评 cases: /api/v1/cases, /api/v1/cases/{case_id}
         *dashboard.routes(c, limits),  # the office's live dashboard (dashboard.py)
     ]
     backend = TokenOrSession(c.users, open_paths=(SYNC_PATH,))
