@@ -38,7 +38,7 @@ from starlette.templating import Jinja2Templates
 
 from firmware import frame
 from firmware import invite as invite_format
-from host_tools.collector import export, reports
+from host_tools.collector import alerts, export, reports, webhooks
 from host_tools.collector import invite as invites
 from host_tools.collector.access import SESSION_S, TokenOrSession, auth_error, require
 from host_tools.collector.db import StorageUnavailable
@@ -161,6 +161,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
                         request.headers.get(invite_format.PORT_HEADER))
         except StorageUnavailable:
             pass  # the frame is stored; the address comes with the next sync
+        alerts.after_sync(request.app)  # its alerts are raised off the answer's path
         return Response(answer, media_type="application/octet-stream")
 
     # ---- queue: the queue system's invitation (host_tools/collector/invite.py) ----
@@ -399,6 +400,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
         Route("/api/v1/devices/{id}/revoke", device_revoke, methods=["POST"]),
         Route("/api/v1/settings", settings_set, methods=["POST"]),
         Route("/api/v1/roster", roster_import, methods=["POST"]),
+        *alerts.routes(c), *webhooks.routes(c),
     ]
     backend = TokenOrSession(c.users, open_paths=(SYNC_PATH,))
     middleware = [
@@ -408,7 +410,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
                    max_age=SESSION_S, same_site="strict"),
         Middleware(AuthenticationMiddleware, backend=backend, on_error=auth_error),
     ]
-    return Starlette(routes=routes, middleware=middleware)
+    return Starlette(routes=routes, middleware=middleware, lifespan=alerts.lifespan(c))
 
 
 def _safe_next(path: str) -> str:
