@@ -316,6 +316,8 @@ def list_alerts(c: Collector, hall: str | None = None, state: str = "open",
     """Alerts newest first; a page: ids below `after`, at most `limit`, and `next`."""
     if state not in STATES:
         raise CollectorError(f"state must be one of {', '.join(STATES)} (got {state!r})")
+    if not 1 <= limit <= PAGE_MAX:
+        raise CollectorError(f"limit must be a whole number from 1 to {PAGE_MAX}")
     if hall is not None:
         check_hall(c, hall)
     sql, params = f"SELECT {_COLS} FROM alerts WHERE 1 = 1", []
@@ -449,8 +451,6 @@ def _page(q: Any) -> tuple[int | None, int]:
         after = int(q["after"]) if q.get("after") else None
     except ValueError:
         raise CollectorError("limit and after must be whole numbers") from None
-    if not 1 <= limit <= PAGE_MAX:
-        raise CollectorError(f"limit must be a whole number from 1 to {PAGE_MAX}")
     return after, limit
 
 
