@@ -156,27 +156,43 @@ def _behind(c: Collector) -> list[tuple[str, str, int, int]]:
 
 
 def scan_new(c: Collector) -> list[int]:
-    """Raise the alerts of every event stored since the last scan; the ids raised."""
+    """Raise the alerts of every event stored since the last scan; the ids raised. A
+    round reads up to BATCH events of the devices behind, then writes in one short
+    transaction (the syncs wait for the write lock once a round, not once a device)."""
     raised: list[int] = []
-    for dev, hall, last_seq, cursor in _behind(c):
-        while cursor < last_seq:
-            rows = c.db.all("SELECT seq, kind, win, level, mode, t, staff_no FROM events "
-                            "WHERE device = ? AND seq > ? AND seq <= ? AND kind IN "
-                            "('rating', 'alert', 'overflow') ORDER BY seq LIMIT ?",
-                            (dev, cursor, last_seq, BATCH))
-            upto = rows[-1][0] if len(rows) == BATCH else last_seq
-            found = list(_event_findings(c, dev, hall, rows))
-            with c.db.transaction():
-                _lock_scans(c)
+    while True:
+        steps = _read_round(c)
+        if not steps:
+            return raised
+        with c.db.transaction():
+            _lock_scans(c)
+            for dev, hall, cursor, upto, rows in steps:
                 if c.db.value("SELECT seq FROM alert_cursor WHERE device = ?", (dev,),
                               -1) != cursor:
-                    break  # another process scanned these: the next scan goes on from there
+                    continue  # another process scanned these; the next round goes on
+                found = list(_event_findings(c, dev, hall, rows))
                 found += _bad_rate_findings(c, hall, rows)
                 raised += [i for i in map(lambda f: raise_alert(c, f), found) if i]
                 c.db.execute(c.db.upsert_sql("alert_cursor", ("device", "seq"), ("device",)),
                              (dev, upto))
-            cursor = upto
-    return raised
+
+
+def _read_round(c: Collector) -> list[tuple[str, str, int, int, list[tuple]]]:
+    """(device, hall, cursor, scanned up to, events) for a round, read outside any
+    transaction."""
+    steps = []
+    budget = BATCH
+    for dev, hall, last_seq, cursor in _behind(c):
+        rows = c.db.all("SELECT seq, kind, win, level, mode, t, staff_no FROM events "
+                        "WHERE device = ? AND seq > ? AND seq <= ? AND kind IN "
+                        "('rating', 'alert', 'overflow') ORDER BY seq LIMIT ?",
+                        (dev, cursor, last_seq, budget))
+        upto = rows[-1][0] if len(rows) == budget else last_seq
+        steps.append((dev, hall, cursor, upto, rows))
+        budget -= len(rows)
+        if budget <= 0:
+            break
+    return steps
 
 
 def _event_findings(c: Collector, dev: str, hall: str, rows: list[tuple]) -> Iterator[Finding]:

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 from firmware.clock import EPOCH_UNIX, iso
 from host_tools.collector import alerts
+from host_tools.collector.db import StorageUnavailable
 from host_tools.collector.store import Collector, CollectorError
 
 log = logging.getLogger("pingjia.webhooks")
@@ -51,7 +52,8 @@ POLL_S = 2.0  # another process's new alerts are found this often
 SIGNATURE = "X-Pingjia-Signature"
 TIMESTAMP = "X-Pingjia-Timestamp"
 DELIVERY = "X-Pingjia-Delivery"
-TOLERANCE_S = 300  # what `verify` takes as a fresh timestamp
+TOLERANCE_S = 300
+RECORD_TRIES = 20  # a busy database, for about 10 s in all  # what `verify` takes as a fresh timestamp
 
 
 # ---- URLs, and where they may point --------------------------------------------------------
@@ -315,8 +317,22 @@ class Deliverer:
         with ThreadPoolExecutor(min(SENDERS, len(claimed))) as pool:
             outcomes = list(pool.map(self.deliver, claimed))
         for d, out in zip(claimed, outcomes, strict=True):
-            self.record(d, out)
+            self._record_soon(d, out)
         return len(claimed)
+
+    def _record_soon(self, d: Claimed, out: Outcome) -> None:
+        """record(), tried again while the database is busy a moment (another process's
+        write): an outcome not recorded is sent again once its lease runs out."""
+        for n in range(RECORD_TRIES):
+            try:
+                self.record(d, out)
+                return
+            except StorageUnavailable:
+                if n == RECORD_TRIES - 1:
+                    log.warning("delivery %s-%s: outcome not recorded (%s); sent again "
+                                "after its lease", d.alert, d.hook, out.detail)
+                    return
+                threading.Event().wait(0.05 * (n + 1))
 
     def start(self) -> Deliverer:
         self.thread.start()
