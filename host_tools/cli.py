@@ -165,6 +165,37 @@ COMMANDS: dict[str, Command] = {
         arg("--out", help="write to this file instead of stdout"),
     )),
     **CASE_COMMANDS,
+    "alert list": Command("host_tools.collector.alert_commands:alert_list",
+                          "the office's alerts, newest first", db=True, args=(
+        arg("--hall", help="only this hall"),
+        arg("--state", choices=("open", "closed", "all"), default="open"),
+        arg("--limit", type=int, default=100, help="at most this many (1-1000)"),
+        arg("--json", action="store_true", help="print JSON instead of lines"),
+    )),
+    "alert close": Command("host_tools.collector.alert_commands:alert_close",
+                           "close an alert (it stays in the history)", db=True, args=(
+        arg("id", type=int), arg("--by", default="cli", help="who closed it (default cli)"),
+    )),
+    "alert set": Command("host_tools.collector.alert_commands:alert_set",
+                         "set an alert threshold for every hall or one hall", db=True, args=(
+        arg("key", help="bad_rate_pct, bad_rate_min, pause_max_min, silent_h, log_fill_pct"),
+        arg("value"), arg("--hall", help="only this hall"),
+    )),
+    "alert settings": Command("host_tools.collector.alert_commands:alert_settings",
+                              "show a hall's alert thresholds", db=True,
+                              args=(arg("--hall", help="this hall (default main)"),)),
+    "alert scan": Command("host_tools.collector.alert_commands:alert_scan",
+                          "raise the alerts of what is stored now (serve does it by itself)",
+                          db=True),
+    "webhook add": Command("host_tools.collector.alert_commands:webhook_add",
+                           "POST a hall's alerts to URL, signed; prints the secret once",
+                           db=True, args=(arg("url"), arg("--hall", required=True))),
+    "webhook list": Command("host_tools.collector.alert_commands:webhook_list",
+                            "webhooks and their deliveries (delivered, pending, failed)",
+                            db=True, args=(arg("--hall", help="only this hall"),)),
+    "webhook remove": Command("host_tools.collector.alert_commands:webhook_remove",
+                              "stop delivering to a webhook", db=True,
+                              args=(arg("id", type=int),)),
     "deploy": Command("host_tools.device.deploy:cmd_deploy",
                       "copy the firmware (.mpy) onto a device with mpremote", args=(
         PORT,
@@ -225,7 +256,9 @@ COMMANDS: dict[str, Command] = {
 GROUPS = {"device": "devices known to the collector (id and key)", "roster": "staff roster",
           "user": "users of the API and dashboard (token and role)",
           "settings": "device settings, per hall or per device", "sign": "the e-ink sign",
-          "case": "差评 cases: callback (回访), rectification (整改), appeal (申诉)"}
+          "case": "差评 cases: callback (回访), rectification (整改), appeal (申诉)",
+          "alert": "the office's alerts and their thresholds",
+          "webhook": "URLs that receive a hall's alerts"}
 
 
 class Parser(argparse.ArgumentParser):

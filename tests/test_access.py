@@ -34,7 +34,25 @@ BODIES = {
     ("POST", "/api/v1/roster"): (ROOT / "examples" / "staff.csv").read_bytes(),
     ("POST", "/api/v1/invite"): json.dumps({"window": "B09", "ticket": "A1"}).encode(),
     ("POST", "/api/v1/cases/{case_id}"): json.dumps({"action": "note", "text": "x"}).encode(),
+    ("POST", "/api/v1/alerts/settings"): json.dumps({"key": "silent_h", "value": 48}).encode(),
+    ("POST", "/api/v1/webhooks"): json.dumps({"hall": "main",
+                                             "url": "http://127.0.0.1:9/"}).encode(),
 }
+
+
+def made_for(served, path: str, dev: str) -> str:
+    """The id a route's {id} names: an alert of its own, a webhook, else a new device."""
+    from host_tools.collector import alerts, webhooks
+
+    c = served.collector
+    if path.startswith("/api/v1/alerts/"):
+        with c.db.transaction():
+            return str(alerts.raise_alert(c, alerts.Finding(
+                "dissatisfied", f"test:{dev}", "main", "B01", None, "B01 窗口收到一条不满意评价")))
+    if path.startswith("/api/v1/webhooks/"):
+        return str(webhooks.add(c, "main", "http://127.0.0.1:9/")["id"])
+    c.add_device(dev, "B01")
+    return dev
 
 
 def guarded_routes(collector) -> list[tuple[str, str, str]]:
@@ -56,8 +74,7 @@ def request_for(served, method: str, path: str, token: str | None, made: list[st
     if "{id}" in path:  # a device of its own for each call: rekey and revoke change it
         dev = f"ac{len(made)}"
         made.append(dev)
-        served.collector.add_device(dev, "B01")
-        path = path.replace("{id}", dev)
+        path = path.replace("{id}", made_for(served, path, dev))
     if "{case_id}" in path:  # a 差评 of its own for each call: its case exists
         dev = f"ac{len(made)}"
         made.append(dev)

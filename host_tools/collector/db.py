@@ -144,6 +144,37 @@ MIGRATIONS: list[list[str]] = [
             FROM events e LEFT JOIN records r ON r.device = e.device AND r.seq = e.seq
             WHERE e.kind = 'rating' AND e.level = 4""",
     ],
+    [
+        # the office's alerts (alerts.py): akey (kind, device or window, event or period)
+        # is unique, so no process, restart or re-scan raises one twice; closed ones stay
+        """CREATE TABLE alerts (
+            id BIGINT PRIMARY KEY, akey TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+            hall TEXT NOT NULL, win TEXT, device TEXT, message TEXT NOT NULL,
+            period_t BIGINT, raised BIGINT NOT NULL, state TEXT NOT NULL, closed BIGINT,
+            closed_by TEXT)""",
+        "CREATE INDEX alerts_hall ON alerts (hall, state, id)",
+        "CREATE INDEX alerts_period ON alerts (kind, win, period_t)",
+        """CREATE TABLE alert_settings (
+            hall TEXT NOT NULL, key TEXT NOT NULL, value BIGINT NOT NULL,
+            PRIMARY KEY (hall, key))""",
+        # each device's last event scanned for alerts; what was stored before starts scanned
+        "CREATE TABLE alert_cursor (device TEXT PRIMARY KEY, seq BIGINT NOT NULL)",
+        "INSERT INTO alert_cursor (device, seq) SELECT id, last_seq FROM devices",
+        "INSERT INTO meta (key, value) VALUES ('alert_seq', '0')",
+        "INSERT INTO meta (key, value) VALUES ('alert_scan', '0')",
+        "INSERT INTO meta (key, value) VALUES ('webhook_seq', '0')",
+        # webhooks per hall (webhooks.py) and the outbox: a row per alert and webhook,
+        # written with the alert, claimed by one delivery worker at a time
+        """CREATE TABLE webhooks (
+            id BIGINT PRIMARY KEY, hall TEXT NOT NULL, url TEXT NOT NULL, secret TEXT NOT NULL,
+            created BIGINT NOT NULL, removed BIGINT)""",
+        """CREATE TABLE outbox (
+            alert BIGINT NOT NULL, hook BIGINT NOT NULL, state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0, next_at BIGINT NOT NULL, created BIGINT NOT NULL,
+            claimed_until BIGINT, claimed_by TEXT, last_error TEXT, last_try BIGINT,
+            done_at BIGINT, PRIMARY KEY (alert, hook))""",
+        "CREATE INDEX outbox_due ON outbox (state, next_at)",
+    ],
 ]
 
 

@@ -36,7 +36,7 @@ from starlette.routing import Route
 
 from firmware import frame
 from firmware import invite as invite_format
-from host_tools.collector import cases, dashboard, export, reports
+from host_tools.collector import alerts, cases, dashboard, export, reports, webhooks
 from host_tools.collector import invite as invites
 from host_tools.collector.access import SESSION_S, TokenOrSession, auth_error, require
 from host_tools.collector.dashboard import TEMPLATES
@@ -159,6 +159,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
                         request.headers.get(invite_format.PORT_HEADER))
         except StorageUnavailable:
             pass  # the frame is stored; the address comes with the next sync
+        alerts.after_sync(request.app)  # its alerts are raised off the answer's path
         return Response(answer, media_type="application/octet-stream")
 
     # ---- queue: the queue system's invitation (host_tools/collector/invite.py) ----
@@ -379,6 +380,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
         Route("/api/v1/settings", settings_set, methods=["POST"]),
         Route("/api/v1/roster", roster_import, methods=["POST"]),
         *cases.routes(c),  # 差评 cases: /api/v1/cases, /api/v1/cases/{case_id}
+        *alerts.routes(c), *webhooks.routes(c),
         *dashboard.routes(c, limits),  # the office's live dashboard (dashboard.py)
     ]
     backend = TokenOrSession(c.users, open_paths=(SYNC_PATH,))
@@ -389,7 +391,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
                    max_age=SESSION_S, same_site="strict"),
         Middleware(AuthenticationMiddleware, backend=backend, on_error=auth_error),
     ]
-    return Starlette(routes=routes, middleware=middleware)
+    return Starlette(routes=routes, middleware=middleware, lifespan=alerts.lifespan(c))
 
 
 def _safe_next(path: str) -> str:
