@@ -17,7 +17,7 @@ import pytest
 from openpyxl import load_workbook
 
 from firmware import record
-from host_tools.collector import dashboard
+from host_tools.collector import alerts, dashboard
 from host_tools.collector.limits import Limits
 from host_tools.collector.server import ServerThread
 from host_tools.collector.store import Collector
@@ -104,6 +104,13 @@ def test_view_windows_staff_heat_bad_and_silent(dash, device_log, t0):
     assert v["heat"]["counts"][0][9] == 2 and sum(map(sum, v["heat"]["counts"])) == 2
     assert [(b["ticket"], b["reason"]) for b in v["bad"]["rows"]] == [(EVIL, "服务态度不好")]
     assert [x["device"] for x in v["silent"]] == ["b02-1"]  # never synced
+    [case] = v["cases"]["open"]["cases"]  # every 差评 opens a case (cases.py)
+    assert case["ticket"] == EVIL and case["state"] == "open" and not case["overdue"]
+    assert v["cases"]["summary"]["open"] == 1 and v["cases"]["overdue"] == []
+    assert v["alerts"] == []  # none raised yet: alerts.py's watcher scans after syncs
+    alerts.scan_new(s.c)
+    v = s.json(f"/api/v1/dashboard?day={DAY}")
+    assert [a["kind"] for a in v["alerts"]] == ["dissatisfied"] and v["mark"] > 0
     assert v["mark"] == s.c.change_mark()
     # the same day by its range; without dates: today (the collector's clock: DAY)
     assert s.json(f"/api/v1/dashboard?from={DAY}&to={DAY}")["total"]["ratings"] == 2
@@ -112,6 +119,12 @@ def test_view_windows_staff_heat_bad_and_silent(dash, device_log, t0):
     s.t += 3600
     assert len(s.json("/api/v1/dashboard")["silent"]) == 1
     assert len(s.json("/api/v1/dashboard?silent=30")["silent"]) == 2
+    # four days on the case is overdue: listed whatever the dates shown
+    s.t += 4 * 86400
+    v = s.json(f"/api/v1/dashboard?day={DAY}")
+    assert [k["id"] for k in v["cases"]["overdue"]] == [case["id"]]
+    assert v["cases"]["summary"]["overdue"] == 1
+    assert s.json("/api/v1/dashboard")["cases"]["open"]["cases"][0]["overdue"] is True
 
 
 def test_filters_and_bad_filters(dash, device_log, t0):
@@ -144,14 +157,16 @@ def test_shown_tables_as_csv_and_xlsx(dash, device_log, t0):
     assert "attachment" in h["content-disposition"]
     text = body.decode("utf-8")
     assert text.startswith("\ufeff") and "\r\n" in text
-    for title in ("窗口", "人员", "差评", "热力图", "未同步设备", "告警"):
+    for title in ("窗口", "人员", "差评", "热力图", "未同步设备", "告警", "差评处理"):
         assert f"\r\n{title}\r\n" in text, title
     assert "B01,服务中,SB0101,张伟" in text and "'" + EVIL.replace('"', '""') in text
     assert "服务态度不好" in text and "B02" not in text  # the window filter holds
     st, h, body = s.call(f"/api/v1/dashboard/export?format=xlsx&day={DAY}")
     assert st == 200 and h["content-type"].startswith("application/vnd.openxmlformats")
     wb = load_workbook(io.BytesIO(body))
-    assert wb.sheetnames == ["窗口", "人员", "差评", "热力图", "未同步设备", "告警"]
+    assert wb.sheetnames == ["窗口", "人员", "差评", "热力图", "未同步设备", "告警", "差评处理"]
+    [case] = list(wb["差评处理"].iter_rows(min_row=3, values_only=True))
+    assert case[0].startswith("b01-1-0-") and case[5] == EVIL and case[7] == "待回访"
     bad = list(wb["差评"].iter_rows(min_row=3, values_only=True))
     assert bad[0][4] == EVIL and wb["差评"].cell(3, 5).data_type == "s"  # text, no formula
     wins = {r[0]: r for r in wb["窗口"].iter_rows(min_row=3, values_only=True)}

@@ -1,7 +1,8 @@
 """The dashboard in a real browser: Debian's chromium, headless, driven by Selenium through
 Debian's chromium-driver (no browser download), against `pingjia serve` as a process and a
 virtual device (`pingjia sim --collector`). Log in; a rating made on the device appears
-without a reload; filter (a bad one shows its message); download CSV and XLSX; the wall
+without a reload; filter (a bad one shows its message); download CSV and XLSX; open
+the 差评's case and record its callback (refused to a viewer, with the reason); the wall
 screen (1920x1080) and the phone (390x844, one column) layouts. PINGJIA_SCREENSHOTS=DIR
 also keeps the two screenshots there (docs/ has the README's)."""
 
@@ -122,6 +123,21 @@ def log_in(b: Browser, base: str, name: str, token: str, then: str) -> None:
     b.d.get(base + then)
 
 
+def record_callback(b: Browser, refused: str | None) -> None:
+    """Open the first case's dialog and record a callback; refused: the message expected
+    instead (then the dialog is closed again)."""
+    b.wait_text("cases", "T-1", "待回访")
+    b.d.find_element("css selector", "#cases button.case-open").click()
+    b.wait(lambda d: d.find_element("id", "case-dialog").is_displayed(), "no case dialog")
+    assert "T-1" in b.text("case-info") and "服务态度不好" in b.text("case-info")
+    form = b.d.find_element("id", "case-form")
+    form.find_element("name", "text").send_keys("已电话回访，致歉")
+    form.find_element("css selector", "button[type=submit]").click()
+    if refused:
+        b.wait_text("case-error", refused)
+        b.d.find_element("id", "case-close").click()
+
+
 def test_dashboard_in_chromium(tmp_path, db_url, pingjia_serve, cli, sim_proc, browser):
     _proc, port = pingjia_serve(db_url)
     base = f"http://127.0.0.1:{port}"
@@ -174,10 +190,24 @@ def test_dashboard_in_chromium(tmp_path, db_url, pingjia_serve, cli, sim_proc, b
     wb = load_workbook(io.BytesIO(b.download(".xlsx")))
     assert [r[4] for r in wb["差评"].iter_rows(min_row=3, values_only=True)] == ["T-1"]
 
+    # the 差评's case: a viewer may look but not act; an admin records the callback
+    b.d.get(f"{base}/?from={day}&to={day}")
+    record_callback(b, "the role viewer may not do this")
+    p = cli("user", "add", "boss", "--role", "admin", "--db", db_url)
+    assert p.returncode == 0, p.stderr
+    log_in(b, base, "boss", p.stdout.strip(), f"/?from={day}&to={day}")
+    record_callback(b, None)
+    b.wait_text("case-log", "回访 (boss): 已电话回访，致歉")
+    assert "已回访" in b.text("case-title")
+    b.d.find_element("id", "case-close").click()
+    b.wait_text("cases", "已回访")  # the table redrawn, no reload
+    assert "待处理 1 · 逾期 0" in b.text("case-counts")
+
     # the phone: one column, nothing wider than the screen (tables scroll in their card)
     phone = browser(390, 844, mobile=True)
     log_in(phone, base, "amt", token, f"/?from={day}&to={day}")
     phone.wait_text("bad", "T-1")
+    # its stream gets in: the wall's pages gave theirs back as they were left (pagehide)
     phone.wait(lambda d: d.find_element("id", "live").text == "实时", "no live stream")
     cols = phone.d.execute_script(
         "return getComputedStyle(document.getElementById('dash')).gridTemplateColumns")

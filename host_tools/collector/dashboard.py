@@ -44,7 +44,7 @@ from starlette.templating import Jinja2Templates
 
 from firmware import record
 from firmware.clock import iso
-from host_tools.collector import export, reports
+from host_tools.collector import alerts, cases, export, reports
 from host_tools.collector.access import require
 from host_tools.collector.db import StorageUnavailable
 from host_tools.collector.store import Collector
@@ -64,6 +64,8 @@ RETRY_MS = 2000  # what the browser waits before it reconnects
 BAD_PAGE = 20  # 差评 on the page; the next ones page through /api/v1/bad
 SILENT_MIN = 60  # a device not heard from this long is listed (?silent=MINUTES)
 SILENT_MAX = 7 * 24 * 60
+ALERTS_SHOWN = 50  # the newest open alerts; the rest: /api/v1/alerts
+CASES_SHOWN = 20  # cases a list; the rest page through /api/v1/cases
 # no inline script or style anywhere: what a ticket or a name smuggles in cannot run
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
@@ -138,7 +140,8 @@ def view(c: Collector, flt: reports.Filter, silent_min: int = SILENT_MIN) -> dic
                  "counts": heat_week(c, tz, flt)},
         "bad": reports.ratings_page(c.db, tz, flt, "", BAD_PAGE, level=4),
         "silent": silent_devices(c, tz, now, flt, silent_min * 60),
-        "alerts": device_alerts(c, tz, flt),
+        "alerts": open_alerts(c, flt),
+        "cases": case_lists(c, flt),
     }
 
 
@@ -237,28 +240,20 @@ def silent_devices(c: Collector, tz: int, now: int, flt: reports.Filter, silent_
              "silent_s": now - t if t is not None else None} for d, w, h, t in rows]
 
 
-def device_alerts(c: Collector, tz: int, flt: reports.Filter) -> list[dict[str, Any]]:
-    """Technician alerts the devices raised and have not cleared (sync failing, a
-    corrupt file, a reader or sign fault)."""
-    wins = None
-    if flt.hall or flt.window:
-        wins = {w for (w,) in c.db.all(
-            "SELECT win FROM devices WHERE (? = '' OR hall = ?) AND (? = '' OR win = ?)",
-            (flt.hall or "", flt.hall or "", flt.window or "", flt.window or ""))}
-    out = []
-    for r in reports.technician(c.db, tz):
-        if wins is not None and r["window"] not in wins:
-            continue
-        for name in r["alerts"]:
-            out.append({"kind": name, "window": r["window"], "device": r["device"],
-                        "text": ALERT_ZH.get(name, name)})
-    return out
+def open_alerts(c: Collector, flt: reports.Filter) -> list[dict[str, Any]]:
+    """The office's open alerts (alerts.py), newest first, of the filter's hall and window."""
+    rows = alerts.list_alerts(c, flt.hall, "open", None, ALERTS_SHOWN)["alerts"]
+    return [a for a in rows if not flt.window or a["window"] in (None, flt.window)]
 
 
-ALERT_ZH = {"sync_failing": "同步失败", "settings_corrupt": "设置文件损坏",
-            "roster_corrupt": "人员名单损坏", "identity_corrupt": "设备身份文件损坏",
-            "log_damaged": "记录日志损坏", "reader_fault": "工牌读卡器故障",
-            "sign_fault": "墨水屏故障"}
+def case_lists(c: Collector, flt: reports.Filter) -> dict[str, Any]:
+    """The 差评 cases that need work (cases.py): counts, the overdue ones and the open ones,
+    oldest first. Not cut by the dates: a case overdue today is about an older 差评."""
+    who = reports.Filter(hall=flt.hall, window=flt.window, staff=flt.staff)
+    open_page = cases.list_cases(c, who, "open", "", CASES_SHOWN)
+    return {"summary": cases.summary(c.db, who, c.now(), c.hall_tz_min()),
+            "overdue": cases.list_cases(c, who, "overdue", "", CASES_SHOWN).cases,
+            "open": {"cases": open_page.cases, "next": open_page.next}}
 
 
 # ---- what the page's template shows -------------------------------------------------------
@@ -305,14 +300,21 @@ def tables(data: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]
     heat = [[WEEKDAYS[d], *row] for d, row in enumerate(data["heat"]["counts"])]
     silent = [[s["device"], s["window"], s["hall"], s["last_seen"] or "从未同步"]
               for s in data["silent"]]
-    alerts = [[a["window"], a["device"], a["text"]] for a in data["alerts"]]
+    alerts_ = [[a["raised"], a["hall"], a["window"] or "", a["device"] or "", a["text"]]
+               for a in data["alerts"]]
+    open_cases = [[k["id"], k["time"] or "", k["window"], k["staff_no"] or "",
+                   k["staff_name"] or "", k["ticket"] or "", k["reason_text"] or "未选择",
+                   k["state_name"], k["due"], "是" if k["overdue"] else ""]
+                  for k in data["cases"]["open"]["cases"]]
     return [
         ("窗口", ["窗口", "状态", "工号", "姓名", "状态起始", "最近同步", *rate_head], win),
         ("人员", ["工号", "姓名", *rate_head, "请稍候超时", "无工牌暂停"], staff),
         ("差评", ["时间", "窗口", "工号", "姓名", "办件编号", "原因"], bad),
         ("热力图", ["", *[f"{h}时" for h in range(24)]], heat),
         ("未同步设备", ["设备", "窗口", "大厅", "最近同步"], silent),
-        ("告警", ["窗口", "设备", "告警"], alerts),
+        ("告警", ["时间", "大厅", "窗口", "设备", "告警"], alerts_),
+        ("差评处理", ["编号", "差评时间", "窗口", "工号", "姓名", "办件编号", "原因", "状态",
+                  "回访期限", "逾期"], open_cases),
     ]
 
 

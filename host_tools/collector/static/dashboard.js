@@ -113,10 +113,118 @@
     more(d.bad.next);
     heatTable(d.heat);
     heatChart(d.heat);
-    list("alerts", d.alerts, (a) => `${a.window} ${a.device}: ${a.text}`);
+    list("alerts", d.alerts, (a) => `${since(a.raised)} ${a.text}`);
     list("silent", d.silent, (s) => `${s.window} ${s.device}: ${s.last_seen || "从未同步"}`);
-    if (window.pingjiaCases) window.pingjiaCases.draw(d);
+    drawCases(d.cases);
   }
+
+  // ---- 差评 cases: the open ones, and a dialog where an admin records what was done ----
+  function caseRow(k) {
+    const state = el("td", k.state_name);
+    if (k.overdue) state.append(" ", el("span", "逾期", "flag"));
+    const go = el("button", "处理", "case-open");
+    go.dataset.case = k.id;
+    const act = el("td");
+    act.append(go);
+    const tr = row([k.time || "-", k.window, `${k.staff_no || ""} ${k.staff_name || ""}`,
+      k.ticket || "", k.reason_text || "未选择", state, k.due, act]);
+    if (k.overdue) tr.className = "overdue";
+    return tr;
+  }
+
+  function drawCases(c) {
+    const s = c.summary;
+    $("case-counts").textContent = `待处理 ${s.open} · 逾期 ${s.overdue} · 申诉中 ${s.appealed}`;
+    $("t-overdue").textContent = s.overdue;
+    const rows = c.open.cases.map(caseRow);
+    if (!rows.length) {
+      const td = el("td", "无");
+      td.colSpan = 8;
+      rows.push(row([td]));
+    }
+    $("cases").replaceChildren(...rows);
+    casesMore(c.open.next);
+  }
+
+  function casesMore(next) {
+    const b = $("cases-more");
+    b.dataset.next = next || "";
+    b.hidden = !next;
+  }
+
+  $("cases-more").addEventListener("click", async () => {
+    const b = $("cases-more");
+    const q = `${caseQuery()}&state=open&limit=20&after=${encodeURIComponent(b.dataset.next)}`;
+    const r = await fetch("/api/v1/cases?" + q, { credentials: "same-origin" });
+    if (!r.ok) return showError(await errorText(r));
+    const page = await r.json();
+    $("cases").append(...page.cases.map(caseRow));
+    casesMore(page.next);
+  });
+
+  // the cases of the filter's hall, window and staff, whatever the dates
+  function caseQuery() {
+    const q = new URLSearchParams(query);
+    for (const k of ["day", "from", "to"]) q.delete(k);
+    return q.toString();
+  }
+
+  const dialog = $("case-dialog");
+  const form = $("case-form");
+  let caseId = null;
+
+  function showCase(k) {
+    caseId = k.id;
+    $("case-title").textContent = `差评案件 ${k.id} · ${k.state_name}`;
+    $("case-info").textContent = `${k.time || "-"} · 窗口 ${k.window} · ` +
+      `${k.staff_no || ""} ${k.staff_name || ""} · 办件编号 ${k.ticket || "-"} · ` +
+      `原因 ${k.reason_text || "未选择"} · 回访期限 ${k.due}${k.overdue ? " (逾期)" : ""}`;
+    $("case-log").replaceChildren(...k.actions.map((a) => el("li",
+      `${since(a.at)} ${a.action_name}${a.decision ? " " + a.decision : ""} (${a.by}): ${a.text}`)));
+  }
+
+  function caseError(text) {
+    const e = $("case-error");
+    e.textContent = text || "";
+    e.hidden = !text;
+  }
+
+  $("cases").addEventListener("click", async (ev) => {
+    const b = ev.target.closest("button.case-open");
+    if (!b) return;
+    const r = await fetch("/api/v1/cases/" + encodeURIComponent(b.dataset.case),
+      { credentials: "same-origin" });
+    if (!r.ok) return showError(await errorText(r));
+    showCase(await r.json());
+    caseError("");
+    form.reset();
+    $("case-decision").hidden = true;
+    dialog.showModal();
+  });
+
+  form.elements.action.addEventListener("change", () => {
+    $("case-decision").hidden = form.elements.action.value !== "decide";
+  });
+  $("case-close").addEventListener("click", () => dialog.close());
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = { action: form.elements.action.value, text: form.elements.text.value };
+    if (body.action === "decide") body.decision = form.elements.decision.value;
+    const r = await fetch("/api/v1/cases/" + encodeURIComponent(caseId), {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    if (!r.ok) {
+      // a viewer's 403 and the API's refusals are one line of text or {"error"}
+      const text = (r.headers.get("content-type") || "").startsWith("application/json")
+        ? await errorText(r) : await r.text();
+      return caseError(text);
+    }
+    showCase(await r.json());
+    caseError("");
+    form.elements.text.value = "";
+    refresh(); // the live stream would say so too
+  });
 
   function showError(text) {
     const e = $("error");
@@ -174,9 +282,11 @@
     more(page.next);
   });
 
+  let es = null;
+
   function connect() {
     const live = $("live");
-    const es = new EventSource("/api/v1/live");
+    es = new EventSource("/api/v1/live");
     es.onopen = () => {
       live.textContent = "实时";
       live.classList.remove("off");
@@ -192,6 +302,18 @@
       if (es.readyState === EventSource.CLOSED) setTimeout(connect, 10000);
     };
   }
+
+  // a page left (or kept in the back-forward cache) gives its stream back at once: the
+  // server counts streams per address, and a kept page would hold one for its whole life
+  window.addEventListener("pagehide", () => {
+    if (es) es.close();
+  });
+  window.addEventListener("pageshow", (e) => {
+    if (e.persisted) {
+      connect();
+      refresh();
+    }
+  });
 
   window.pingjiaDashboard = { refresh: refresh, query: query, showError: showError };
   if (window.echarts) heatChartFromTable();
