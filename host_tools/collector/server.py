@@ -201,7 +201,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
         def run() -> dict[str, Any]:
             rows = reports.summary(c.db, c.hall_tz_min(), flt.day, by, c.now(), flt)
             for r in rows:  # the full 差评 list pages through /api/v1/bad
-                r["bad_total"] = len(r["bad"])
+                r["bad_total"] = r["bad_count"]
                 r["bad"] = r["bad"][-BAD_ON_DASHBOARD:]
             return {"day": flt.day, "by": by, "rows": rows}
 
@@ -459,7 +459,7 @@ def page_context(data: dict[str, Any]) -> dict[str, Any]:
             "hours": [{"hour": h, "count": hours[h], "alpha": f"{hours[h] / top:.2f}"}
                       for h in _HEAT_HOURS],
             "bad": bad[-BAD_ON_DASHBOARD:],
-            "bad_more": max(len(bad) - BAD_ON_DASHBOARD, 0),
+            "bad_more": max(r.get("bad_count", len(bad)) - len(bad[-BAD_ON_DASHBOARD:]), 0),
         })
     return {"day": data["day"], "now": data["now"], "hall": data.get("hall"),
             "windows": windows}
