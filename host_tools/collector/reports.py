@@ -305,14 +305,16 @@ def _roll_where(flt: Filter, has_slot: bool = True) -> tuple[str, list[Any]]:
 
 _SUMS = ", ".join(f"SUM(r.{c})" for c in rollups.COLS)
 # what a row of each table is grouped by for each view, and how the group becomes a key
+_HOD = "r.hour - r.hour / 24 * 24"  # hour % 24 ('%' is psycopg's placeholder)
+_DOW = "(r.hour / 24 + 5) - (r.hour / 24 + 5) / 7 * 7"
 _GROUP = {
     ("roll_day", "window"): "r.win", ("roll_day", "staff"): "r.win, r.slot",
     ("roll_day", "day"): "r.day",
     ("roll_hour", "window"): "r.win", ("roll_hour", "staff"): "r.win, r.slot",
-    ("roll_hour", "day"): "r.hour / 24", ("roll_hour", "hour"): "r.hour % 24",
-    ("roll_hour", "week"): "(r.hour / 24 + 5) % 7, r.hour % 24",
+    ("roll_hour", "day"): "r.hour / 24", ("roll_hour", "hour"): _HOD,
+    ("roll_hour", "week"): f"{_DOW}, {_HOD}",
     ("roll_hod", "hour"): "r.hod", ("roll_hod", "week"): "r.dow, r.hod",
-    ("roll_hour", "heat"): "r.win, r.hour % 24",
+    ("roll_hour", "heat"): f"r.win, {_HOD}",
 }
 _TIME_COL = {"roll_day": "day", "roll_hour": "hour", "roll_hod": "month"}
 
@@ -499,7 +501,10 @@ def status_time_raw(db: Database, tz_min: int, span: tuple[int, int] | None, by:
                     now: int | None, flt: Filter | None = None) -> dict[str, tuple[int, int]]:
     """status_time() from every status change stored (the rollups' yardstick)."""
     out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    more, params = (flt or Filter()).where()
+    flt = flt or Filter()
+    # an interval ends at the device's next change, whoever made it: the staff filter
+    # picks intervals, not the changes they are read from
+    more, params = Filter(hall=flt.hall, window=flt.window).where()
     rows = db.all("SELECT e.device, e.seq, e.win, COALESCE(e.staff_no, ws.staff_no), "
                   "e.to_state, e.t FROM events e LEFT JOIN window_slots ws ON ws.win = e.win "
                   "AND ws.slot = e.slot WHERE e.kind = 'status' AND e.t IS NOT NULL" + more
@@ -511,7 +516,8 @@ def status_time_raw(db: Database, tz_min: int, span: tuple[int, int] | None, by:
             end = max(now, t)
         else:
             continue
-        _interval(out, by, win, staff_no, to_state, t, end, span, tz_min)
+        if not flt.staff or staff_no == flt.staff:
+            _interval(out, by, win, staff_no, to_state, t, end, span, tz_min)
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
