@@ -84,33 +84,8 @@ def parse_filter(c: Collector, q: Any) -> reports.Filter:
                          window=q.get("window") or None, staff=q.get("staff") or None)
     if not (flt.day or flt.since or flt.until):
         flt.day = reports.local_day(c.now(), c.hall_tz_min())
-    for name, value in (("day", flt.day), ("from", flt.since), ("to", flt.until)):
-        if value:
-            _check_date(name, value)
-    flt.span(c.hall_tz_min())  # raises on dates that run backwards
-    _check_known(c, flt)
+    flt.check(c.db)  # dates that parse and run forwards, names the collector knows
     return flt
-
-
-def _check_date(name: str, value: str) -> None:
-    import datetime
-
-    try:
-        if len(value) != 10:
-            raise ValueError
-        datetime.date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"bad day {value!r} for {name}: use YYYY-MM-DD") from None
-
-
-def _check_known(c: Collector, flt: reports.Filter) -> None:
-    checks = (("hall", flt.hall, "SELECT 1 FROM devices WHERE hall = ?", "pingjia device list"),
-              ("window", flt.window, "SELECT 1 FROM devices WHERE win = ?", "pingjia device list"),
-              ("staff", flt.staff, "SELECT 1 FROM staff WHERE staff_no = ?",
-               "pingjia roster import"))
-    for what, name, sql, hint in checks:
-        if name and c.db.one(sql, (name,)) is None:
-            raise ValueError(f"no {what} {name!r} is known here ({hint})")
 
 
 def silent_minutes(q: Any) -> int:
@@ -137,7 +112,7 @@ def view(c: Collector, flt: reports.Filter, silent_min: int = SILENT_MIN) -> dic
         "windows": windows,
         "staff": _staff_rows(c, tz, now, flt, span),
         "heat": {"weekdays": list(WEEKDAYS), "hours": list(range(24)),
-                 "counts": heat_week(c, tz, flt)},
+                 "counts": reports.heat_week(c.db, tz, flt)},
         "bad": reports.ratings_page(c.db, tz, flt, "", BAD_PAGE, level=4),
         "silent": silent_devices(c, tz, now, flt, silent_min * 60),
         "alerts": open_alerts(c, flt),
@@ -201,27 +176,6 @@ def staff_flags(c: Collector, flt: reports.Filter, span: tuple[int, int] | None
         ps += list(span)
     rows = c.db.all(sql + more + " GROUP BY COALESCE(e.staff_no, ws.staff_no)", ps + params)
     return {no or "-": (int(w or 0), int(p or 0)) for no, w, p in rows}
-
-
-def heat_week(c: Collector, tz: int, flt: reports.Filter) -> list[list[int]]:
-    """Ratings by weekday (Monday first) and hour of the day, in the hall's zone.
-    Raw rows until the rollups' reports.heat_week lands (then that one is used)."""
-    if hasattr(reports, "heat_week"):
-        return reports.heat_week(c.db, tz, flt)
-    out = [[0] * 24 for _ in range(7)]
-    span = flt.span(tz)
-    more, params = flt.where()
-    sql = ("SELECT e.t FROM events e LEFT JOIN window_slots ws ON ws.win = e.win "
-           "AND ws.slot = e.slot WHERE e.kind = 'rating' AND e.t IS NOT NULL")
-    ps: list[Any] = []
-    if span:
-        sql += " AND e.t >= ? AND e.t < ?"
-        ps += list(span)
-    for (t,) in c.db.all(sql + more, ps + params):
-        local = t + tz * 60
-        # 2000-01-01, day 0 of the firmware's clock, was a Saturday (index 5)
-        out[(local // 86400 + 5) % 7][local % 86400 // 3600] += 1
-    return out
 
 
 def silent_devices(c: Collector, tz: int, now: int, flt: reports.Filter, silent_s: int

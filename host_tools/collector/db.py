@@ -33,7 +33,7 @@ CONNECT_S = 5.0  # PostgreSQL: how long opening the collector waits for the serv
 
 # Each entry moves the schema one version up; never edit one that has shipped.
 # `win` is the window's name ("window" is reserved in PostgreSQL).
-MIGRATIONS: list[list[str]] = [
+MIGRATIONS: list[list[Any]] = [
     [
         """CREATE TABLE devices (
             id TEXT PRIMARY KEY, key TEXT NOT NULL, win TEXT NOT NULL,
@@ -175,7 +175,26 @@ MIGRATIONS: list[list[str]] = [
             done_at BIGINT, PRIMARY KEY (alert, hook))""",
         "CREATE INDEX outbox_due ON outbox (state, next_at)",
     ],
+    [
+        # rollups per hall, window, staff slot and hall-local hour, day, and month x
+        # weekday x hour (rollups.py), built from the rows already stored; the ingest
+        # keeps them from here on. A function: the tables differ (partitions on
+        # PostgreSQL) and the build reads the hall's time zone.
+        lambda db: _rollups(db),
+    ],
 ]
+
+
+def _rollups(db: Database) -> None:
+    import json
+
+    from firmware.settings import DEFAULTS
+    from host_tools.collector import rollups
+
+    for stmt in rollups.schema(db.postgres):
+        db.execute(stmt)
+    tz = db.value("SELECT value FROM settings WHERE scope = 'hall' AND key = 'tz_min'")
+    rollups.rebuild(db, int(json.loads(tz)) if tz is not None else DEFAULTS["tz_min"])
 
 
 class DatabaseError(PingjiaError):
@@ -408,7 +427,10 @@ class Database:
             have = int(self.value("SELECT MAX(version) FROM schema_version", (), 0))
             for v in range(have + 1, len(MIGRATIONS) + 1):
                 for stmt in MIGRATIONS[v - 1]:
-                    self.execute(stmt)
+                    if callable(stmt):
+                        stmt(self)
+                    else:
+                        self.execute(stmt)
                 self.execute("INSERT INTO schema_version (version) VALUES (?)", (v,))
         return len(MIGRATIONS)
 

@@ -4,15 +4,20 @@ stray presses; by window, staff, day or hour (in the hall's time zone)."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from firmware import record
-from firmware.clock import days_from_civil, iso
+from firmware.clock import civil, days_from_civil, iso
 from firmware.logview import LEVEL_NAMES, REASON_NAMES
+from host_tools.collector import rollups
 from host_tools.collector.db import Database
 
+BAD_KEPT = 20  # 差评 a summary row lists (its newest); the rest page through ratings_page
+BAD_SCAN = 1000  # the filter's newest 差评 the rows' lists are taken from
+BAD_TABLE = 20  # 差评 the text report prints (the newest), after their count
 INDEX_POINTS = {1: 100.0, 2: 66.7, 3: 33.3, 4: 0.0}  # design.md section 6
 BY = ("window", "staff", "day", "hour")
 
@@ -20,10 +25,15 @@ BY = ("window", "staff", "day", "hour")
 def day_range(day: str, tz_min: int) -> tuple[int, int]:
     """'YYYY-MM-DD' in the hall's zone -> [start, end) in seconds since 2000 UTC."""
     try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+            raise ValueError
         y, m, d = (int(x) for x in day.split("-"))
-        start = days_from_civil(y, m, d) * 86400 - tz_min * 60
-    except ValueError:
-        raise ValueError(f"bad day {day!r}: use YYYY-MM-DD") from None
+        days = days_from_civil(y, m, d)
+        if civil(days) != (y, m, d):  # 2026-02-30, month 13
+            raise ValueError
+    except (ValueError, TypeError):
+        raise ValueError(f"bad day {day!r}: use YYYY-MM-DD, a date of the calendar") from None
+    start = days * 86400 - tz_min * 60
     return start, start + 86400
 
 
@@ -54,6 +64,23 @@ class Filter:
         if end <= start:
             raise ValueError(f"the dates run backwards: from {self.since} to {self.until}")
         return start, end
+
+    def check(self, db: Database) -> None:
+        """ValueError (a message a user can act on) for a hall, window or staff the
+        collector does not know, a date that does not parse or dates that run backwards."""
+        self.span(0)  # the dates parse and run forwards
+        if self.hall and not db.one("SELECT 1 FROM devices WHERE hall = ? LIMIT 1",
+                                    (self.hall,)):
+            raise ValueError(f"no hall {self.hall!r} (pingjia device add ID --window W "
+                             "--hall H names one)")
+        if self.window and not db.one(
+                "SELECT 1 FROM devices WHERE win = ? UNION ALL SELECT 1 FROM window_slots "
+                "WHERE win = ? LIMIT 1", (self.window, self.window)):
+            raise ValueError(f"no window {self.window!r}")
+        if self.staff and not db.one(
+                "SELECT 1 FROM staff WHERE staff_no = ? UNION ALL SELECT 1 FROM window_slots "
+                "WHERE staff_no = ? LIMIT 1", (self.staff, self.staff)):
+            raise ValueError(f"no staff {self.staff!r} in the roster")
 
     def where(self, staff_sql: str = "COALESCE(e.staff_no, ws.staff_no)") -> tuple[str, list]:
         """SQL conditions (each starting with AND) on events e, and their parameters."""
@@ -128,14 +155,37 @@ def finish(row: dict[str, Any]) -> dict[str, Any]:
 
 def summary(db: Database, tz_min: int, day: str | None = None, by: str = "window",
             now: int | None = None, flt: Filter | None = None) -> list[dict[str, Any]]:
-    """One row per window, staff, day or hour (of the events flt lets through)."""
-    if by not in BY:
-        raise ValueError(f"--by must be one of {', '.join(BY)}")
-    flt = Filter(**dict(vars(flt or Filter()), day=day or (flt.day if flt else None)))
+    """One row per window, staff, day or hour (of the events flt lets through), from the
+    rollups (rollups.py). Each row's `bad` is a bounded list: at most BAD_KEPT of its
+    newest 差评 (among the filter's newest BAD_SCAN); `bad_count` counts them all, and
+    ratings_page(level=4) (/api/v1/bad) pages through every one."""
+    flt = _merged(flt, day)
+    _check_by(by)
+    flt.check(db)
+    if not _rolled_up(db, tz_min):
+        return summary_raw(db, tz_min, None, by, now, flt)
     span = flt.span(tz_min)
     names = _staff_names(db)
     rows: dict[str, dict[str, Any]] = defaultdict(_new_row)
-    for (dev, seq, kind, win, _slot, staff_no, level, mode, reason, ticket, _f, _to, _why,
+    for key, v in _rolled(db, tz_min, span, by, flt).items():
+        if any(v):
+            _add_counters(rows[key], v)
+    for key, (pause, wait) in _open_status(db, tz_min, span, by, now, flt).items():
+        rows[key]["pause_s"] += pause
+        rows[key]["wait_s"] += wait
+    return _rows_out(db, tz_min, rows, by, flt, span, names)
+
+
+def summary_raw(db: Database, tz_min: int, day: str | None = None, by: str = "window",
+                now: int | None = None, flt: Filter | None = None) -> list[dict[str, Any]]:
+    """summary() from the raw events (every one read): the yardstick of the rollups in
+    tests and bench/views.py, and the answer when they were built in another zone."""
+    flt = _merged(flt, day)
+    _check_by(by)
+    span = flt.span(tz_min)
+    names = _staff_names(db)
+    rows: dict[str, dict[str, Any]] = defaultdict(_new_row)
+    for (_dev, _seq, kind, win, _slot, staff_no, level, mode, _reason, _ticket, _f, _to, _why,
          _fl, count, t) in _events(db, ("rating", "no_rating", "stray", "dropped"), span, flt):
         row = rows[_key(by, win, staff_no, t, tz_min)]
         if kind == "rating":
@@ -144,60 +194,330 @@ def summary(db: Database, tz_min: int, day: str | None = None, by: str = "window
                 row["levels"][level] += 1
             if mode == 0:
                 row["invite_ratings"] += 1
-            if level == 4:
-                row["bad"].append({
-                    "time": iso(t, tz_min) if t is not None else None, "window": win,
-                    "device": dev, "log": seq >> 32, "seq": seq & 0xFFFFFFFF,
-                    "staff_no": staff_no,
-                    "staff_name": names.get(staff_no or ""), "ticket": ticket,
-                    "reason": reason, "reason_text": _reason(reason)})
         elif kind == "no_rating":
             row["no_rating"] += 1
         else:
             row[kind] += count or 0
-    for key, (pause, wait) in status_time(db, tz_min, span, by, now, flt).items():
+    for key, (pause, wait) in status_time_raw(db, tz_min, span, by, now, flt).items():
         rows[key]["pause_s"] += pause
         rows[key]["wait_s"] += wait
+    return _rows_out(db, tz_min, rows, by, flt, span, names)
+
+
+def _merged(flt: Filter | None, day: str | None) -> Filter:
+    return Filter(**dict(vars(flt or Filter()), day=day or (flt.day if flt else None)))
+
+
+def _check_by(by: str) -> None:
+    if by not in BY:
+        raise ValueError(f"--by must be one of {', '.join(BY)}")
+
+
+def _add_counters(row: dict[str, Any], v: list[int]) -> None:
+    n, r1, r2, r3, r4, inv, nor, stray, dropped, pause, wait = v
+    row["ratings"] += n
+    for lv, c in ((1, r1), (2, r2), (3, r3), (4, r4)):
+        row["levels"][lv] += c
+    row["invite_ratings"] += inv
+    row["no_rating"] += nor
+    row["stray"] += stray
+    row["dropped"] += dropped
+    row["pause_s"] += pause
+    row["wait_s"] += wait
+
+
+def _rows_out(db: Database, tz_min: int, rows: dict[str, dict[str, Any]], by: str,
+              flt: Filter, span: tuple[int, int] | None,
+              names: dict[str, str]) -> list[dict[str, Any]]:
+    _attach_bad(db, tz_min, rows, by, flt, span, names)
     out = []
     for key in sorted(rows):
         r = finish(rows[key])
         r[by] = key
+        r["bad_count"] = r["levels"][4]
         if by == "staff":
             r["staff_name"] = names.get(key)
         out.append(r)
     return out
 
 
+def _attach_bad(db: Database, tz_min: int, rows: dict[str, dict[str, Any]], by: str,
+                flt: Filter, span: tuple[int, int] | None, names: dict[str, str]) -> None:
+    """Each row's newest 差评 (at most BAD_KEPT, oldest first), from the filter's newest
+    BAD_SCAN: one query down an index, whatever the span."""
+    if not any(r["levels"][4] for r in rows.values()):
+        return
+    sql = _EVENTS + "e.kind = 'rating' AND e.level = 4 AND e.t IS NOT NULL"
+    params: list[Any] = []
+    if span:
+        sql += " AND e.t >= ? AND e.t < ?"
+        params += list(span)
+    more, p = flt.where()
+    found = db.all(sql + more + " ORDER BY e.t DESC, e.device DESC, e.seq DESC LIMIT ?",
+                   [*params, *p, BAD_SCAN])
+    for (dev, seq, _k, win, _slot, staff_no, _lv, _m, reason, ticket, _f, _to, _why, _fl, _c,
+         t) in found:
+        row = rows.get(_key(by, win, staff_no, t, tz_min))
+        if row is None or len(row["bad"]) >= BAD_KEPT:
+            continue
+        row["bad"].insert(0, {
+            "time": iso(t, tz_min), "window": win, "device": dev, "log": seq >> 32,
+            "seq": seq & 0xFFFFFFFF, "staff_no": staff_no,
+            "staff_name": names.get(staff_no or ""), "ticket": ticket,
+            "reason": reason, "reason_text": _reason(reason)})
+
+
 def _reason(reason: int | None) -> str | None:
     return REASON_NAMES[reason] if reason and 0 < reason < 5 else None
+
+
+# ---- reading the rollups --------------------------------------------------------------
+DAY_MAX = 200_000  # days since 2000 a span is clipped to (an open end runs to 2547)
+
+
+def _rolled_up(db: Database, tz_min: int) -> bool:
+    """The rollups answer for this zone (they are built in the hall's)."""
+    return rollups.built_tz(db) == tz_min
+
+
+def _days(span: tuple[int, int] | None, tz_min: int) -> tuple[int, int] | None:
+    if span is None:
+        return None
+    off = tz_min * 60
+    return (min(max((span[0] + off) // 86400, 0), DAY_MAX),
+            min(max((span[1] + off) // 86400, 0), DAY_MAX))
+
+
+def _roll_where(flt: Filter, has_slot: bool = True) -> tuple[str, list[Any]]:
+    sql, params = "", []
+    if flt.hall:
+        sql += " AND r.hall = ?"
+        params.append(flt.hall)
+    if flt.window:
+        sql += " AND r.win = ?"
+        params.append(flt.window)
+    if flt.staff and has_slot:
+        sql += (" AND EXISTS (SELECT 1 FROM window_slots ws WHERE ws.win = r.win "
+                "AND ws.slot = r.slot AND ws.staff_no = ?)")
+        params.append(flt.staff)
+    return sql, params
+
+
+_SUMS = ", ".join(f"SUM(r.{c})" for c in rollups.COLS)
+# what a row of each table is grouped by for each view, and how the group becomes a key
+_HOD = "r.hour - r.hour / 24 * 24"  # hour % 24 ('%' is psycopg's placeholder)
+_DOW = "(r.hour / 24 + 5) - (r.hour / 24 + 5) / 7 * 7"
+_GROUP = {
+    ("roll_day", "window"): "r.win", ("roll_day", "staff"): "r.win, r.slot",
+    ("roll_day", "day"): "r.day",
+    ("roll_hour", "window"): "r.win", ("roll_hour", "staff"): "r.win, r.slot",
+    ("roll_hour", "day"): "r.hour / 24", ("roll_hour", "hour"): _HOD,
+    ("roll_hour", "week"): f"{_DOW}, {_HOD}",
+    ("roll_hod", "hour"): "r.hod", ("roll_hod", "week"): "r.dow, r.hod",
+    ("roll_hour", "heat"): f"r.win, {_HOD}",
+}
+_TIME_COL = {"roll_day": "day", "roll_hour": "hour", "roll_hod": "month"}
+
+
+def _query(db: Database, table: str, view: str, lo: int | None, hi: int | None,
+           flt: Filter, acc: dict[Any, list[int]], names: Any = None) -> None:
+    """Sum one table's rows in [lo, hi) of its time column (None: every known time;
+    lo = hi = NO_TIME: the unknown hour) into acc, by the view's key."""
+    group = _GROUP[(table, view)]
+    col = "r." + _TIME_COL[table]
+    if lo == rollups.NO_TIME:
+        cond, params = f"{col} = ?", [rollups.NO_TIME]
+    elif lo is None:
+        cond, params = f"{col} >= 0", []
+    else:
+        cond, params = f"{col} >= ? AND {col} < ?", [lo, hi]
+    more, p = _roll_where(flt, table != "roll_hod")
+    ng = group.count(",") + 1
+    for r in db.all(f"SELECT {group}, {_SUMS} FROM {table} r WHERE {cond}{more} "
+                    f"GROUP BY {group}", [*params, *p]):
+        key = r[0] if ng == 1 else tuple(r[:ng])
+        cur = acc.get(key)
+        if cur is None:
+            cur = acc[key] = [0] * rollups.N
+        for i, x in enumerate(r[ng:]):
+            cur[i] += int(x or 0)
+
+
+def _month_start(m: int) -> int:
+    return days_from_civil(m // 12, m % 12 + 1, 1)
+
+
+def _by_months(db: Database, view: str, days: tuple[int, int] | None, flt: Filter,
+               acc: dict[Any, list[int]]) -> None:
+    """A view by hour of the day or weekday over days [d0, d1): whole months from
+    roll_hod, the days around them from roll_hour (a staff filter: roll_hour only, it
+    keeps the slot)."""
+    if flt.staff:
+        lo, hi = (None, None) if days is None else (days[0] * 24, days[1] * 24)
+        _query(db, "roll_hour", view, lo, hi, flt, acc)
+        return
+    if days is None:
+        _query(db, "roll_hod", view, None, None, flt, acc)
+        return
+    d0, d1 = days
+    m0 = rollups.month_of_day(d0)
+    m_lo = m0 if _month_start(m0) == d0 else m0 + 1
+    m_hi = rollups.month_of_day(d1) if d1 > d0 else m_lo
+    if m_lo < m_hi:
+        _query(db, "roll_hod", view, m_lo, m_hi, flt, acc)
+        parts = [(d0, _month_start(m_lo)), (_month_start(m_hi), d1)]
+    else:
+        parts = [(d0, d1)]
+    for a, b in parts:
+        if a < b:
+            _query(db, "roll_hour", view, a * 24, b * 24, flt, acc)
+
+
+def _rolled(db: Database, tz_min: int, span: tuple[int, int] | None, by: str,
+            flt: Filter) -> dict[str, list[int]]:
+    """The counters of a summary from the rollups, by the summary's key."""
+    days = _days(span, tz_min)
+    acc: dict[Any, list[int]] = {}
+    if by == "hour":
+        _by_months(db, "hour", days, flt, acc)
+    elif days is None:
+        _query(db, "roll_day", by, None, None, flt, acc)
+    else:
+        _query(db, "roll_day", by, days[0], days[1], flt, acc)
+    unknown: dict[Any, list[int]] = {}
+    if span is None:
+        _query(db, "roll_hour", "window" if by in ("day", "hour") else by, rollups.NO_TIME,
+               rollups.NO_TIME, flt, unknown)
+    slots = _slot_staff(db) if by == "staff" else {}
+    out: dict[str, list[int]] = {}
+
+    def put(key: str, v: list[int]) -> None:
+        cur = out.setdefault(key, [0] * rollups.N)
+        for i, x in enumerate(v):
+            cur[i] += x
+
+    for k, v in acc.items():
+        put(_roll_key(by, k, slots, tz_min), v)
+    for k, v in unknown.items():
+        put("unknown" if by in ("day", "hour") else _roll_key(by, k, slots, tz_min), v)
+    return out
+
+
+def _slot_staff(db: Database) -> dict[tuple[str, int], str]:
+    return {(w, s): no for w, s, no in db.all("SELECT win, slot, staff_no FROM window_slots")}
+
+
+def _roll_key(by: str, k: Any, slots: dict[tuple[str, int], str], tz_min: int) -> str:
+    if by == "window":
+        return str(k)
+    if by == "staff":
+        return slots.get((k[0], int(k[1]))) or "-"
+    if by == "day":
+        return local_day(int(k) * 86400 - tz_min * 60, tz_min)
+    return f"{int(k):02d}:00"
+
+
+def _time_split(a: int, b: int, by: str, tz_min: int) -> dict[str | None, int]:
+    """[a, b) cut by the summary's time key (local day or hour of the day): seconds a
+    key. By window or staff one piece (key None). Whole days at once, so an interval
+    of months costs no more than one of a day."""
+    if by in ("window", "staff"):
+        return {None: b - a}
+    off = tz_min * 60
+    out: dict[str | None, int] = defaultdict(int)
+    if by == "day":
+        while a < b:
+            d = (a + off) // 86400
+            end = min(b, (d + 1) * 86400 - off)
+            out[local_day(a, tz_min)] += end - a
+            a = end
+        return out
+    head_end = min(b, ((a + off) // 86400 + 1) * 86400 - off)
+    whole = (b - head_end) // 86400
+    tail = head_end + whole * 86400
+    for h, s in [*rollups.split_hours(a, head_end, tz_min),
+                 *rollups.split_hours(tail, b, tz_min)]:
+        out[f"{h % 24:02d}:00"] += s
+    if whole:
+        for h in range(24):
+            out[f"{h:02d}:00"] += whole * 3600
+    return out
+
+
+def _interval(out: dict[str, list[int]], by: str, win: str, staff_no: str | None,
+              to_state: int, a: int, b: int, span: tuple[int, int] | None,
+              tz_min: int) -> None:
+    if to_state not in (record.PAUSED, record.WAIT):
+        return
+    if span:
+        a, b = max(a, span[0]), min(b, span[1])
+    if b <= a:
+        return
+    col = 0 if to_state == record.PAUSED else 1
+    for tkey, secs in _time_split(a, b, by, tz_min).items():
+        key = tkey if tkey is not None else _key(by, win, staff_no, a, tz_min)
+        out[key][col] += secs
 
 
 def status_time(db: Database, tz_min: int, span: tuple[int, int] | None, by: str,
                 now: int | None, flt: Filter | None = None) -> dict[str, tuple[int, int]]:
     """Seconds paused and in 请稍候, from each status change to the next one of the
-    same device (the last one runs until now), clipped to the span."""
+    same device (the last one runs until now), clipped to the span, cut at the key's
+    days or hours: the closed intervals from the rollups, the open one added here."""
+    flt = flt or Filter()
+    if not _rolled_up(db, tz_min):
+        return status_time_raw(db, tz_min, span, by, now, flt)
     out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    more, params = (flt or Filter()).where()
+    for key, v in _rolled(db, tz_min, span, by, flt).items():
+        if v[9] or v[10]:
+            out[key][0] += v[9]
+            out[key][1] += v[10]
+    for key, (pause, wait) in _open_status(db, tz_min, span, by, now, flt).items():
+        out[key][0] += pause
+        out[key][1] += wait
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def _open_status(db: Database, tz_min: int, span: tuple[int, int] | None, by: str,
+                 now: int | None, flt: Filter) -> dict[str, tuple[int, int]]:
+    """The pause or 请稍候 each device is in now (its last status change with a known
+    time), up to now: one index lookup a device."""
+    if now is None:
+        return {}
+    more, params = flt.where()
+    rows = db.all("SELECT e.win, COALESCE(e.staff_no, ws.staff_no), e.to_state, e.t "
+                  "FROM devices d JOIN events e ON e.device = d.id AND e.seq = "
+                  "(SELECT x.seq FROM events x WHERE x.device = d.id AND x.kind = 'status' "
+                  "AND x.t IS NOT NULL ORDER BY x.seq DESC LIMIT 1) LEFT JOIN window_slots ws "
+                  "ON ws.win = e.win AND ws.slot = e.slot WHERE e.to_state IN (?, ?)" + more,
+                  [record.PAUSED, record.WAIT, *params])
+    out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for win, staff_no, to_state, t in rows:
+        _interval(out, by, win, staff_no, to_state, t, max(now, t), span, tz_min)
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def status_time_raw(db: Database, tz_min: int, span: tuple[int, int] | None, by: str,
+                    now: int | None, flt: Filter | None = None) -> dict[str, tuple[int, int]]:
+    """status_time() from every status change stored (the rollups' yardstick)."""
+    out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    flt = flt or Filter()
+    # an interval ends at the device's next change, whoever made it: the staff filter
+    # picks intervals, not the changes they are read from
+    more, params = Filter(hall=flt.hall, window=flt.window).where()
     rows = db.all("SELECT e.device, e.seq, e.win, COALESCE(e.staff_no, ws.staff_no), "
                   "e.to_state, e.t FROM events e LEFT JOIN window_slots ws ON ws.win = e.win "
                   "AND ws.slot = e.slot WHERE e.kind = 'status' AND e.t IS NOT NULL" + more
                   + " ORDER BY e.device, e.seq", params)
     for i, (dev, _seq, win, staff_no, to_state, t) in enumerate(rows):
-        if to_state not in (record.PAUSED, record.WAIT):
-            continue
         if i + 1 < len(rows) and rows[i + 1][0] == dev:
             end = rows[i + 1][5]
         elif now is not None:
             end = max(now, t)
         else:
             continue
-        a, b = t, end
-        if span:
-            a, b = max(a, span[0]), min(b, span[1])
-        if b <= a:
-            continue
-        key = _key(by, win, staff_no, a, tz_min)
-        out[key][0 if to_state == record.PAUSED else 1] += b - a
+        if not flt.staff or staff_no == flt.staff:
+            _interval(out, by, win, staff_no, to_state, t, end, span, tz_min)
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
@@ -216,7 +536,8 @@ def _rating_row(row: tuple, names: dict[str, str], tz_min: int) -> dict[str, Any
 def ratings(db: Database, tz_min: int, day: str | None = None,
             flt: Filter | None = None) -> list[dict[str, Any]]:
     """Every rating, oldest first; those whose time is still unknown come last."""
-    flt = Filter(**dict(vars(flt or Filter()), day=day or (flt.day if flt else None)))
+    flt = _merged(flt, day)
+    flt.check(db)
     names = _staff_names(db)
     out = [_rating_row(r, names, tz_min)
            for r in _events(db, ("rating",), flt.span(tz_min), flt)]
@@ -243,12 +564,12 @@ def ratings_page(db: Database, tz_min: int, flt: Filter, after: str = "", limit:
     The database does the ordering and the cut, so a page costs the same on day one and
     after ten million ratings."""
     cur = _cursor(after)
+    flt.check(db)
     span = flt.span(tz_min)
     base = _EVENTS + "e.kind = 'rating'"
     params: list[Any] = []
-    if level is not None:
-        base += " AND e.level = ?"
-        params.append(level)
+    if level is not None:  # a literal: PostgreSQL then takes the 差评's partial index
+        base += f" AND e.level = {int(level)}"
     more, p = flt.where()
     base += more
     params += p
@@ -332,12 +653,14 @@ def window_status(db: Database, tz_min: int,
     names = _staff_names(db)
     out: dict[str, dict[str, Any]] = {}
     flt = Filter(hall=flt.hall, window=flt.window) if flt else Filter()
+    flt.check(db)
     more, params = flt.where()
+    # each device's last status change: one index lookup a device, not a scan of them all
     rows = db.all("SELECT e.device, e.win, COALESCE(e.staff_no, ws.staff_no), e.to_state, e.t, "
-                  "e.seq FROM events e LEFT JOIN window_slots ws ON ws.win = e.win "
-                  "AND ws.slot = e.slot JOIN (SELECT device, MAX(seq) AS m FROM events WHERE kind = 'status' "
-                  "GROUP BY device) l ON l.device = e.device AND l.m = e.seq WHERE 1 = 1" + more,
-                  params)
+                  "e.seq FROM devices d JOIN events e ON e.device = d.id AND e.seq = "
+                  "(SELECT x.seq FROM events x WHERE x.kind = 'status' AND x.device = d.id "
+                  "ORDER BY x.seq DESC LIMIT 1) LEFT JOIN window_slots ws ON ws.win = e.win "
+                  "AND ws.slot = e.slot WHERE 1 = 1" + more, params)
     for dev, win, staff_no, to_state, t, _seq in rows:
         cur = out.get(win)
         if cur is None or (t or 0) >= (cur["t"] or 0):
@@ -361,6 +684,23 @@ def window_status(db: Database, tz_min: int,
 
 def heat(db: Database, tz_min: int, day: str, flt: Filter | None = None) -> dict[str, list[int]]:
     """Ratings per window and hour of the day (0-23)."""
+    flt = flt or Filter()
+    flt.check(db)
+    if not _rolled_up(db, tz_min):
+        return heat_raw(db, tz_min, day, flt)
+    d = (day_range(day, tz_min)[0] + tz_min * 60) // 86400
+    acc: dict[Any, list[int]] = {}
+    _query(db, "roll_hour", "heat", d * 24, d * 24 + 24, flt, acc)
+    out: dict[str, list[int]] = defaultdict(lambda: [0] * 24)
+    for (win, h), v in acc.items():
+        if v[0]:
+            out[win][int(h)] += v[0]
+    return dict(out)
+
+
+def heat_raw(db: Database, tz_min: int, day: str,
+             flt: Filter | None = None) -> dict[str, list[int]]:
+    """heat() from the raw events."""
     span = day_range(day, tz_min)
     out: dict[str, list[int]] = defaultdict(lambda: [0] * 24)
     more, params = (flt or Filter()).where()
@@ -369,6 +709,42 @@ def heat(db: Database, tz_min: int, day: str, flt: Filter | None = None) -> dict
                          "AND e.t >= ? AND e.t < ?" + more, [*span, *params]):
         out[win][(t + tz_min * 60) % 86400 // 3600] += 1
     return dict(out)
+
+
+def heat_week(db: Database, tz_min: int, flt: Filter | None = None) -> list[list[int]]:
+    """Ratings by weekday (7 rows, Monday first) and hall-local hour (24 columns) over
+    the filter's dates (all of them: every rating with a known time)."""
+    flt = flt or Filter()
+    flt.check(db)
+    if not _rolled_up(db, tz_min):
+        return heat_week_raw(db, tz_min, flt)
+    acc: dict[Any, list[int]] = {}
+    _by_months(db, "week", _days(flt.span(tz_min), tz_min), flt, acc)
+    out = [[0] * 24 for _ in range(7)]
+    for (dow, h), v in acc.items():
+        out[int(dow)][int(h)] += v[0]
+    return out
+
+
+def heat_week_raw(db: Database, tz_min: int, flt: Filter | None = None) -> list[list[int]]:
+    """heat_week() from the raw events."""
+    flt = flt or Filter()
+    out = [[0] * 24 for _ in range(7)]
+    for t, in _events_t(db, flt.span(tz_min), flt):
+        lt = t + tz_min * 60
+        out[rollups.dow_of_day(lt // 86400)][lt % 86400 // 3600] += 1
+    return out
+
+
+def _events_t(db: Database, span: tuple[int, int] | None, flt: Filter) -> list[tuple]:
+    sql = ("SELECT e.t FROM events e LEFT JOIN window_slots ws ON ws.win = e.win "
+           "AND ws.slot = e.slot WHERE e.kind = 'rating' AND e.t IS NOT NULL")
+    params: list[Any] = []
+    if span:
+        sql += " AND e.t >= ? AND e.t < ?"
+        params += list(span)
+    more, p = flt.where()
+    return db.all(sql + more, [*params, *p])
 
 
 def pct(x: float | None) -> str:
@@ -399,14 +775,19 @@ def table(rows: list[dict[str, Any]], by: str) -> str:
     lines = []
     for cells in [head, *body]:
         lines.append("  ".join(c + " " * (w - _w(c)) for c, w in zip(cells, widths, strict=False)).rstrip())
-    bad = [b for r in rows for b in r["bad"]]
-    if bad:
+    total = sum(r["bad_count"] for r in rows)
+    bad = sorted((b for r in rows for b in r["bad"]), key=lambda b: b["time"])[-BAD_TABLE:]
+    if total:
         lines.append("")
-        lines.append("差评 (不满意):")
+        lines.append(f"差评 (不满意): {total} 条" + (f", 最新 {len(bad)} 条如下" if len(bad) < total
+                                                    else ""))
         for b in bad:
             lines.append(f"  {b['time'] or '(time unknown)'}  {b['window']}  "
                          f"{b['staff_no'] or '-'} {b['staff_name'] or ''}  "
                          f"ticket {b['ticket'] or '-'}  reason {b['reason_text'] or '-'}")
+        if len(bad) < total:
+            lines.append("  全部差评: pingjia export --format csv (with the same filters), "
+                         "or GET /api/v1/bad (paged)")
     return "\n".join(lines)
 
 

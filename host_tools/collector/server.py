@@ -198,7 +198,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
             rows = reports.summary(c.db, c.hall_tz_min(), flt.day, by, c.now(), flt)
             cases.discount_malicious(c.db, rows, by, c.hall_tz_min(), flt)  # appeal upheld
             for r in rows:  # the full 差评 list pages through /api/v1/bad
-                r["bad_total"] = len(r["bad"])
+                r["bad_total"] = r["bad_count"]
                 r["bad"] = r["bad"][-BAD_ON_DASHBOARD:]
             return {"day": flt.day, "by": by, "rows": rows}
 

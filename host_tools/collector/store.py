@@ -16,7 +16,7 @@ from firmware import frame, logview, record
 from firmware import roster as roster_mod
 from firmware import settings as settings_mod
 from firmware.clock import EPOCH_UNIX, iso
-from host_tools.collector import checks, rostercsv
+from host_tools.collector import checks, rollups, rostercsv
 from host_tools.collector.access import Users
 from host_tools.collector.db import Database
 from host_tools.errors import PingjiaError
@@ -395,6 +395,8 @@ class Collector:
             except ValueError as e:
                 raise CollectorError(f"{key} = {json.dumps(value, ensure_ascii=False)}: {e}") \
                     from None
+            if key == "tz_min" and scope == HALL and rollups.built_tz(self.db) != int(value):
+                rollups.rebuild(self.db, int(value))  # their buckets are hall-local hours
             v = self.settings_version() % 65535 + 1
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'settings_version'", (str(v),))
         return v
@@ -537,6 +539,8 @@ class Collector:
         the frame (every record in it is stored once this commits)."""
         db = self.db
         dev = req.device
+        if db.postgres:  # one device's frames one at a time, over every serve process
+            db.execute("SELECT id FROM devices WHERE id = ? FOR UPDATE", (dev,))
         # the last seq stored of this log (a new log starts from nothing)
         last_seq = int(db.value("SELECT MAX(seq) FROM records WHERE device = ? AND seq BETWEEN "
                                 "? AND ?", (dev, log_base, log_base | DEVICE_SEQ), log_base))
@@ -644,6 +648,7 @@ class Collector:
             elif kind == record.FLAG:
                 events.append(base + ("flag", window, slot, staff_no, val, None, None, None,
                                       None, None, None, None, None, boot, uptime, when))
+        roll = _Roll(db, dev, self._device_hall(dev), events, new_offsets)
         db.executemany("INSERT INTO records (device, seq, kind, val, arg, staff, time, boot, "
                        "received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                        "ON CONFLICT (device, seq) DO NOTHING", rows)
@@ -660,6 +665,7 @@ class Collector:
                                      ("device", "boot")), (dev, b, d))
             # records of that boot stored before its clock was known get real times now,
             # those the window does not believe excepted
+            roll.dated(b, d, believe.lo, believe.hi)
             db.execute("UPDATE events SET t = ? + uptime WHERE device = ? AND boot = ? "
                        "AND t IS NULL AND uptime IS NOT NULL AND ? + uptime >= ? "
                        "AND ? + uptime < ?", (d, dev, b, d, believe.lo, d, believe.hi))
@@ -667,7 +673,11 @@ class Collector:
         cases.open_cases(db, dev, lo, hi, now)
         db.execute("UPDATE devices SET last_seq = ? WHERE id = ? AND last_seq < ?",
                    (hi, dev, hi))
+        roll.done()
         return hi & DEVICE_SEQ
+
+    def _device_hall(self, device: str) -> str:
+        return str(self.db.value("SELECT hall FROM devices WHERE id = ?", (device,), DEFAULT_HALL))
 
     def _check_reason(self, dev: str, seq: int, rating: int, boot: int,
                       bad_ratings: dict[int, int], taken: list[tuple]) -> None:
@@ -716,3 +726,57 @@ class Collector:
             return logview.ticket_text(parts)
         except UnicodeError:
             return None
+
+
+_EV_SEQ, _EV_KIND, _EV_WIN, _EV_SLOT, _EV_LEVEL, _EV_MODE, _EV_COUNT, _EV_T = 1, 2, 3, 4, 6, 7, 14, 17
+
+
+class _Roll:
+    """One frame's changes to the rollups (rollups.py), made in its transaction: the
+    counted events it adds, those whose time it makes known, and the difference it
+    makes to its device's status intervals (taken before and after its writes)."""
+
+    def __init__(self, db: Database, device: str, hall: str, events: list[tuple],
+                 new_offsets: dict[int, int]):
+        self.db, self.device, self.hall = db, device, hall
+        tz = rollups.built_tz(db)
+        self.tz = settings_mod.DEFAULTS["tz_min"] if tz is None else tz
+        self.acc: dict[rollups.Key, list[int]] = {}
+        for e in events:
+            if e[_EV_KIND] in rollups.COUNTED:
+                rollups.add(self.acc, self._key(e[_EV_WIN], e[_EV_SLOT], e[_EV_T]),
+                            rollups.counters(e[_EV_KIND], e[_EV_LEVEL], e[_EV_MODE],
+                                             e[_EV_COUNT]))
+        first = [e[_EV_SEQ] for e in events if e[_EV_KIND] == "status"]
+        for b in new_offsets:  # undated changes of a boot whose clock this frame sets
+            s = db.value("SELECT MIN(seq) FROM events WHERE device = ? AND boot = ? AND "
+                         "kind = 'status' AND t IS NULL AND uptime IS NOT NULL", (device, b))
+            if s is not None:
+                first.append(int(s))
+        self.start = rollups.status_from(db, device, min(first)) if first else None
+        self.before = self._status()
+
+    def _key(self, win: str, slot: int, t: int | None) -> rollups.Key:
+        return (self.hall, win, slot, rollups.hour_of(t, self.tz))
+
+    def _status(self) -> dict[rollups.Key, list[int]]:
+        if self.start is None:
+            return {}
+        return rollups.status_contrib(self.db, self.device, self.hall, self.start, self.tz)
+
+    def dated(self, boot: int, delta: int, lo: int, hi: int) -> None:
+        """Before store.py dates a boot's undated records: move their counts from the
+        unknown hour to theirs (the same rows its UPDATE takes)."""
+        for kind, win, slot, level, mode, count, uptime in self.db.all(
+                "SELECT kind, win, slot, level, mode, count, uptime FROM events WHERE "
+                "device = ? AND boot = ? AND t IS NULL AND uptime IS NOT NULL AND ? + uptime "
+                ">= ? AND ? + uptime < ? AND kind IN ('rating', 'no_rating', 'stray', "
+                "'dropped')", (self.device, boot, delta, lo, delta, hi)):
+            v = rollups.counters(kind, level, mode, count)
+            rollups.add(self.acc, self._key(win, slot, None), v, -1)
+            rollups.add(self.acc, self._key(win, slot, delta + uptime), v)
+
+    def done(self) -> None:
+        for k, v in rollups.diff(self._status(), self.before).items():
+            rollups.add(self.acc, k, v)
+        rollups.apply(self.db, self.acc)
