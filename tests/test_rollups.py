@@ -203,18 +203,20 @@ def test_migration_builds_rollups(db_url, clock, device_log, roster_csv, t0):
     c.import_roster(roster_csv)
     _mix(c, device_log, t0, 3)
     kept = _rolls(c.db)
-    version = len(db_mod.MIGRATIONS)
+    # the rollups' migration, wherever later features put theirs (they re-run after it)
+    version = next(v for v, m in enumerate(db_mod.MIGRATIONS, 1)
+                   if any(callable(s) for s in m))
     with c.db.transaction():
         for t in ROLL_TABLES:
             c.db.execute(f"DROP TABLE {t}")
         for i in ("events_status", "events_bad", "events_bad_win"):
             c.db.execute(f"DROP INDEX {i}")
         c.db.execute("DELETE FROM meta WHERE key = ?", (rollups.TZ_KEY,))
-        c.db.execute("DELETE FROM schema_version WHERE version = ?", (version,))
+        c.db.execute("DELETE FROM schema_version WHERE version >= ?", (version,))
     c.db.close()
     c = Collector(db_url, clock)
     try:
-        assert c.db.value("SELECT MAX(version) FROM schema_version") == version
+        assert c.db.value("SELECT MAX(version) FROM schema_version") == len(db_mod.MIGRATIONS)
         assert _rolls(c.db) == kept
         _same_views(c, int(clock()))
     finally:

@@ -169,7 +169,9 @@ def staff_flags(c: Collector, flt: reports.Filter, span: tuple[int, int] | None
            "SUM(CASE WHEN e.kind = 'flag' AND e.level = ? THEN 1 ELSE 0 END), "
            "SUM(CASE WHEN e.kind = 'status' AND e.flagged <> 0 THEN 1 ELSE 0 END) "
            "FROM events e LEFT JOIN window_slots ws ON ws.win = e.win AND ws.slot = e.slot "
-           "WHERE e.kind IN ('flag', 'status')")
+           # the partial index events_flags' own condition, word for word (SQLite uses a
+           # partial index only for a query that states its condition)
+           "WHERE (e.kind = 'flag' OR (e.kind = 'status' AND e.flagged <> 0))")
     ps: list[Any] = [record.FLAG_WAIT_LONG]
     if span:
         sql += " AND e.t >= ? AND e.t < ?"
