@@ -17,7 +17,7 @@ import pytest
 from openpyxl import load_workbook
 
 from firmware import record
-from host_tools.collector import alerts, dashboard
+from host_tools.collector import alerts, cases, dashboard
 from host_tools.collector.limits import Limits
 from host_tools.collector.server import ServerThread
 from host_tools.collector.store import Collector
@@ -303,3 +303,18 @@ def test_page_shows_tables_without_the_chart_file(dash, device_log, t0, monkeypa
     html = page.decode()
     assert st == 200 and "<td>B01</td>" in html and "服务态度不好" in html
     assert 'class="h9">2<' in html  # the heat map as a table
+
+
+def test_a_malicious_bad_rating_leaves_the_rates(dash, device_log, t0):
+    """A 差评 whose appeal was upheld (cases.py) counts against no window or staff member
+    on the dashboard, as in the report; its case shows closed."""
+    s = dash()
+    morning(s, device_log, t0)
+    [case] = s.json(f"/api/v1/dashboard?day={DAY}")["cases"]["open"]["cases"]
+    for action, decision in (("callback", None), ("appeal", None), ("decide", "upheld")):
+        cases.act(s.c, case["id"], action, "电话回访：市民误按", "admin-1", decision)
+    v = s.json(f"/api/v1/dashboard?day={DAY}")
+    b01 = next(w for w in v["windows"] if w["window"] == "B01")
+    assert (b01["ratings"], b01["levels"]["4"], b01["satisfied_rate"]) == (1, 0, 1.0)
+    assert v["staff"][0]["levels"]["4"] == 0 and v["total"]["ratings"] == 1
+    assert v["cases"]["open"]["cases"] == [] and v["cases"]["summary"]["malicious"] == 1

@@ -100,7 +100,7 @@ def view(c: Collector, flt: reports.Filter, silent_min: int = SILENT_MIN) -> dic
     tz, now = c.hall_tz_min(), c.now()
     span = flt.span(tz)
     mark = c.change_mark()  # before the reads: a change during them moves the page again
-    by_window = {r["window"]: r for r in reports.summary(c.db, tz, None, "window", now, flt)}
+    by_window = {r["window"]: r for r in _summary(c, tz, now, flt, "window")}
     status = reports.window_status(c.db, tz, flt)
     windows = [_window_row(w, status.get(w), by_window.get(w))
                for w in sorted(set(by_window) | set(status))]
@@ -118,6 +118,14 @@ def view(c: Collector, flt: reports.Filter, silent_min: int = SILENT_MIN) -> dic
         "alerts": open_alerts(c, flt),
         "cases": case_lists(c, flt),
     }
+
+
+def _summary(c: Collector, tz: int, now: int, flt: reports.Filter, by: str
+             ) -> list[dict[str, Any]]:
+    """reports.summary's rows, a 差评 found malicious on appeal taken out as the report
+    does (cases.discount_malicious)."""
+    rows = reports.summary(c.db, tz, None, by, now, flt)
+    return cases.discount_malicious(c.db, rows, by, tz, flt)
 
 
 def _rates(r: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +160,7 @@ def _staff_rows(c: Collector, tz: int, now: int, flt: reports.Filter,
                 span: tuple[int, int] | None) -> list[dict[str, Any]]:
     flags = staff_flags(c, flt, span)
     out = []
-    for r in reports.summary(c.db, tz, None, "staff", now, flt):
+    for r in _summary(c, tz, now, flt, "staff"):
         no = r["staff"]
         f = flags.get(no, (0, 0))
         out.append({"staff_no": no, "staff_name": r.get("staff_name"), **_rates(r),
@@ -213,10 +221,6 @@ def case_lists(c: Collector, flt: reports.Filter) -> dict[str, Any]:
 
 
 # ---- what the page's template shows -------------------------------------------------------
-def pct(x: float | None) -> str:
-    return reports.pct(x)
-
-
 def page_context(data: dict[str, Any]) -> dict[str, Any]:
     """The view with its texts made for dashboard.html (the template escapes them)."""
     heat = data["heat"]["counts"]
