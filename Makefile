@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
-DEBS := socat fonts-wqy-zenhei postgresql nodejs npm chromium chromium-driver
+DEBS := socat fonts-wqy-zenhei postgresql nodejs chromium chromium-driver
 WEB := host_tools/collector/web
 VENDOR := host_tools/collector/static/vendor
 START ?= 2026-11-23T09:00:00+08:00
@@ -29,7 +29,10 @@ $(STAMP):
 
 # the dashboard's chart library from npm (pinned by its package-lock.json), copied into the
 # package: the server serves it itself, nothing is fetched from a CDN at run time
+# (Debian's npm only where node came without one: NodeSource's nodejs carries its own)
 web:
+	@command -v npm >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq npm >/dev/null; }
 	npm ci --prefix $(WEB) --no-audit --no-fund --silent
 	mkdir -p $(VENDOR)
 	cp $(WEB)/node_modules/echarts/dist/echarts.min.js $(VENDOR)/

@@ -318,3 +318,24 @@ def test_a_malicious_bad_rating_leaves_the_rates(dash, device_log, t0):
     assert (b01["ratings"], b01["levels"]["4"], b01["satisfied_rate"]) == (1, 0, 1.0)
     assert v["staff"][0]["levels"]["4"] == 0 and v["total"]["ratings"] == 1
     assert v["cases"]["open"]["cases"] == [] and v["cases"]["summary"]["malicious"] == 1
+
+
+def test_a_bookmarked_view_keeps_its_filters_through_the_login(dash):
+    from urllib.parse import unquote, urlencode
+
+    s = dash()
+    s.c.add_device("b01-1", "B01")
+    st, h, _b = s.call(f"/?window=B01&day={DAY}", token=None)
+    assert st == 303 and h["location"].startswith("/login?next=")
+    nxt = unquote(h["location"].split("next=", 1)[1])
+    assert nxt == f"/?window=B01&day={DAY}"
+    conn = http.client.HTTPConnection("127.0.0.1", s.srv.port, timeout=10)
+    try:
+        conn.request("POST", "/login", urlencode({"name": "viewer-1", "token": s.viewer,
+                                                  "next": nxt}),
+                     {"Content-Type": "application/x-www-form-urlencoded"})
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 303 and r.getheader("location") == nxt
+    finally:
+        conn.close()

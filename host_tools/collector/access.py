@@ -254,7 +254,12 @@ def require(scope: str, page: bool = False) -> Callable:
         async def guarded(request: Any) -> Any:
             if not request.user.is_authenticated:
                 if page:
-                    return RedirectResponse("/login?next=" + request.url.path, 303)
+                    # the query too: a bookmarked dashboard view keeps its filters
+                    from urllib.parse import quote
+
+                    where = request.url.path + (f"?{request.url.query}" if request.url.query
+                                                else "")
+                    return RedirectResponse("/login?next=" + quote(where, safe="/"), 303)
                 return PlainTextResponse(
                     "refused: this needs a token: send Authorization: Bearer TOKEN "
                     "(pingjia user add NAME --role viewer prints one)", 401,
