@@ -165,6 +165,14 @@ def test_dashboard_in_chromium(tmp_path, db_url, pingjia_serve, cli, sim_proc, b
     assert b.d.execute_script("return !!window.echarts")  # the bundled file, served here
     b.wait(lambda d: d.find_element("id", "heat-chart").is_displayed()
            and d.find_elements("css selector", "#heat-chart canvas"), "no heat map chart")
+    # a second window, its staff on 请稍候 (for the screenshots: more than one of each)
+    b02 = sim_proc(db_url, "--collector", base, "--device", "b02-1", "--window", "B02",
+                   "--start", now.isoformat())
+    for line in ("badge 12131415", "invite T-5", "key 1", "invite T-6", "key 2", "wait"):
+        b02.say(line)
+    assert b02.say("sync")[0].startswith("ok: sent")
+    b.wait_text("windows", "B02", "请稍候", "陈静")
+    assert b.text("t-ratings") == "4"
     keep_screenshot(b, tmp_path, "dashboard-wall.png")
     assert b.text("live") == "实时"  # the stream lived on past limits.py's body deadline
 
