@@ -326,7 +326,8 @@ def test_cli(cli, tmp_path, clock_at, device_log, t0):
                  ("case", "decide", cid, "maybe", "x", "--by", "li"),
                  ("case", "list", "--state", "pending"),
                  ("case", "list", "--hall", "nowhere"),
-                 ("case", "days", "0")):
+                 ("case", "days", "0"),
+                 ("case", "days", "5", "--hall", "nowhere")):
         p = cli(*args, "--db", db)
         assert p.returncode == 2 and p.stdout == "", (args, p.stdout, p.stderr)
         assert p.stderr.startswith("pingjia: ") and p.stderr.count("\n") == 1, (args, p.stderr)
