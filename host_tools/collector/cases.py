@@ -88,19 +88,22 @@ def parse_id(text: str) -> tuple[str, int]:
 
 
 # ---- made at ingest -----------------------------------------------------------------
-def open_cases(db: Database, device: str, lo: int, hi: int, now: int) -> None:
-    """In the ingest transaction: a case for each 不满意 of the frame (stored seqs lo..hi),
-    and the rating time for cases of the device stored while its clock was unknown (a
-    CLOCK_SET of their boot fills in the events' times)."""
-    db.execute("INSERT INTO cases (device, seq, win, slot, staff_no, t, since, state) "
-               "SELECT device, seq, win, slot, staff_no, t, COALESCE(t, ?), 'open' "
-               "FROM events WHERE device = ? AND seq >= ? AND seq <= ? "
-               "AND kind = 'rating' AND level = 4 ON CONFLICT (device, seq) DO NOTHING",
-               (now, device, lo, hi))
-    timed = ("(SELECT e.t FROM events e WHERE e.device = cases.device "
-             "AND e.seq = cases.seq)")
-    db.execute(f"UPDATE cases SET t = {timed}, since = {timed} WHERE device = ? "
-               f"AND t IS NULL AND {timed} IS NOT NULL", (device,))
+def open_cases(db: Database, device: str, bad_seqs: list[int], clock_learned: bool,
+               now: int) -> None:
+    """In the ingest transaction: a case for each 不满意 the frame stored (stored seqs),
+    and, when the frame taught a boot its clock, the rating time for the device's cases
+    stored while it was unknown (the events of that boot just got theirs)."""
+    if bad_seqs:
+        db.execute("INSERT INTO cases (device, seq, win, slot, staff_no, t, since, state) "
+                   "SELECT device, seq, win, slot, staff_no, t, COALESCE(t, ?), 'open' "
+                   "FROM events WHERE device = ? AND seq >= ? AND seq <= ? "
+                   "AND kind = 'rating' AND level = 4 ON CONFLICT (device, seq) DO NOTHING",
+                   (now, device, bad_seqs[0], bad_seqs[-1]))
+    if clock_learned:
+        timed = ("(SELECT e.t FROM events e WHERE e.device = cases.device "
+                 "AND e.seq = cases.seq)")
+        db.execute(f"UPDATE cases SET t = {timed}, since = {timed} WHERE device = ? "
+                   f"AND t IS NULL AND {timed} IS NOT NULL", (device,))
 
 
 # ---- the callback's due date, per hall ------------------------------------------------
