@@ -76,7 +76,7 @@ def test_unknown_commands_and_options_are_one_line(hall, cli, args, words):
 DB_COMMANDS = [
     ["device", "list"], ["device", "add", "b01-9", "--window", "B01"], ["report"],
     ["export"], ["settings", "set", "invite_s", "20"], ["settings", "show"],
-    ["roster", "import", "ROSTER"], ["serve", "--port", "PORT"],
+    ["roster", "import", "ROSTER"], ["serve", "--port", "PORT"], ["case", "list"],
 ]
 
 

@@ -255,6 +255,16 @@ def test_api_lists_pages_and_acts(api, col, device_log, t0):
                              "at": "2026-11-23T10:00:00+08:00"}]
     status, page = api.call("GET", "/api/v1/cases?state=closed")
     assert status == 200 and page["cases"] == []
+    for action, decision in (("appeal", None), ("decide", "upheld")):
+        status, k = api.call("POST", f"/api/v1/cases/{ids[0]}", "admin",
+                             {"action": action, "text": "恶意差评", "decision": decision})
+        assert status == 200, k
+    status, page = api.call("GET", "/api/v1/cases?state=closed")
+    assert [k["id"] for k in page["cases"]] == [ids[0]] and page["cases"][0]["malicious"]
+    status, rep = api.call("GET", "/api/v1/report?by=window")
+    row = rep["rows"][0]  # the malicious one is out of the rates, counted apart
+    assert (row["ratings"], row["levels"]["4"], row["malicious"], row["bad_rate"]) == (
+        4, 4, 1, 1.0)
 
 
 def test_api_refusals_change_nothing(api, col, bad_day):
@@ -320,7 +330,8 @@ def test_cli(cli, tmp_path, clock_at, device_log, t0):
                  ("case", "decide", cid, "maybe", "x", "--by", "li"),
                  ("case", "list", "--state", "pending"),
                  ("case", "list", "--hall", "nowhere"),
-                 ("case", "days", "0")):
+                 ("case", "days", "0"),
+                 ("case", "days", "5", "--hall", "nowhere")):
         p = cli(*args, "--db", db)
         assert p.returncode == 2 and p.stdout == "", (args, p.stdout, p.stderr)
         assert p.stderr.startswith("pingjia: ") and p.stderr.count("\n") == 1, (args, p.stderr)

@@ -88,19 +88,22 @@ def parse_id(text: str) -> tuple[str, int]:
 
 
 # ---- made at ingest -----------------------------------------------------------------
-def open_cases(db: Database, device: str, lo: int, hi: int, now: int) -> None:
-    """In the ingest transaction: a case for each 不满意 of the frame (stored seqs lo..hi),
-    and the rating time for cases of the device stored while its clock was unknown (a
-    CLOCK_SET of their boot fills in the events' times)."""
-    db.execute("INSERT INTO cases (device, seq, win, slot, staff_no, t, since, state) "
-               "SELECT device, seq, win, slot, staff_no, t, COALESCE(t, ?), 'open' "
-               "FROM events WHERE device = ? AND seq >= ? AND seq <= ? "
-               "AND kind = 'rating' AND level = 4 ON CONFLICT (device, seq) DO NOTHING",
-               (now, device, lo, hi))
-    timed = ("(SELECT e.t FROM events e WHERE e.device = cases.device "
-             "AND e.seq = cases.seq)")
-    db.execute(f"UPDATE cases SET t = {timed}, since = {timed} WHERE device = ? "
-               f"AND t IS NULL AND {timed} IS NOT NULL", (device,))
+def open_cases(db: Database, device: str, bad_seqs: list[int], clock_learned: bool,
+               now: int) -> None:
+    """In the ingest transaction: a case for each 不满意 the frame stored (stored seqs),
+    and, when the frame taught a boot its clock, the rating time for the device's cases
+    stored while it was unknown (the events of that boot just got theirs)."""
+    if bad_seqs:
+        db.execute("INSERT INTO cases (device, seq, win, slot, staff_no, t, since, state) "
+                   "SELECT device, seq, win, slot, staff_no, t, COALESCE(t, ?), 'open' "
+                   "FROM events WHERE device = ? AND seq >= ? AND seq <= ? "
+                   "AND kind = 'rating' AND level = 4 ON CONFLICT (device, seq) DO NOTHING",
+                   (now, device, bad_seqs[0], bad_seqs[-1]))
+    if clock_learned:
+        timed = ("(SELECT e.t FROM events e WHERE e.device = cases.device "
+                 "AND e.seq = cases.seq)")
+        db.execute(f"UPDATE cases SET t = {timed}, since = {timed} WHERE device = ? "
+                   f"AND t IS NULL AND {timed} IS NOT NULL", (device,))
 
 
 # ---- the callback's due date, per hall ------------------------------------------------
@@ -117,6 +120,8 @@ def set_callback_days(c: Collector, days: int, hall: str | None = None) -> None:
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= DAYS_MAX:
         raise CaseError(f"callback days {days!r}: a whole number from 1 to {DAYS_MAX}")
     key = _ALL_HALLS if hall is None else check_label("hall", hall, 32)
+    if hall is not None and not c.db.one("SELECT 1 FROM devices WHERE hall = ?", (hall,)):
+        raise CaseError(f"no hall {hall!r} (pingjia device list shows the halls)")
     with c.db.transaction():
         c.db.execute(c.db.upsert_sql("case_rules", ("hall", "callback_days"), ("hall",)),
                      (key, days))
@@ -363,18 +368,18 @@ def summary(db: Database, flt: reports.Filter | None, now: int,
     span = check_filter(db, flt, tz_min)
     days = callback_days(db)
     more, params = _where(db, flt, span)
-    base = (" FROM cases c LEFT JOIN devices d ON d.id = c.device "
-            "LEFT JOIN case_rules r ON r.hall = d.hall "
-            "LEFT JOIN case_rules a ON a.hall = '' WHERE 1 = 1")
+    plain = " FROM cases c WHERE 1 = 1"  # no joins: the counts stay on the indexes
     by_state = {s: 0 for s in STATES}
-    for state, n in db.all("SELECT c.state, COUNT(*)" + base + " AND c.closed = 0" + more
+    for state, n in db.all("SELECT c.state, COUNT(*)" + plain + " AND c.closed = 0" + more
                            + " GROUP BY c.state", params):
         by_state[state] = int(n)
-    malicious = int(db.value("SELECT COUNT(*)" + base + " AND c.state = 'upheld'" + more,
+    malicious = int(db.value("SELECT COUNT(*)" + plain + " AND c.state = 'upheld'" + more,
                              params, 0))
-    total = int(db.value("SELECT COUNT(*)" + base + more, params, 0))
-    over, p = _state_where("overdue", now, days)
-    overdue = int(db.value("SELECT COUNT(*)" + base + over + more, [*p, *params], 0))
+    total = int(db.value("SELECT COUNT(*)" + plain + more, params, 0))
+    over, p = _state_where("overdue", now, days)  # each hall's days: joins, on few rows
+    overdue = int(db.value("SELECT COUNT(*) FROM cases c LEFT JOIN devices d ON d.id = c.device "
+                           "LEFT JOIN case_rules r ON r.hall = d.hall LEFT JOIN case_rules a "
+                           "ON a.hall = '' WHERE 1 = 1" + over + more, [*p, *params], 0))
     open_n = sum(n for s, n in by_state.items() if s not in CLOSED)
     return {"open": open_n, "awaiting_callback": by_state["open"], "overdue": overdue,
             "appealed": by_state["appealed"], "closed": total - open_n,
