@@ -24,6 +24,7 @@ from typing import Any
 
 from firmware import record, texts
 from firmware.clock import iso
+from host_tools.collector.db import StorageUnavailable
 from host_tools.collector.store import DEFAULT_HALL, LOG_SHIFT, Collector, CollectorError
 
 log = logging.getLogger("pingjia.alerts")
@@ -247,8 +248,9 @@ def scan_time(c: Collector) -> list[int]:
     found: list[Finding] = []
     devices = c.db.all("SELECT id, win, hall, created, last_seen, last_seq FROM devices "
                        "WHERE revoked IS NULL ORDER BY id")
+    halls: dict[str, dict[str, int]] = {}
     for dev, win, hall, created, last_seen, last_seq in devices:
-        limits = thresholds(c, hall)
+        limits = halls.get(hall) or halls.setdefault(hall, thresholds(c, hall))
         found += _pause_finding(c, dev, win, hall, now, limits)
         found += _silent_finding(dev, win, hall, created, last_seen, now, limits)
         found += _fill_finding(c, dev, win, hall, last_seen, last_seq, now, limits)
@@ -412,7 +414,9 @@ class Watcher:
             timed = time.monotonic() >= due
             try:
                 self.scan_once(timed)
-            except Exception:  # the database may be away: the next tick tries again
+            except StorageUnavailable as e:  # the database is away: the next tick tries
+                log.warning("alert scan put off: %s", e)
+            except Exception:
                 log.exception("alert scan failed")
             if timed:
                 due = time.monotonic() + self.every_s
@@ -432,7 +436,6 @@ async def answer(fn: Callable[[], Any]) -> Any:
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse, PlainTextResponse
 
-    from host_tools.collector.db import StorageUnavailable
     from host_tools.errors import PingjiaError
 
     try:

@@ -272,7 +272,8 @@ class Deliverer:
     def _load(self, key: tuple[int, int]) -> Claimed | None:
         alert, hook = key
         row = self.c.db.one("SELECT w.url, w.secret, o.attempts, o.created FROM outbox o "
-                            "JOIN webhooks w ON w.id = o.hook WHERE o.alert = ? AND o.hook = ?",
+                            "JOIN webhooks w ON w.id = o.hook WHERE o.alert = ? AND o.hook = ? "
+                            "AND w.removed IS NULL",
                             (alert, hook))
         shown = self.c.db.one(f"SELECT {alerts._COLS} FROM alerts WHERE id = ?", (alert,))
         if row is None or shown is None:
@@ -348,11 +349,13 @@ class Deliverer:
 
     def _run(self) -> None:
         while not self.stopping:
+            busy = False
             try:
                 busy = self.run_once() == BATCH
-            except Exception:  # the database may be away: the next round tries again
+            except StorageUnavailable as e:  # the database is away: the next round tries
+                log.warning("webhook deliveries put off: %s", e)
+            except Exception:
                 log.exception("webhook delivery round failed")
-                busy = False
             if not busy:
                 self.wake.wait(self.poll_s)
                 self.wake.clear()
