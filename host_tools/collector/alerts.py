@@ -14,6 +14,7 @@ Times are the collector's: seconds since 2000-01-01 UTC; events carry the device
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import logging
@@ -222,23 +223,44 @@ def _bad_rate_findings(c: Collector, hall: str, rows: list[tuple]) -> list[Findi
     at least bad_rate_min ratings; one alert a window an hour (inside the scan's
     transaction, so the check holds across processes)."""
     limits = thresholds(c, hall)
-    out: list[Finding] = []
+    bad_times: dict[str, list[int]] = {}
     for _seq, kind, win, level, _mode, t, _staff in rows:
-        if kind != "rating" or level != _DISSATISFIED or t is None:
-            continue
-        if any(f.window == win and abs((f.at or 0) - t) < HOUR_S for f in out) or c.db.one(
-                "SELECT 1 FROM alerts WHERE kind = 'bad_rate' AND win = ? AND period_t > ? "
-                "AND period_t < ?", (win, t - HOUR_S, t + HOUR_S)):
-            continue
-        n, bad = c.db.one("SELECT COUNT(*), SUM(CASE WHEN level = 4 THEN 1 ELSE 0 END) "
-                          "FROM events WHERE kind = 'rating' AND win = ? AND t > ? AND t <= ?",
-                          (win, t - HOUR_S, t)) or (0, 0)
-        bad = bad or 0
-        if n >= limits["bad_rate_min"] and bad * 100 > limits["bad_rate_pct"] * n:
-            out.append(Finding("bad_rate", f"bad_rate:{win}:{t}", hall, win, None,
-                               f"{win} 窗口近一小时差评率 {round(bad * 100 / n)}%（{bad}/{n} "
-                               f"条），超过 {limits['bad_rate_pct']}%", t))
+        if kind == "rating" and level == _DISSATISFIED and t is not None:
+            bad_times.setdefault(win, []).append(t)
+    out: list[Finding] = []
+    for win, times in bad_times.items():
+        hour = _HourOfRatings(c, win, min(times) - HOUR_S, max(times))
+        for t in sorted(times):
+            if any(f.window == win and abs((f.at or 0) - t) < HOUR_S for f in out) or c.db.one(
+                    "SELECT 1 FROM alerts WHERE kind = 'bad_rate' AND win = ? AND period_t > ? "
+                    "AND period_t < ?", (win, t - HOUR_S, t + HOUR_S)):
+                continue
+            n, bad = hour.counts(t - HOUR_S, t)
+            if n >= limits["bad_rate_min"] and bad * 100 > limits["bad_rate_pct"] * n:
+                out.append(Finding("bad_rate", f"bad_rate:{win}:{t}", hall, win, None,
+                                   f"{win} 窗口近一小时差评率 {round(bad * 100 / n)}%（{bad}/{n} "
+                                   f"条），超过 {limits['bad_rate_pct']}%", t))
     return out
+
+
+class _HourOfRatings:
+    """A window's ratings (time, 不满意 or not) over a span, read once, counted in any
+    (lo, hi] within it. The query names no kind: so both engines take the time index,
+    and the kind is looked at here."""
+
+    def __init__(self, c: Collector, win: str, lo: int, hi: int):
+        rows = sorted((t, level == _DISSATISFIED) for kind, t, level in c.db.all(
+            "SELECT kind, t, level FROM events WHERE t > ? AND t <= ? AND win = ?",
+            (lo, hi, win)) if kind == "rating")
+        self.times = [t for t, _bad in rows]
+        self.bad_before = [0]  # 不满意 among the first i ratings
+        for _t, bad in rows:
+            self.bad_before.append(self.bad_before[-1] + bad)
+
+    def counts(self, lo: int, hi: int) -> tuple[int, int]:
+        """(ratings, 不满意) with lo < t <= hi."""
+        i, j = bisect.bisect_right(self.times, lo), bisect.bisect_right(self.times, hi)
+        return j - i, self.bad_before[j] - self.bad_before[i]
 
 
 # ---- time-based: pause, silence, log fill --------------------------------------------------

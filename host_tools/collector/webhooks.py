@@ -46,7 +46,7 @@ BASE_S = 10  # the first retry's delay; each next one doubles, up to CAP_S
 CAP_S = 3600
 MAX_ATTEMPTS = 12
 GIVE_UP_S = 86400  # a delivery older than this is marked failed at its next failure
-BATCH = 16  # rows claimed at a time
+BATCH = 32  # rows claimed at a time
 SENDERS = 4  # POSTs at once: one dead URL does not hold back the others
 POLL_S = 2.0  # another process's new alerts are found this often
 SIGNATURE = "X-Pingjia-Signature"
@@ -317,21 +317,23 @@ class Deliverer:
             return 0
         with ThreadPoolExecutor(min(SENDERS, len(claimed))) as pool:
             outcomes = list(pool.map(self.deliver, claimed))
-        for d, out in zip(claimed, outcomes, strict=True):
-            self._record_soon(d, out)
+        self._record_soon(list(zip(claimed, outcomes, strict=True)))
         return len(claimed)
 
-    def _record_soon(self, d: Claimed, out: Outcome) -> None:
-        """record(), tried again while the database is busy a moment (another process's
-        write): an outcome not recorded is sent again once its lease runs out."""
+    def _record_soon(self, done: list[tuple[Claimed, Outcome]]) -> None:
+        """Every outcome of a round in one transaction (one commit, not one a row), tried
+        again while the database is busy a moment (another process's write): an outcome
+        not recorded is sent again once its lease runs out."""
         for n in range(RECORD_TRIES):
             try:
-                self.record(d, out)
+                with self.c.db.transaction():
+                    for d, out in done:
+                        self.record(d, out)
                 return
-            except StorageUnavailable:
+            except StorageUnavailable as e:
                 if n == RECORD_TRIES - 1:
-                    log.warning("delivery %s-%s: outcome not recorded (%s); sent again "
-                                "after its lease", d.alert, d.hook, out.detail)
+                    log.warning("%d delivery outcomes not recorded (%s): sent again after "
+                                "their lease", len(done), e)
                     return
                 threading.Event().wait(0.05 * (n + 1))
 
