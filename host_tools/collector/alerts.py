@@ -118,11 +118,11 @@ class Finding:
     at: int | None = None  # the event's or the period's time (bad_rate: its rating's)
 
 
-def _next_id(c: Collector, counter: str) -> int:
-    """The next number of a counter in meta. The UPDATE locks the row on PostgreSQL, so
-    two processes never take the same number."""
-    c.db.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) "
-                 "WHERE key = ?", (counter,))
+def _next_id(c: Collector, counter: str, n: int = 1) -> int:
+    """The last of the next n numbers of a counter in meta. The UPDATE locks the row on
+    PostgreSQL, so two processes never take the same numbers."""
+    c.db.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + ? AS TEXT) "
+                 "WHERE key = ?", (n, counter))
     return int(c.db.value("SELECT value FROM meta WHERE key = ?", (counter,)))
 
 
@@ -133,20 +133,37 @@ def _lock_scans(c: Collector) -> None:
 
 
 def raise_alert(c: Collector, f: Finding) -> int | None:
-    """Store the alert and queue it for its hall's webhooks, inside the caller's
-    transaction; its id, or None when its key was raised before."""
+    """raise_alerts() for one: its id, or None when its key was raised before."""
+    ids = raise_alerts(c, [f])
+    return ids[0] if ids else None
+
+
+def raise_alerts(c: Collector, found: list[Finding]) -> list[int]:
+    """Store the alerts whose keys are new and queue them for their halls' webhooks,
+    inside the caller's transaction, in a few statements however many; their ids."""
     from host_tools.collector import webhooks
 
-    if c.db.one("SELECT 1 FROM alerts WHERE akey = ?", (f.key,)):
-        return None
-    alert_id = _next_id(c, "alert_seq")
+    fresh: dict[str, Finding] = {}
+    for f in found:
+        fresh.setdefault(f.key, f)
+    keys = list(fresh)
+    for i in range(0, len(keys), 500):  # bounded statements: 500 keys at a time
+        part = keys[i:i + 500]
+        for (k,) in c.db.all("SELECT akey FROM alerts WHERE akey IN "
+                             f"({', '.join('?' for _ in part)})", part):
+            del fresh[k]
+    if not fresh:
+        return []
+    last = _next_id(c, "alert_seq", len(fresh))
     now = c.now()
-    c.db.execute("INSERT INTO alerts (id, akey, kind, hall, win, device, message, period_t, "
-                 "raised, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')",
-                 (alert_id, f.key, f.kind, f.hall, f.window, f.device, f.text, f.at, now))
-    webhooks.enqueue(c, alert_id, f.hall, now)
+    rows = [(last - len(fresh) + 1 + i, f) for i, f in enumerate(fresh.values())]
+    c.db.executemany("INSERT INTO alerts (id, akey, kind, hall, win, device, message, "
+                     "period_t, raised, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')",
+                     [(i, f.key, f.kind, f.hall, f.window, f.device, f.text, f.at, now)
+                      for i, f in rows])
+    webhooks.enqueue(c, [(i, f.hall) for i, f in rows], now)
     c.note_change()
-    return alert_id
+    return [i for i, _f in rows]
 
 
 # ---- new rows after ingest ------------------------------------------------------------
@@ -174,7 +191,7 @@ def scan_new(c: Collector) -> list[int]:
                     continue  # another process scanned these; the next round goes on
                 found = list(_event_findings(c, dev, hall, rows))
                 found += _bad_rate_findings(c, hall, rows)
-                raised += [i for i in map(lambda f: raise_alert(c, f), found) if i]
+                raised += raise_alerts(c, found)
                 c.db.execute(c.db.upsert_sql("alert_cursor", ("device", "seq"), ("device",)),
                              (dev, upto))
 
@@ -280,7 +297,7 @@ def scan_time(c: Collector) -> list[int]:
         return []
     with c.db.transaction():
         _lock_scans(c)
-        return [i for i in map(lambda f: raise_alert(c, f), found) if i]
+        return raise_alerts(c, found)
 
 
 def _pause_finding(c: Collector, dev: str, win: str, hall: str, now: int,

@@ -1,7 +1,7 @@
 """Webhooks: every alert of a hall POSTed to each of the hall's URLs, signed, retried.
 
 An alert's deliveries are rows of `outbox`, written in the transaction that raises it
-(alerts.raise_alert), so none is lost to a crash. `Deliverer` (a thread of `pingjia
+(alerts.raise_alerts), so none is lost to a crash. `Deliverer` (a thread of `pingjia
 serve`) claims due rows for a lease, so two serve processes never send the same row at
 once, POSTs them, and records the outcome: done, or another try after an exponential
 backoff with jitter, until MAX_ATTEMPTS or a day has passed (then failed, shown by
@@ -166,11 +166,17 @@ def listing(c: Collector, hall: str | None = None) -> list[dict[str, Any]]:
     return out
 
 
-def enqueue(c: Collector, alert_id: int, hall: str, now: int) -> None:
-    """Inside the alert's transaction: a delivery for every webhook of its hall."""
-    c.db.execute("INSERT INTO outbox (alert, hook, state, next_at, created) "
-                 "SELECT ?, id, 'pending', ?, ? FROM webhooks WHERE hall = ? "
-                 "AND removed IS NULL", (alert_id, now, now, hall))
+def enqueue(c: Collector, raised: list[tuple[int, str]], now: int) -> None:
+    """Inside the alerts' transaction: a delivery for every webhook of each alert's hall.
+    raised: (alert id, hall)."""
+    halls = sorted({h for _a, h in raised})
+    hooks: dict[str, list[int]] = {}
+    for hook, hall in c.db.all("SELECT id, hall FROM webhooks WHERE removed IS NULL AND hall "
+                               f"IN ({', '.join('?' for _ in halls)})", halls):
+        hooks.setdefault(hall, []).append(hook)
+    c.db.executemany("INSERT INTO outbox (alert, hook, state, next_at, created) "
+                     "VALUES (?, ?, 'pending', ?, ?)",
+                     [(a, hook, now, now) for a, h in raised for hook in hooks.get(h, ())])
 
 
 # ---- sending -------------------------------------------------------------------------------
