@@ -14,6 +14,7 @@ Times are the collector's: seconds since 2000-01-01 UTC; events carry the device
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import logging
@@ -24,6 +25,7 @@ from typing import Any
 
 from firmware import record, texts
 from firmware.clock import iso
+from host_tools.collector.db import StorageUnavailable
 from host_tools.collector.store import DEFAULT_HALL, LOG_SHIFT, Collector, CollectorError
 
 log = logging.getLogger("pingjia.alerts")
@@ -116,11 +118,11 @@ class Finding:
     at: int | None = None  # the event's or the period's time (bad_rate: its rating's)
 
 
-def _next_id(c: Collector, counter: str) -> int:
-    """The next number of a counter in meta. The UPDATE locks the row on PostgreSQL, so
-    two processes never take the same number."""
-    c.db.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) "
-                 "WHERE key = ?", (counter,))
+def _next_id(c: Collector, counter: str, n: int = 1) -> int:
+    """The last of the next n numbers of a counter in meta. The UPDATE locks the row on
+    PostgreSQL, so two processes never take the same numbers."""
+    c.db.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + ? AS TEXT) "
+                 "WHERE key = ?", (n, counter))
     return int(c.db.value("SELECT value FROM meta WHERE key = ?", (counter,)))
 
 
@@ -131,20 +133,37 @@ def _lock_scans(c: Collector) -> None:
 
 
 def raise_alert(c: Collector, f: Finding) -> int | None:
-    """Store the alert and queue it for its hall's webhooks, inside the caller's
-    transaction; its id, or None when its key was raised before."""
+    """raise_alerts() for one: its id, or None when its key was raised before."""
+    ids = raise_alerts(c, [f])
+    return ids[0] if ids else None
+
+
+def raise_alerts(c: Collector, found: list[Finding]) -> list[int]:
+    """Store the alerts whose keys are new and queue them for their halls' webhooks,
+    inside the caller's transaction, in a few statements however many; their ids."""
     from host_tools.collector import webhooks
 
-    if c.db.one("SELECT 1 FROM alerts WHERE akey = ?", (f.key,)):
-        return None
-    alert_id = _next_id(c, "alert_seq")
+    fresh: dict[str, Finding] = {}
+    for f in found:
+        fresh.setdefault(f.key, f)
+    keys = list(fresh)
+    for i in range(0, len(keys), 500):  # bounded statements: 500 keys at a time
+        part = keys[i:i + 500]
+        for (k,) in c.db.all("SELECT akey FROM alerts WHERE akey IN "
+                             f"({', '.join('?' for _ in part)})", part):
+            del fresh[k]
+    if not fresh:
+        return []
+    last = _next_id(c, "alert_seq", len(fresh))
     now = c.now()
-    c.db.execute("INSERT INTO alerts (id, akey, kind, hall, win, device, message, period_t, "
-                 "raised, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')",
-                 (alert_id, f.key, f.kind, f.hall, f.window, f.device, f.text, f.at, now))
-    webhooks.enqueue(c, alert_id, f.hall, now)
+    rows = [(last - len(fresh) + 1 + i, f) for i, f in enumerate(fresh.values())]
+    c.db.executemany("INSERT INTO alerts (id, akey, kind, hall, win, device, message, "
+                     "period_t, raised, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')",
+                     [(i, f.key, f.kind, f.hall, f.window, f.device, f.text, f.at, now)
+                      for i, f in rows])
+    webhooks.enqueue(c, [(i, f.hall) for i, f in rows], now)
     c.note_change()
-    return alert_id
+    return [i for i, _f in rows]
 
 
 # ---- new rows after ingest ------------------------------------------------------------
@@ -172,7 +191,7 @@ def scan_new(c: Collector) -> list[int]:
                     continue  # another process scanned these; the next round goes on
                 found = list(_event_findings(c, dev, hall, rows))
                 found += _bad_rate_findings(c, hall, rows)
-                raised += [i for i in map(lambda f: raise_alert(c, f), found) if i]
+                raised += raise_alerts(c, found)
                 c.db.execute(c.db.upsert_sql("alert_cursor", ("device", "seq"), ("device",)),
                              (dev, upto))
 
@@ -221,23 +240,44 @@ def _bad_rate_findings(c: Collector, hall: str, rows: list[tuple]) -> list[Findi
     at least bad_rate_min ratings; one alert a window an hour (inside the scan's
     transaction, so the check holds across processes)."""
     limits = thresholds(c, hall)
-    out: list[Finding] = []
+    bad_times: dict[str, list[int]] = {}
     for _seq, kind, win, level, _mode, t, _staff in rows:
-        if kind != "rating" or level != _DISSATISFIED or t is None:
-            continue
-        if any(f.window == win and abs((f.at or 0) - t) < HOUR_S for f in out) or c.db.one(
-                "SELECT 1 FROM alerts WHERE kind = 'bad_rate' AND win = ? AND period_t > ? "
-                "AND period_t < ?", (win, t - HOUR_S, t + HOUR_S)):
-            continue
-        n, bad = c.db.one("SELECT COUNT(*), SUM(CASE WHEN level = 4 THEN 1 ELSE 0 END) "
-                          "FROM events WHERE kind = 'rating' AND win = ? AND t > ? AND t <= ?",
-                          (win, t - HOUR_S, t)) or (0, 0)
-        bad = bad or 0
-        if n >= limits["bad_rate_min"] and bad * 100 > limits["bad_rate_pct"] * n:
-            out.append(Finding("bad_rate", f"bad_rate:{win}:{t}", hall, win, None,
-                               f"{win} 窗口近一小时差评率 {round(bad * 100 / n)}%（{bad}/{n} "
-                               f"条），超过 {limits['bad_rate_pct']}%", t))
+        if kind == "rating" and level == _DISSATISFIED and t is not None:
+            bad_times.setdefault(win, []).append(t)
+    out: list[Finding] = []
+    for win, times in bad_times.items():
+        hour = _HourOfRatings(c, win, min(times) - HOUR_S, max(times))
+        for t in sorted(times):
+            if any(f.window == win and abs((f.at or 0) - t) < HOUR_S for f in out) or c.db.one(
+                    "SELECT 1 FROM alerts WHERE kind = 'bad_rate' AND win = ? AND period_t > ? "
+                    "AND period_t < ?", (win, t - HOUR_S, t + HOUR_S)):
+                continue
+            n, bad = hour.counts(t - HOUR_S, t)
+            if n >= limits["bad_rate_min"] and bad * 100 > limits["bad_rate_pct"] * n:
+                out.append(Finding("bad_rate", f"bad_rate:{win}:{t}", hall, win, None,
+                                   f"{win} 窗口近一小时差评率 {round(bad * 100 / n)}%（{bad}/{n} "
+                                   f"条），超过 {limits['bad_rate_pct']}%", t))
     return out
+
+
+class _HourOfRatings:
+    """A window's ratings (time, 不满意 or not) over a span, read once, counted in any
+    (lo, hi] within it. The query names no kind: so both engines take the time index,
+    and the kind is looked at here."""
+
+    def __init__(self, c: Collector, win: str, lo: int, hi: int):
+        rows = sorted((t, level == _DISSATISFIED) for kind, t, level in c.db.all(
+            "SELECT kind, t, level FROM events WHERE t > ? AND t <= ? AND win = ?",
+            (lo, hi, win)) if kind == "rating")
+        self.times = [t for t, _bad in rows]
+        self.bad_before = [0]  # 不满意 among the first i ratings
+        for _t, bad in rows:
+            self.bad_before.append(self.bad_before[-1] + bad)
+
+    def counts(self, lo: int, hi: int) -> tuple[int, int]:
+        """(ratings, 不满意) with lo < t <= hi."""
+        i, j = bisect.bisect_right(self.times, lo), bisect.bisect_right(self.times, hi)
+        return j - i, self.bad_before[j] - self.bad_before[i]
 
 
 # ---- time-based: pause, silence, log fill --------------------------------------------------
@@ -247,8 +287,9 @@ def scan_time(c: Collector) -> list[int]:
     found: list[Finding] = []
     devices = c.db.all("SELECT id, win, hall, created, last_seen, last_seq FROM devices "
                        "WHERE revoked IS NULL ORDER BY id")
+    halls: dict[str, dict[str, int]] = {}
     for dev, win, hall, created, last_seen, last_seq in devices:
-        limits = thresholds(c, hall)
+        limits = halls.get(hall) or halls.setdefault(hall, thresholds(c, hall))
         found += _pause_finding(c, dev, win, hall, now, limits)
         found += _silent_finding(dev, win, hall, created, last_seen, now, limits)
         found += _fill_finding(c, dev, win, hall, last_seen, last_seq, now, limits)
@@ -256,7 +297,7 @@ def scan_time(c: Collector) -> list[int]:
         return []
     with c.db.transaction():
         _lock_scans(c)
-        return [i for i in map(lambda f: raise_alert(c, f), found) if i]
+        return raise_alerts(c, found)
 
 
 def _pause_finding(c: Collector, dev: str, win: str, hall: str, now: int,
@@ -412,7 +453,9 @@ class Watcher:
             timed = time.monotonic() >= due
             try:
                 self.scan_once(timed)
-            except Exception:  # the database may be away: the next tick tries again
+            except StorageUnavailable as e:  # the database is away: the next tick tries
+                log.warning("alert scan put off: %s", e)
+            except Exception:
                 log.exception("alert scan failed")
             if timed:
                 due = time.monotonic() + self.every_s
@@ -432,7 +475,6 @@ async def answer(fn: Callable[[], Any]) -> Any:
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse, PlainTextResponse
 
-    from host_tools.collector.db import StorageUnavailable
     from host_tools.errors import PingjiaError
 
     try:

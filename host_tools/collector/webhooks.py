@@ -1,7 +1,7 @@
 """Webhooks: every alert of a hall POSTed to each of the hall's URLs, signed, retried.
 
 An alert's deliveries are rows of `outbox`, written in the transaction that raises it
-(alerts.raise_alert), so none is lost to a crash. `Deliverer` (a thread of `pingjia
+(alerts.raise_alerts), so none is lost to a crash. `Deliverer` (a thread of `pingjia
 serve`) claims due rows for a lease, so two serve processes never send the same row at
 once, POSTs them, and records the outcome: done, or another try after an exponential
 backoff with jitter, until MAX_ATTEMPTS or a day has passed (then failed, shown by
@@ -46,7 +46,7 @@ BASE_S = 10  # the first retry's delay; each next one doubles, up to CAP_S
 CAP_S = 3600
 MAX_ATTEMPTS = 12
 GIVE_UP_S = 86400  # a delivery older than this is marked failed at its next failure
-BATCH = 16  # rows claimed at a time
+BATCH = 32  # rows claimed at a time
 SENDERS = 4  # POSTs at once: one dead URL does not hold back the others
 POLL_S = 2.0  # another process's new alerts are found this often
 SIGNATURE = "X-Pingjia-Signature"
@@ -166,11 +166,17 @@ def listing(c: Collector, hall: str | None = None) -> list[dict[str, Any]]:
     return out
 
 
-def enqueue(c: Collector, alert_id: int, hall: str, now: int) -> None:
-    """Inside the alert's transaction: a delivery for every webhook of its hall."""
-    c.db.execute("INSERT INTO outbox (alert, hook, state, next_at, created) "
-                 "SELECT ?, id, 'pending', ?, ? FROM webhooks WHERE hall = ? "
-                 "AND removed IS NULL", (alert_id, now, now, hall))
+def enqueue(c: Collector, raised: list[tuple[int, str]], now: int) -> None:
+    """Inside the alerts' transaction: a delivery for every webhook of each alert's hall.
+    raised: (alert id, hall)."""
+    halls = sorted({h for _a, h in raised})
+    hooks: dict[str, list[int]] = {}
+    for hook, hall in c.db.all("SELECT id, hall FROM webhooks WHERE removed IS NULL AND hall "
+                               f"IN ({', '.join('?' for _ in halls)})", halls):
+        hooks.setdefault(hall, []).append(hook)
+    c.db.executemany("INSERT INTO outbox (alert, hook, state, next_at, created) "
+                     "VALUES (?, ?, 'pending', ?, ?)",
+                     [(a, hook, now, now) for a, h in raised for hook in hooks.get(h, ())])
 
 
 # ---- sending -------------------------------------------------------------------------------
@@ -272,7 +278,8 @@ class Deliverer:
     def _load(self, key: tuple[int, int]) -> Claimed | None:
         alert, hook = key
         row = self.c.db.one("SELECT w.url, w.secret, o.attempts, o.created FROM outbox o "
-                            "JOIN webhooks w ON w.id = o.hook WHERE o.alert = ? AND o.hook = ?",
+                            "JOIN webhooks w ON w.id = o.hook WHERE o.alert = ? AND o.hook = ? "
+                            "AND w.removed IS NULL",
                             (alert, hook))
         shown = self.c.db.one(f"SELECT {alerts._COLS} FROM alerts WHERE id = ?", (alert,))
         if row is None or shown is None:
@@ -316,21 +323,23 @@ class Deliverer:
             return 0
         with ThreadPoolExecutor(min(SENDERS, len(claimed))) as pool:
             outcomes = list(pool.map(self.deliver, claimed))
-        for d, out in zip(claimed, outcomes, strict=True):
-            self._record_soon(d, out)
+        self._record_soon(list(zip(claimed, outcomes, strict=True)))
         return len(claimed)
 
-    def _record_soon(self, d: Claimed, out: Outcome) -> None:
-        """record(), tried again while the database is busy a moment (another process's
-        write): an outcome not recorded is sent again once its lease runs out."""
+    def _record_soon(self, done: list[tuple[Claimed, Outcome]]) -> None:
+        """Every outcome of a round in one transaction (one commit, not one a row), tried
+        again while the database is busy a moment (another process's write): an outcome
+        not recorded is sent again once its lease runs out."""
         for n in range(RECORD_TRIES):
             try:
-                self.record(d, out)
+                with self.c.db.transaction():
+                    for d, out in done:
+                        self.record(d, out)
                 return
-            except StorageUnavailable:
+            except StorageUnavailable as e:
                 if n == RECORD_TRIES - 1:
-                    log.warning("delivery %s-%s: outcome not recorded (%s); sent again "
-                                "after its lease", d.alert, d.hook, out.detail)
+                    log.warning("%d delivery outcomes not recorded (%s): sent again after "
+                                "their lease", len(done), e)
                     return
                 threading.Event().wait(0.05 * (n + 1))
 
@@ -348,11 +357,13 @@ class Deliverer:
 
     def _run(self) -> None:
         while not self.stopping:
+            busy = False
             try:
                 busy = self.run_once() == BATCH
-            except Exception:  # the database may be away: the next round tries again
+            except StorageUnavailable as e:  # the database is away: the next round tries
+                log.warning("webhook deliveries put off: %s", e)
+            except Exception:
                 log.exception("webhook delivery round failed")
-                busy = False
             if not busy:
                 self.wake.wait(self.poll_s)
                 self.wake.clear()
