@@ -38,7 +38,7 @@ from starlette.templating import Jinja2Templates
 
 from firmware import frame
 from firmware import invite as invite_format
-from host_tools.collector import export, reports
+from host_tools.collector import evaluation, export, reports
 from host_tools.collector import invite as invites
 from host_tools.collector.access import SESSION_S, TokenOrSession, auth_error, require
 from host_tools.collector.db import StorageUnavailable
@@ -262,7 +262,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
             return _unavailable(e)
         except (ValueError, PingjiaError) as e:
             return _bad(e)
-        name = f"pingjia-{flt.day or 'all'}.{fmt}"
+        name = f"pingjia-{flt.day or 'all'}.{export.SUFFIX.get(fmt, fmt)}"
         return Response(data, media_type=export.MEDIA[fmt],
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -399,6 +399,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
         Route("/api/v1/devices/{id}/revoke", device_revoke, methods=["POST"]),
         Route("/api/v1/settings", settings_set, methods=["POST"]),
         Route("/api/v1/roster", roster_import, methods=["POST"]),
+        *evaluation.routes(c),  # /api/v1/evaluation(.pdf): the periods ranked
     ]
     backend = TokenOrSession(c.users, open_paths=(SYNC_PATH,))
     middleware = [
