@@ -276,19 +276,19 @@ def _pdf_text(data: bytes) -> str:
     return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
 
 
-def _embedded_fonts(data: bytes) -> list[str]:
-    """The base names of the fonts whose program the PDF carries (FontFile2: TrueType)."""
+def _fonts(data: bytes) -> dict[str, bool]:
+    """Every font the pages use, by base name: whether the PDF carries its program
+    (FontFile2: TrueType)."""
     from pypdf import PdfReader
 
-    names = []
+    out = {}
     for page in PdfReader(io.BytesIO(data)).pages:
         for f in page["/Resources"]["/Font"].values():
             f = f.get_object()
             for d in [f, *(x.get_object() for x in f.get("/DescendantFonts", []))]:
                 desc = d.get("/FontDescriptor")
-                if desc is not None and "/FontFile2" in desc.get_object():
-                    names.append(str(d["/BaseFont"]))
-    return names
+                out[str(d["/BaseFont"])] = desc is not None and "/FontFile2" in desc.get_object()
+    return out
 
 
 def test_the_pdf_parses_embeds_its_font_and_says_what_it_should(halls):
@@ -300,10 +300,11 @@ def test_the_pdf_parses_embeds_its_font_and_says_what_it_should(halls):
     assert len(reader.pages) >= 2  # one hall a page at least
     box = reader.pages[0].mediabox
     assert (round(float(box.width)), round(float(box.height))) == (842, 595)  # A4 landscape
-    fonts = _embedded_fonts(data)
-    # a subset of the CJK font, embedded: its name carries the subset tag (ReportLab's
-    # AAAAAA+ form), and nothing is left to a font the printer may not have
-    assert fonts and all("+" in f for f in fonts), fonts
+    fonts = _fonts(data)
+    # a subset of the CJK font, embedded (its name carries the subset tag, AAAAAA+), and
+    # nothing left to a font the printer may not have (ReportLab's default Helvetica)
+    assert fonts and all(fonts.values()), fonts
+    assert all("+WenQuanYiZenHei" in name for name in fonts), fonts
     text = _pdf_text(data)
     for words in ("窗口服务评价 — 大厅 main — 2026年11月", f"窗口服务评价 — 大厅 {EAST} — 2026年11月",
                   "窗口排名", "工作人员排名", "满意率", "差评率", "参评率", "未排名",

@@ -80,7 +80,7 @@ def _table(rows: list[list[str]], face: str, widths: list[float]) -> Any:
 
 def _widths(total: float) -> list[float]:
     """The name column takes what the fifteen figures leave."""
-    figures = [26, 0, 34, 38, 38, 38, 30, 34, 26, 34, 28, 24, 44, 26, 42, 42]
+    figures = [26, 0, 34, 38, 38, 38, 30, 42, 28, 42, 34, 26, 50, 26, 42, 42]
     figures[1] = total - sum(figures)
     return figures
 
@@ -92,9 +92,11 @@ def _chart(rows: list[dict[str, Any]], face: str, width: float) -> Any:
     from reportlab.lib import colors
 
     shown = rows[:CHART_WINDOWS]
-    d = Drawing(width, 170)
+    d = Drawing(width, 170, initialFontName=face)  # not ReportLab's Helvetica: see render()
     chart = VerticalBarChart()
-    chart.x, chart.y, chart.width, chart.height = 36, 34, width - 50, 110
+    # a bar at most about 2 cm wide: a hall of one or two windows is no wall of blue
+    chart.x, chart.y, chart.height = 36, 34, 110
+    chart.width = min(width - 50, 40 + 56 * len(shown))
     chart.data = [[r["index"] or 0.0 for r in shown]]
     chart.valueAxis.valueMin, chart.valueAxis.valueMax, chart.valueAxis.valueStep = 0, 100, 20
     chart.valueAxis.labels.fontName = face
@@ -189,7 +191,10 @@ def render(ev: dict[str, Any], font_path: Path = FONT) -> bytes:
     doc = SimpleDocTemplate(buf, pagesize=landscape(A4), leftMargin=12 * mm,
                             rightMargin=12 * mm, topMargin=12 * mm, bottomMargin=14 * mm,
                             title=f"窗口服务评价 — {label}", author="pingjia",
-                            subject="窗口服务评价", creator="pingjia")
+                            subject="窗口服务评价", creator="pingjia",
+                            # every page starts in this font: else each names ReportLab's
+                            # Helvetica, a font the PDF does not carry
+                            initialFontName=face)
     story: list[Any] = []
     for i, h in enumerate(ev["halls"]):
         if i:
