@@ -41,6 +41,41 @@ FILTERS = (  # which ratings a report or an export covers (design.md section 6)
 )
 DEVICE_ID = "device id (1-8 of A-Z a-z 0-9 . _ -)"
 
+# 差评 cases (host_tools/collector/cases.py): list, show, and one command per action
+CASE_ID = arg("id", help="case id DEVICE-LOG-SEQ, as `pingjia case list` shows it")
+CASE_TEXT = arg("text", help="what was done (回访, 整改, 申诉 ...), in words")
+CASE_BY = arg("--by", required=True, metavar="NAME", help="who did it (kept in the case's log)")
+CASE_COMMANDS: dict[str, Command] = {
+    "case list": Command("host_tools.collector.casecli:case_list",
+                         "差评 cases, oldest first", db=True, args=(
+        *FILTERS,
+        arg("--state", choices=("all", "open", "overdue", "closed"), default="all",
+            help="open: not closed; overdue: no callback by its due date"),
+        arg("--limit", type=int, default=100, help="at most this many (a page)"),
+        arg("--after", metavar="CURSOR", help="the page after this cursor"),
+        arg("--json", action="store_true", help="print JSON instead of lines"),
+    )),
+    "case show": Command("host_tools.collector.casecli:case_show", "one case and its log",
+                         db=True, args=(CASE_ID, arg("--json", action="store_true"))),
+    **{action: Command("host_tools.collector.casecli:case_act", help, db=True,
+                       args=(CASE_ID, CASE_TEXT, CASE_BY))
+       for action, help in (("case callback", "record the callback (回访) of a case"),
+                            ("case note", "add a note (备注) to a case"),
+                            ("case rectify", "record the rectification (整改): closes it"),
+                            ("case appeal", "appeal a malicious 差评 (申诉)"))},
+    "case decide": Command("host_tools.collector.casecli:case_act",
+                           "the office's decision on an appeal", db=True, args=(
+        CASE_ID, arg("decision", choices=("upheld", "overturned"),
+                     help="upheld: 申诉成立, a malicious 差评 (not counted in 差评率); "
+                          "overturned: 申诉驳回, the 差评 stands and is rectified"),
+        CASE_TEXT, CASE_BY)),
+    "case days": Command("host_tools.collector.casecli:case_days",
+                         "days from a 差评 to its callback's due date", db=True, args=(
+        arg("days", type=int, help="1 to 60 (default 3)"),
+        arg("--hall", help="only this hall (default: every hall without its own)"),
+    )),
+}
+
 COMMANDS: dict[str, Command] = {
     "sim": Command("host_tools.device.sim:run", "run the virtual device (and a collector)",
                    db=True, args=(
@@ -137,6 +172,7 @@ COMMANDS: dict[str, Command] = {
         *FILTERS,
         arg("--out", help="write to this file instead of stdout"),
     )),
+    **CASE_COMMANDS,
     "deploy": Command("host_tools.device.deploy:cmd_deploy",
                       "copy the firmware (.mpy) onto a device with mpremote", args=(
         PORT,
@@ -196,7 +232,8 @@ COMMANDS: dict[str, Command] = {
 
 GROUPS = {"device": "devices known to the collector (id and key)", "roster": "staff roster",
           "user": "users of the API and dashboard (token and role)",
-          "settings": "device settings, per hall or per device", "sign": "the e-ink sign"}
+          "settings": "device settings, per hall or per device", "sign": "the e-ink sign",
+          "case": "差评 cases: callback (回访), rectification (整改), appeal (申诉)"}
 
 
 class Parser(argparse.ArgumentParser):

@@ -32,6 +32,7 @@ BODIES = {
     ("POST", "/api/v1/settings"): json.dumps({"key": "invite_s", "value": 20}).encode(),
     ("POST", "/api/v1/roster"): (ROOT / "examples" / "staff.csv").read_bytes(),
     ("POST", "/api/v1/invite"): json.dumps({"window": "B09", "ticket": "A1"}).encode(),
+    ("POST", "/api/v1/cases/{case_id}"): json.dumps({"action": "note", "text": "x"}).encode(),
 }
 
 
@@ -56,6 +57,13 @@ def request_for(served, method: str, path: str, token: str | None, made: list[st
         made.append(dev)
         served.collector.add_device(dev, "B01")
         path = path.replace("{id}", dev)
+    if "{case_id}" in path:  # a 差评 of its own for each call: its case exists
+        dev = f"ac{len(made)}"
+        made.append(dev)
+        key = bytes.fromhex(served.collector.add_device(dev, "B01"))
+        served.collector.ingest(frame.request(key, dev, 7, 1, 1, record.pack(
+            1, record.RATING, 4, 0, 0, served.t), nonce=1))
+        path = path.replace("{case_id}", f"{dev}-0-1")
     query = "?day=2026-11-23" if method == "GET" else ""
     return served.call(method, path + query, body, token)
 

@@ -143,7 +143,8 @@ def test_windows_and_staff_ranked_by_index_then_rate_then_ratings(halls):
     assert b01["bad_rate"] == pytest.approx(2 / 12) and b01["bad"] == 2
     assert b01["participation_rate"] == 1.0 and b01["index"] == pytest.approx(1000 / 12)
     assert (b01["wait_s"], b01["pause_s"]) == (600, 1800)
-    assert b01["cases_open"] is None  # no cases module yet: shown as '-'
+    # both 差评 opened a case at ingest; no callback in 3 days: overdue on Dec 2
+    assert (b01["cases_open"], b01["cases_overdue"], b01["malicious"]) == (2, 2, 0)
     staff = h["staff"]
     assert [(r["rank"], r["staff"], r["staff_name"]) for r in staff["ranked"]] == [
         (1, "S02", "李二"), (2, "S01", "王一"), (3, "S03", "张三"), (4, "S04", "赵四"),
@@ -151,11 +152,38 @@ def test_windows_and_staff_ranked_by_index_then_rate_then_ratings(halls):
     assert _names(staff["unranked"], "staff") == [(None, "S06")]
     t = h["totals"]
     assert t["ratings"] == 12 + 12 + 24 + 12 + 12 + 3 and t["bad"] == 2
+    assert (t["cases_open"], t["cases_overdue"]) == (2, 2)
+    assert staff["ranked"][1]["cases_open"] == 2  # S01's, as B01's
     # every hall apart, the other hall's window only in its own
     every = evaluation.evaluate(c, evaluation.parse_period("2026-11"))
     assert [x["hall"] for x in every["halls"]] == ["main", EAST]
     assert _names(every["halls"][1]["windows"]["ranked"]) == [(1, "C01")]
     assert every["halls"][0] == h
+
+
+def test_cases_called_back_and_appealed(halls):
+    """A callback takes a case off the overdue; a 差评 found malicious on appeal is not
+    held against the window (out of its ratings and rates), as in pingjia report."""
+    from host_tools.collector import cases
+
+    c = halls.collector
+    p = evaluation.parse_period("2026-11")
+    nov = [k for k in cases.list_cases(c, p.filter(window="B01")).cases]
+    assert len(nov) == 2
+    first, second = (k["id"] for k in nov)
+    cases.act(c, first, "callback", "已电话回访", "admin-1")
+    cases.act(c, first, "appeal", "同一人当日连续差评", "admin-1")
+    cases.act(c, first, "decide", "经核实为恶意差评", "office-1", decision="upheld")
+    cases.act(c, second, "callback", "已回访，群众表示理解", "admin-1")
+    [h] = evaluation.evaluate(c, p, hall="main")["halls"]
+    b01 = h["windows"]["ranked"][0]
+    assert (b01["rank"], b01["window"]) == (1, "B01")  # 10 of 11 now: index 90.9
+    assert b01["ratings"] == 11 and b01["malicious"] == 1 and b01["bad"] == 1
+    assert b01["index"] == pytest.approx(1000 / 11)
+    assert (b01["cases_open"], b01["cases_overdue"]) == (1, 0)  # called back, not rectified
+    t = h["totals"]
+    assert (t["malicious"], t["cases_open"], t["cases_overdue"]) == (1, 1, 0)
+    assert h["staff"]["ranked"][0]["staff"] == "S01"
 
 
 def test_the_period_bounds_and_the_minimum(halls):

@@ -167,12 +167,15 @@ def report(args: argparse.Namespace) -> int:
                                _filter(args))
     except ValueError as e:
         raise PingjiaError(str(e)) from None
+    rows, case_line = _with_cases(c, rows, args)
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=1))
     elif not rows:
         print("no ratings" + (f" on {args.day}" if args.day else ""))
     else:
         print(reports.table(rows, args.by))
+    if not args.json:
+        print(case_line)
     return 0
 
 
@@ -183,6 +186,17 @@ def _evaluation(args: argparse.Namespace) -> int:
         raise PingjiaError(f"--pdf needs --period ({evaluation.FORMS})")
     evaluation.parse_period(args.period)  # a period that does not parse opens no database
     return evaluation.command(_open(args), args)
+
+
+def _with_cases(c, rows: list, args: argparse.Namespace) -> tuple[list, str]:
+    """差评 cases in the report (cases.py): malicious ones (appeal upheld) out of the
+    rates, and the line of open and overdue cases for the filter."""
+    from host_tools.collector import cases
+
+    flt = _filter(args)
+    tz = c.hall_tz_min()
+    cases.discount_malicious(c.db, rows, args.by, tz, flt)
+    return rows, cases.report_line(c.db, flt, c.now(), tz)
 
 
 def export(args: argparse.Namespace) -> int:

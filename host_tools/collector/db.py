@@ -115,6 +115,34 @@ MIGRATIONS: list[list[str]] = [
         # a case action): a live dashboard on any serve process polls it, one row read
         "INSERT INTO meta (key, value) VALUES ('change_mark', '0')",
     ],
+    [
+        # 差评 handling (cases.py): a case for every 不满意 rating, made in the ingest
+        # transaction; the rating's row is never touched. since: the rating's time, or
+        # when it was received while that is unknown (lists order by it, the callback is
+        # due N days after it); closed: 0 while the case needs work (one index range)
+        """CREATE TABLE cases (
+            device TEXT NOT NULL, seq BIGINT NOT NULL, win TEXT NOT NULL,
+            slot INTEGER NOT NULL, staff_no TEXT, t BIGINT, since BIGINT NOT NULL,
+            state TEXT NOT NULL, closed INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (device, seq))""",
+        "CREATE INDEX cases_open ON cases (closed, since, device, seq)",
+        "CREATE INDEX cases_since ON cases (since, device, seq)",
+        "CREATE INDEX cases_state ON cases (state, since)",
+        "CREATE INDEX cases_untimed ON cases (device) WHERE t IS NULL",
+        # every action on a case, appended, with who did it (n: 1, 2, ... per case)
+        """CREATE TABLE case_actions (
+            device TEXT NOT NULL, seq BIGINT NOT NULL, n INTEGER NOT NULL,
+            action TEXT NOT NULL, text TEXT NOT NULL, decision TEXT,
+            by_name TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (device, seq, n))""",
+        # days to the callback, per hall ('' for every hall without its own)
+        "CREATE TABLE case_rules (hall TEXT PRIMARY KEY, callback_days INTEGER NOT NULL)",
+        # the 差评 stored before cases existed get theirs
+        """INSERT INTO cases (device, seq, win, slot, staff_no, t, since, state)
+            SELECT e.device, e.seq, e.win, e.slot, e.staff_no, e.t,
+                   COALESCE(e.t, r.received, 0), 'open'
+            FROM events e LEFT JOIN records r ON r.device = e.device AND r.seq = e.seq
+            WHERE e.kind = 'rating' AND e.level = 4""",
+    ],
 ]
 
 

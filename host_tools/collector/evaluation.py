@@ -38,7 +38,8 @@ _PERIOD = re.compile(r"^(\d{4})(?:-(?:(\d{2})|([QHB])(\d)))?$", re.IGNORECASE)
 _PARTS = {"Q": (3, 4), "H": (6, 2), "B": (2, 6)}
 _KIND = {"Q": "quarter", "H": "half", "B": "bimonth"}
 _QUARTER_ZH = ("一", "二", "三", "四")
-_EXTRA = ("ratings", "invite_ratings", "no_rating", "stray", "dropped", "pause_s", "wait_s")
+_EXTRA = ("ratings", "invite_ratings", "no_rating", "stray", "dropped", "pause_s", "wait_s",
+          "malicious")
 NO_STAFF = "-"  # reports.summary's key for ratings with no staff on duty
 
 
@@ -136,27 +137,44 @@ def _check_names(db: Any, hall: str | None, window: str | None, staff: str | Non
         raise EvaluationError(f"no staff member {staff!r} on the roster (pingjia roster import)")
 
 
-def _cases(db: Any, flt: reports.Filter, now: int, by: str) -> dict[str, tuple[int, int]] | None:
-    """差评 cases (open, overdue) by window or staff: the place for the cases branch's
-    cases.summary(db, flt, now). Until it is merged there are none to count: None, and
-    the report shows '-'."""
-    return None
+# the cases of a filter, with what cases.py's summary joins (the slot's staff, the hall's
+# callback days): counted per window or staff in one grouped query, not one per row
+_CASES = ("SELECT {key}, COUNT(*) FROM cases c LEFT JOIN window_slots ws ON ws.win = c.win "
+          "AND ws.slot = c.slot LEFT JOIN devices d ON d.id = c.device "
+          "LEFT JOIN case_rules r ON r.hall = d.hall "
+          "LEFT JOIN case_rules a ON a.hall = '' WHERE 1 = 1{cond} GROUP BY {key}")
+_CASE_KEY = {"window": "c.win", "staff": "COALESCE(c.staff_no, ws.staff_no)"}
 
 
-def _row(r: dict[str, Any], by: str, cases: dict[str, tuple[int, int]] | None) -> dict[str, Any]:
+def _cases(db: Any, flt: reports.Filter, now: int, by: str, tz_min: int
+           ) -> dict[str, tuple[int, int]]:
+    """差评 cases of the period's ratings (cases.py), open now and overdue now, by window
+    or staff: {key: (open, overdue)}."""
+    from host_tools.collector import cases
+
+    more, params = cases._where(flt, flt.span(tz_min))
+    over, over_params = cases._state_where("overdue", now, cases.callback_days(db))
+    out: dict[str, list[int]] = {}
+    for i, (cond, ps) in enumerate(((" AND c.closed = 0", []), (over, over_params))):
+        sql = _CASES.format(key=_CASE_KEY[by], cond=cond + more)
+        for key, n in db.all(sql, [*ps, *params]):
+            out.setdefault(key or NO_STAFF, [0, 0])[i] = int(n)
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def _row(r: dict[str, Any], by: str, cases: dict[str, tuple[int, int]]) -> dict[str, Any]:
     """A summary row as the evaluation shows it: the 差评 as a count (the list itself
     pages through /api/v1/bad), the cases beside it."""
     out = {k: v for k, v in r.items() if k != "bad"}
     out["bad"] = r["levels"][4]
-    key = r[by]
-    opened, overdue = cases.get(key, (0, 0)) if cases is not None else (None, None)
-    out["cases_open"], out["cases_overdue"] = opened, overdue
+    out.setdefault("malicious", 0)
+    out["cases_open"], out["cases_overdue"] = cases.get(r[by], (0, 0))
     return out
 
 
 def _empty(by: str, key: str) -> dict[str, Any]:
     row = reports.finish({"levels": {1: 0, 2: 0, 3: 0, 4: 0}, "bad": [],
-                          **dict.fromkeys(_EXTRA, 0)})
+                          **dict.fromkeys(_EXTRA, 0), "malicious": 0})
     row[by] = key
     return row
 
@@ -197,12 +215,19 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
             tot["levels"][level] += r["levels"][level]
     tot = reports.finish(tot)
     tot["bad"] = tot["levels"][4]
+    for k in ("cases_open", "cases_overdue"):
+        tot[k] = sum(r[k] for r in rows)
     del tot["hall"]
     return tot
 
 
 def _hall(c: Any, period: Period, hall: str, window: str | None, staff: str | None,
           min_ratings: int, groups: tuple[str, ...]) -> dict[str, Any]:
+    """One hall's evaluation. A 差评 found malicious on appeal (cases.py) is not held
+    against the window or the staff member: out of its row's ratings and rates, counted
+    as `malicious`, as pingjia report does."""
+    from host_tools.collector import cases
+
     tz, now = c.hall_tz_min(), c.now()
     flt = period.filter(hall, window, staff)
     out: dict[str, Any] = {"hall": hall}
@@ -212,11 +237,17 @@ def _hall(c: Any, period: Period, hall: str, window: str | None, staff: str | No
         by_window += [_empty("window", w) for (w,) in c.db.all(
             "SELECT DISTINCT win FROM devices WHERE hall = ? ORDER BY win", (hall,))
             if w not in seen]
-    out["totals"] = _totals(by_window)
+    cases.discount_malicious(c.db, by_window, "window", tz, flt)
+    windows = [_row(r, "window", _cases(c.db, flt, now, "window", tz)) for r in by_window]
+    out["totals"] = _totals(windows)
     for by in groups:
-        rows = by_window if by == "window" else reports.summary(c.db, tz, None, by, now, flt)
-        cases = _cases(c.db, flt, now, by)
-        ranked, unranked = rank([_row(r, by, cases) for r in rows], by, min_ratings)
+        rows = windows
+        if by == "staff":
+            staff_rows = cases.discount_malicious(
+                c.db, reports.summary(c.db, tz, None, by, now, flt), by, tz, flt)
+            counts = _cases(c.db, flt, now, by, tz)
+            rows = [_row(r, by, counts) for r in staff_rows]
+        ranked, unranked = rank(rows, by, min_ratings)
         out["windows" if by == "window" else "staff"] = {"ranked": ranked, "unranked": unranked}
     return out
 
@@ -294,7 +325,9 @@ def text(ev: dict[str, Any]) -> str:
         t = h["totals"]
         lines.append(f"全厅: 评价 {t['ratings']}, 满意率 {reports.pct(t['satisfied_rate'])}, "
                      f"差评率 {reports.pct(t['bad_rate'])}, 参评率 "
-                     f"{reports.pct(t['participation_rate'])}, 指数 {reports.num(t['index'])}")
+                     f"{reports.pct(t['participation_rate'])}, 指数 {reports.num(t['index'])}; "
+                     f"差评件 未结 {t['cases_open']}, 逾期 {t['cases_overdue']}; "
+                     f"恶意差评 (申诉成立, 不计入) {t['malicious']}")
         for by, key in (("window", "windows"), ("staff", "staff")):
             if key not in h:
                 continue

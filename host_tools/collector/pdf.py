@@ -130,7 +130,9 @@ def _hall(h: dict[str, Any], ev: dict[str, Any], st: dict[str, Any], face: str,
         Paragraph(f"全厅：评价 {t['ratings']} 个，满意率 {reports.pct(t['satisfied_rate'])}，"
                   f"差评率 {reports.pct(t['bad_rate'])}，参评率 "
                   f"{reports.pct(t['participation_rate'])}，满意度指数 "
-                  f"{reports.num(t['index'])}，不满意 {t['bad']} 个", st["body"]),
+                  f"{reports.num(t['index'])}，不满意 {t['bad']} 个；差评件未结 "
+                  f"{t['cases_open']} 件，其中逾期未回访 {t['cases_overdue']} 件；恶意差评"
+                  f"（申诉成立，不计入）{t['malicious']} 个", st["body"]),
     ]
     windows = h.get("windows", {}).get("ranked", [])
     if windows:

@@ -38,7 +38,7 @@ from starlette.templating import Jinja2Templates
 
 from firmware import frame
 from firmware import invite as invite_format
-from host_tools.collector import evaluation, export, reports
+from host_tools.collector import cases, evaluation, export, reports
 from host_tools.collector import invite as invites
 from host_tools.collector.access import SESSION_S, TokenOrSession, auth_error, require
 from host_tools.collector.db import StorageUnavailable
@@ -200,6 +200,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
 
         def run() -> dict[str, Any]:
             rows = reports.summary(c.db, c.hall_tz_min(), flt.day, by, c.now(), flt)
+            cases.discount_malicious(c.db, rows, by, c.hall_tz_min(), flt)  # appeal upheld
             for r in rows:  # the full 差评 list pages through /api/v1/bad
                 r["bad_total"] = len(r["bad"])
                 r["bad"] = r["bad"][-BAD_ON_DASHBOARD:]
@@ -400,6 +401,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
         Route("/api/v1/settings", settings_set, methods=["POST"]),
         Route("/api/v1/roster", roster_import, methods=["POST"]),
         *evaluation.routes(c),  # /api/v1/evaluation(.pdf): the periods ranked
+        *cases.routes(c),  # 差评 cases: /api/v1/cases, /api/v1/cases/{case_id}
     ]
     backend = TokenOrSession(c.users, open_paths=(SYNC_PATH,))
     middleware = [

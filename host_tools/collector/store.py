@@ -663,6 +663,8 @@ class Collector:
             db.execute("UPDATE events SET t = ? + uptime WHERE device = ? AND boot = ? "
                        "AND t IS NULL AND uptime IS NOT NULL AND ? + uptime >= ? "
                        "AND ? + uptime < ?", (d, dev, b, d, believe.lo, d, believe.hi))
+        from host_tools.collector import cases  # a case for every 差评 (cases.py imports us)
+        cases.open_cases(db, dev, lo, hi, now)
         db.execute("UPDATE devices SET last_seq = ? WHERE id = ? AND last_seq < ?",
                    (hi, dev, hi))
         return hi & DEVICE_SEQ
