@@ -27,7 +27,8 @@ MODES = {"invite": "邀请评价", "free": "自助评价"}  # staff pressed 请�
 
 # (JSON key, CSV column, where it comes from)
 FIELDS = (
-    ("evaluationId", "评价编号", "device id, log id (8 hex) and seq: DEV-LOGID-SEQ, unique and stable"),
+    ("evaluationId", "评价编号", "DEVICE-LOG-SEQ: the device, its log's number at the collector, "
+     "the record's seq; unique and stable, and a 差评's case id (pingjia case show)"),
     ("projectNo", "办件编号", "the queue ticket / 办件编号 the invitation carried (empty: none)"),
     ("hallName", "服务大厅", "the device's hall (pingjia device add --hall)"),
     ("windowNo", "窗口", "the window the device served when rated"),
@@ -59,7 +60,7 @@ def record(r: dict[str, Any], hall_of: dict[str, str]) -> dict[str, Any]:
     """One rating (reports.ratings's row) as a 好差评 record, keyed by FIELDS."""
     level = LEVELS.get(r["level"])
     return {
-        "evaluationId": f"{r['device']}-{r['log']:08X}-{r['seq']}",
+        "evaluationId": f"{r['device']}-{r['log']}-{r['seq']}",  # as cases.case_id
         "projectNo": r["ticket"] or "",
         "hallName": hall_of.get(r["device"], ""),
         "windowNo": r["window"],
