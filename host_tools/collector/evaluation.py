@@ -238,7 +238,8 @@ def _hall(c: Any, period: Period, hall: str, window: str | None, staff: str | No
             "SELECT DISTINCT win FROM devices WHERE hall = ? ORDER BY win", (hall,))
             if w not in seen]
     cases.discount_malicious(c.db, by_window, "window", tz, flt)
-    windows = [_row(r, "window", _cases(c.db, flt, now, "window", tz)) for r in by_window]
+    counts = _cases(c.db, flt, now, "window", tz)
+    windows = [_row(r, "window", counts) for r in by_window]
     out["totals"] = _totals(windows)
     for by in groups:
         rows = windows
