@@ -153,13 +153,21 @@ COMMANDS: dict[str, Command] = {
                       "ratings, 满意率, 差评率, 参评率, index, pause and wait time", db=True, args=(
         arg("--day", help="YYYY-MM-DD in the hall's time zone (default: all days)"),
         *FILTERS,
-        arg("--by", choices=("window", "staff", "hour", "day"), default="window"),
+        arg("--by", choices=("window", "staff", "hour", "day"),
+            help="group by (default window); with --period: window or staff ranks only those"),
         arg("--json", action="store_true", help="print JSON instead of a table"),
+        # the periodic evaluation (host_tools/collector/evaluation.py)
+        arg("--period", help="evaluate a period, windows and staff ranked per hall: YYYY, "
+            "YYYY-H1|H2, YYYY-Q1..Q4, YYYY-B1..B6 (双月, B6 = Nov-Dec), YYYY-MM"),
+        arg("--min-ratings", type=int, default=10, metavar="N",
+            help="with --period: fewer ratings than N are listed, not ranked (default 10)"),
+        arg("--pdf", metavar="FILE", help="with --period: write the printable report (A4)"),
     )),
     "export": Command("host_tools.collector.commands:export", "every rating, oldest first",
                       db=True, args=(
-        arg("--format", choices=("csv", "xlsx", "json"), default="csv",
-            help="csv (UTF-8 with a BOM, as Excel reads it), xlsx (Excel), json"),
+        arg("--format", choices=("csv", "xlsx", "json", "haochaping", "haochaping-jsonl"),
+            default="csv", help="csv (UTF-8 with a BOM, as Excel reads it), xlsx (Excel), "
+            "json; haochaping(-jsonl): the national 好差评 fields, CSV or JSON lines"),
         arg("--day", help="only this day (YYYY-MM-DD, hall time zone)"),
         *FILTERS,
         arg("--out", help="write to this file instead of stdout"),

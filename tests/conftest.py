@@ -875,6 +875,14 @@ def served(tmp_path):
 
 
 @pytest.fixture
+def served_on(db_url):
+    """served, on the db_url backend: once on SQLite, once on PostgreSQL."""
+    s = Served(db_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def served_with(tmp_path):
     """served, with limits of the test's own (host_tools.collector.limits.Limits)."""
     made = []

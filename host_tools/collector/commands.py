@@ -158,6 +158,9 @@ def _filter(args: argparse.Namespace):
 def report(args: argparse.Namespace) -> int:
     from host_tools.collector import reports
 
+    if args.period or args.pdf:  # the periodic evaluation, ranked (evaluation.py)
+        return _evaluation(args)
+    args.by = args.by or "window"
     c = _open(args)
     try:
         rows = reports.summary(c.db, c.hall_tz_min(), args.day, args.by, c.now(),
@@ -174,6 +177,15 @@ def report(args: argparse.Namespace) -> int:
     if not args.json:
         print(case_line)
     return 0
+
+
+def _evaluation(args: argparse.Namespace) -> int:
+    from host_tools.collector import evaluation
+
+    if not args.period:
+        raise PingjiaError(f"--pdf needs --period ({evaluation.FORMS})")
+    evaluation.parse_period(args.period)  # a period that does not parse opens no database
+    return evaluation.command(_open(args), args)
 
 
 def _with_cases(c, rows: list, args: argparse.Namespace) -> tuple[list, str]:
@@ -196,7 +208,7 @@ def export(args: argparse.Namespace) -> int:
         rows = reports.ratings(c.db, c.hall_tz_min(), args.day, _filter(args))
     except ValueError as e:
         raise PingjiaError(str(e)) from None
-    data = formats.encode(args.format, rows)
+    data = formats.encode(args.format, rows, c.db)
     if args.out:
         try:
             with open(args.out, "wb") as f:

@@ -17,10 +17,13 @@ from typing import Any
 
 HEADER = ("time", "window", "device", "staff_no", "staff_name", "ticket", "level",
           "level_name", "reason")
-FORMATS = ("csv", "xlsx", "json")
+FORMATS = ("csv", "xlsx", "json", "haochaping", "haochaping-jsonl")
 MEDIA = {"csv": "text/csv; charset=utf-8",
          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-         "json": "application/json"}
+         "json": "application/json",
+         "haochaping": "text/csv; charset=utf-8",
+         "haochaping-jsonl": "application/x-ndjson; charset=utf-8"}
+SUFFIX = {"haochaping": "haochaping.csv", "haochaping-jsonl": "haochaping.jsonl"}
 BOM = "\ufeff"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 API_ROWS_MAX = 200_000  # an export over HTTP; more: narrow the dates, or the CLI
@@ -79,7 +82,12 @@ def to_json(rows: list[dict[str, Any]]) -> str:
     return json.dumps([{k: r[k] for k in keep} for r in rows], ensure_ascii=False, indent=1)
 
 
-def encode(fmt: str, rows: list[dict[str, Any]]) -> bytes:
+def encode(fmt: str, rows: list[dict[str, Any]], db: Any = None) -> bytes:
+    """The ratings in a format; the 好差评 formats read each device's hall from db."""
+    if fmt in ("haochaping", "haochaping-jsonl"):
+        from host_tools.collector import haochaping
+
+        return haochaping.encode(fmt, rows, haochaping.halls(db))
     if fmt == "csv":
         return to_csv(rows).encode("utf-8")
     if fmt == "xlsx":
@@ -98,4 +106,4 @@ def render(fmt: str, collector: Any, flt: Any) -> bytes:
     if len(page["rows"]) > API_ROWS_MAX:
         raise ValueError(f"more than {API_ROWS_MAX} ratings: narrow the dates (from, to) or "
                          "use pingjia export on the collector's host")
-    return encode(fmt, page["rows"])
+    return encode(fmt, page["rows"], c.db)

@@ -36,7 +36,7 @@ from starlette.routing import Route
 
 from firmware import frame
 from firmware import invite as invite_format
-from host_tools.collector import alerts, cases, dashboard, export, reports, webhooks
+from host_tools.collector import alerts, cases, dashboard, evaluation, export, reports, webhooks
 from host_tools.collector import invite as invites
 from host_tools.collector.access import SESSION_S, TokenOrSession, auth_error, require
 from host_tools.collector.dashboard import TEMPLATES
@@ -255,7 +255,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
             return _unavailable(e)
         except (ValueError, PingjiaError) as e:
             return _bad(e)
-        name = f"pingjia-{flt.day or 'all'}.{fmt}"
+        name = f"pingjia-{flt.day or 'all'}.{export.SUFFIX.get(fmt, fmt)}"
         return Response(data, media_type=export.MEDIA[fmt],
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -379,6 +379,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
         Route("/api/v1/devices/{id}/revoke", device_revoke, methods=["POST"]),
         Route("/api/v1/settings", settings_set, methods=["POST"]),
         Route("/api/v1/roster", roster_import, methods=["POST"]),
+        *evaluation.routes(c),  # /api/v1/evaluation(.pdf): the periods ranked
         *cases.routes(c),  # 差评 cases: /api/v1/cases, /api/v1/cases/{case_id}
         *alerts.routes(c), *webhooks.routes(c),
         *dashboard.routes(c, limits),  # the office's live dashboard (dashboard.py)
