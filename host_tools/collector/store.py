@@ -711,6 +711,9 @@ class Collector:
         if not parts:
             return None
         try:
-            return logview.ticket_text(parts)
+            text = logview.ticket_text(parts)
         except UnicodeError:
             return None
+        # a NUL inside is no ticket a queue system prints (chunks padded in the middle);
+        # PostgreSQL's text cannot hold one, so both backends keep such a ticket unknown
+        return None if "\x00" in text else text
