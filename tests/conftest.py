@@ -1151,6 +1151,13 @@ def db_url(request, tmp_path) -> str:
     return _fresh_db(request, request.param, tmp_path)
 
 
+@pytest.fixture
+def pg_url(request, tmp_path) -> str:
+    """A fresh database on the run's PostgreSQL server, for a test of what only
+    PostgreSQL does (several serve processes on one database)."""
+    return _fresh_db(request, "postgresql", tmp_path)
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def module_db_url(request, tmp_path_factory) -> str:
     """db_url for a module-scoped fixture (a server the module's tests share): each

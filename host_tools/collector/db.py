@@ -372,4 +372,5 @@ def _pg_unavailable(e: Exception) -> bool:
     return isinstance(e, psycopg.OperationalError | psycopg.InterfaceError | PoolTimeout
                       | TooManyRequests) or (
         isinstance(e, psycopg.Error) and e.sqlstate is not None
-        and e.sqlstate[:2] in ("08", "57"))  # connection exception, operator intervention
+        and e.sqlstate[:2] in ("08", "57", "40"))  # connection exception, operator
+    # intervention, a transaction rolled back (deadlock, serialization): all worth a retry

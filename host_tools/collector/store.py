@@ -453,6 +453,7 @@ class Collector:
         req = frame.parse_request(body, key_for)
         now = self.now()
         with self.db.transaction():
+            self._lock_device(req.device)
             base = self._log_index(req, now) << LOG_SHIFT
             self._check_nonce(req, now, replay_window)
             ack = self._store(req, now, base)
@@ -476,6 +477,14 @@ class Collector:
                     f"({len(settings or b'')} bytes) or its window's roster "
                     f"({len(roster or b'')} bytes) is too large; nothing was stored") from None
         return answer
+
+    def _lock_device(self, device: str) -> None:
+        """A device's frames are stored one at a time, whichever serve process took them:
+        a retry through another process behind the proxy waits for the first attempt and
+        then finds its records stored (a replay). Within a process the write lock does it,
+        on SQLite its write lock; on PostgreSQL the device's row does."""
+        if self.db.postgres:
+            self.db.one("SELECT id FROM devices WHERE id = ? FOR UPDATE", (device,))
 
     def _log_index(self, req: frame.Request, now: int) -> int:
         """The collector's index of the frame's log on its device: a log id seen
