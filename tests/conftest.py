@@ -393,14 +393,17 @@ def wait_listening(port: int, proc: subprocess.Popen | None = None, timeout: flo
 
 @pytest.fixture
 def pingjia_serve(tmp_path, free_port) -> Iterator[Callable[..., tuple[subprocess.Popen, int]]]:
-    """pingjia_serve(db, port=None): `pingjia serve --db DB` as a process, once it listens:
-    (process, port). Every one started is stopped at the end of the test."""
+    """pingjia_serve(db, port=None, *more): `pingjia serve --db DB [MORE options]` as a
+    process, once it listens: (process, port). Every one started is stopped at the end of
+    the test."""
     made: list[subprocess.Popen] = []
 
-    def start(db: str | Path, port: int | None = None) -> tuple[subprocess.Popen, int]:
+    def start(db: str | Path, port: int | None = None,
+              *more: str) -> tuple[subprocess.Popen, int]:
         port = port or free_port()
         p = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "serve", "--db", str(db),
-                              "--port", str(port)], cwd=str(tmp_path), stdout=subprocess.DEVNULL,
+                              "--port", str(port), *more], cwd=str(tmp_path),
+                             stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
         made.append(p)
         wait_listening(port, p)

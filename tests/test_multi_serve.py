@@ -7,6 +7,8 @@ every rating once; a login made on one is accepted by the other; what a live vie
 from __future__ import annotations
 
 import http.client
+import socket
+import socketserver
 import threading
 import time
 from urllib.parse import urlencode
@@ -29,8 +31,8 @@ def fw_now() -> int:
 
 
 def call(port: int, method: str, path: str, body: bytes | None = None,
-         headers: dict | None = None) -> tuple[int, dict, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+         headers: dict | None = None, src: str = "127.0.0.1") -> tuple[int, dict, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(src, 0))
     try:
         conn.request(method, path, body, headers or {})
         r = conn.getresponse()
@@ -58,15 +60,20 @@ class Device:
             nonce = self.nonce
         return frame.request(self.key, self.id, LOG_ID, 1, first, recs, 0, 0, nonce)
 
-    def sync(self, port: int, first: int, recs: bytes, tries: int = 20) -> int:
+    def sync(self, port: int, first: int, recs: bytes, tries: int = 20,
+             src: str = "127.0.0.1", busy: list | None = None) -> int:
         """Post the records until a server takes them (a 503 is sent again, a new nonce
-        each time, as the firmware does); the ack."""
+        each time, as the firmware does); the ack. busy: where a 503 for too many
+        requests from one address is noted."""
         for _ in range(tries):
             body = self.body(first, recs)
-            s, _h, answer = call(port, "POST", "/api/v1/sync", body)
+            s, _h, answer = call(port, "POST", "/api/v1/sync", body, src=src,
+                                 headers={"X-Pingjia-Invite": "4210"})
             if s == 200:
                 return frame.parse_answer(answer, frame.Hmac(self.key), body[-32:])[0]
             assert s == 503, (s, answer[:120])
+            if busy is not None and answer.startswith(b"busy"):
+                busy.append(self.id)
             time.sleep(0.1)
         raise AssertionError(f"{self.id}: no server took frame {first} in {tries} tries")
 
@@ -156,3 +163,99 @@ def test_a_login_on_one_server_is_accepted_by_the_other(two_servers):
     for port in (a, b):
         s, h, _ = call(port, "GET", "/", headers={"Cookie": "pingjia=forged.value.sig"})
         assert s == 303 and h["location"].startswith("/login")
+
+
+class RoundRobinProxy(socketserver.ThreadingTCPServer):
+    """Any HTTP proxy, as small as one gets: each request (head and Content-Length body)
+    to the next backend in turn with X-Forwarded-For, the answer back, one request a
+    connection. Every socket has a deadline."""
+
+    daemon_threads = True
+    request_queue_size = 128  # the devices come all at once
+
+    def __init__(self, backends: list[int]):
+        self.backends, self.turn, self.lock = backends, 0, threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Relay)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
+
+    def next_backend(self) -> int:
+        with self.lock:
+            self.turn += 1
+            return self.backends[self.turn % len(self.backends)]
+
+
+class _Relay(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        self.request.settimeout(30)
+        data = b""
+        while b"\r\n\r\n" not in data and len(data) < 65536:
+            chunk = self.request.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        length = next((int(x.split(b":", 1)[1]) for x in lines[1:]
+                       if x.lower().startswith(b"content-length:")), 0)
+        while len(body) < length:
+            chunk = self.request.recv(65536)
+            if not chunk:
+                return
+            body += chunk
+        keep = [x for x in lines[1:] if not x.lower().startswith((b"connection:",
+                                                                   b"x-forwarded-for:"))]
+        out = b"\r\n".join([lines[0], *keep, b"X-Forwarded-For: "
+                             + self.client_address[0].encode(), b"Connection: close"])
+        with socket.create_connection(("127.0.0.1", self.server.next_backend()),
+                                      timeout=30) as b:
+            b.sendall(out + b"\r\n\r\n" + body)
+            while chunk := b.recv(65536):
+                self.request.sendall(chunk)
+
+
+def test_behind_a_proxy_devices_keep_their_own_address(pg_url, pingjia_serve):
+    """`pingjia serve --proxy 127.0.0.1` twice behind one proxy: 48 devices syncing at
+    once through it are not capped as the proxy's one address (8 requests at once), and
+    each device's invitation address is its own, not the proxy's."""
+    n = 48
+    c = Collector(pg_url)
+    try:
+        devs = [Device(f"px-{i}", bytes.fromhex(c.add_device(f"px-{i}", f"P{i:02d}")), i)
+                for i in range(n)]
+    finally:
+        c.db.close()
+    ports = [pingjia_serve(pg_url, None, "--proxy", "127.0.0.1")[1] for _ in range(2)]
+    proxy = RoundRobinProxy(ports)
+    busy: list[str] = []
+    errors: list[BaseException] = []
+    go = threading.Barrier(n, timeout=60)
+
+    def device(d: Device) -> None:
+        try:
+            go.wait()  # all at once
+            for f in range(3):
+                first = 1 + f * PER
+                d.sync(proxy.port, first, d.records(first, PER), src=f"127.0.9.{1 + d.index}",
+                       busy=busy)
+        except BaseException as e:
+            errors.append(e)
+
+    try:
+        threads = [threading.Thread(target=device, args=(d,)) for d in devs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert not errors, errors
+    assert busy == []  # no device was counted as the proxy
+    c = Collector(pg_url)
+    try:
+        assert c.db.value("SELECT COUNT(*) FROM events WHERE kind = 'rating'") == n * 3 * PER
+        addrs = dict(c.db.all("SELECT key, value FROM meta WHERE key LIKE 'invite_addr:%'"))
+    finally:
+        c.db.close()
+    assert addrs == {f"invite_addr:{d.id}": f"127.0.9.{1 + d.index}:4210" for d in devs}

@@ -258,7 +258,8 @@ class Database:
             raise
 
     def _sql(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self.postgres else sql
+        # psycopg reads % as a placeholder's start: a literal one (LIKE 'x%') is %%
+        return sql.replace("%", "%%").replace("?", "%s") if self.postgres else sql
 
     # ---- transactions -----------------------------------------------------
     @contextmanager
