@@ -107,12 +107,17 @@ async def post(port: int, src: str, body: bytes) -> tuple[bytes, bytes]:
     return head, answer
 
 
-async def run_device(port: int, d: Device, gate: asyncio.Semaphore,
+async def run_device(ports: list[int], d: Device, gate: asyncio.Semaphore,
                      latencies: list[float]) -> None:
     """The device's frames in order; a frame that fails (503, a cut connection) is sent
-    again after a backoff, with the same records and a new nonce, as the firmware does."""
+    again after a backoff, with the same records and a new nonce, as the firmware does.
+    With several serve processes, each frame and attempt goes to the next one, as a
+    round-robin proxy in front would send them."""
+    turn = d.index
     for first, recs, body in d.frames:
         for attempt in range(TRIES):
+            turn += 1
+            port = ports[turn % len(ports)]
             if attempt:  # a new attempt is a new request: a new nonce, a new MAC
                 d.nonce = frame.next_nonce(fw_now(), d.nonce, b"")
                 body = frame.request(d.key, d.id, LOG_ID, 1, first, recs, 0, 0, d.nonce)
@@ -134,10 +139,10 @@ async def run_device(port: int, d: Device, gate: asyncio.Semaphore,
             await asyncio.sleep(min(2.0, 0.1 * 2 ** attempt))
 
 
-async def run_all(port: int, devs: list[Device], inflight: int) -> list[float]:
+async def run_all(ports: list[int], devs: list[Device], inflight: int) -> list[float]:
     gate = asyncio.Semaphore(inflight)
     latencies: list[float] = []
-    await asyncio.gather(*(run_device(port, d, gate, latencies) for d in devs))
+    await asyncio.gather(*(run_device(ports, d, gate, latencies) for d in devs))
     return latencies
 
 
@@ -215,19 +220,23 @@ def check(db: str, devs: list[Device], per: int) -> tuple[int, int, int]:
     return lost, doubled, bad_acks
 
 
-def run_backend(backend: str, db: str, tmp: str, a: argparse.Namespace) -> Result:
+def run_backend(backend: str, db: str, tmp: str, a: argparse.Namespace,
+                serves: int = 1) -> Result:
     c = Collector(db)
     try:
         devs = make_devices(c, a.devices, a.ratings, BATCH)
     finally:
         c.db.close()
-    p, port = serve(db, tmp)
+    procs = []
     try:
+        for _ in range(serves):
+            procs.append(serve(db, tmp))
         t0 = time.perf_counter()
-        lat = asyncio.run(run_all(port, devs, a.inflight))
+        lat = asyncio.run(run_all([port for _p, port in procs], devs, a.inflight))
         dt = time.perf_counter() - t0
     finally:
-        stop(p)
+        for p, _port in procs:
+            stop(p)
     lost, doubled, bad_acks = check(db, devs, a.ratings)
     return Result(backend, a.devices * a.ratings / dt, dt, pct(lat, 0.5), pct(lat, 0.99),
                   len(lat), sum(d.retries for d in devs), lost, doubled, bad_acks,
@@ -238,13 +247,14 @@ def report(results: list[Result], a: argparse.Namespace) -> None:
     base = results[0]
     print(f"== ingest at scale: {a.devices} devices x {a.ratings} ratings, frames of {BATCH} "
           f"records, a connection a frame, at most {a.inflight} requests in flight, one "
-          "`pingjia serve` process on 127.0.0.1")
+          f"`pingjia serve` process on 127.0.0.1 (and {a.serves} on one PostgreSQL database, "
+          "each frame to the next as a round-robin proxy sends them)")
     for r in results:
         vs = "" if r is base else f" ({r.rate / base.rate:.2f}x {base.backend}'s)"
-        print(f"{r.backend:10}  {r.rate:9,.0f} ratings/s{vs} in {r.seconds:.1f} s; "
+        print(f"{r.backend:12}  {r.rate:9,.0f} ratings/s{vs} in {r.seconds:.1f} s; "
               f"sync latency p50 {r.p50 * 1000:.1f} ms, p99 {r.p99 * 1000:.1f} ms over "
               f"{r.syncs} syncs; retries {r.retries}")
-        print(f"{'':10}  lost {r.lost}, doubled {r.doubled}, devices whose acks do not cover "
+        print(f"{'':12}  lost {r.lost}, doubled {r.doubled}, devices whose acks do not cover "
               f"their day {r.bad_acks}{', refused: ' + '; '.join(r.refused) if r.refused else ''}"
               f": {'OK' if r.ok else 'FAILED'}")
 
@@ -255,6 +265,8 @@ def main() -> int:
     ap.add_argument("--ratings", type=int, default=300, help="a device's day")
     ap.add_argument("--inflight", type=int, default=64, help="requests at once, at most")
     ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument("--serves", type=int, default=2,
+                    help="PostgreSQL also with this many serve processes (1: not)")
     a = ap.parse_args()
     backends = a.backends.split(",")
     results = []
@@ -267,6 +279,9 @@ def main() -> int:
             else:
                 with pgtemp.PgServer() as pg:
                     results.append(run_backend("postgresql", pg.database("scale"), tmp, a))
+                    if a.serves > 1:  # the path to a province: several processes, one database
+                        results.append(run_backend(f"pg, {a.serves} serve", pg.database(
+                            "scale2"), tmp, a, a.serves))
     report(results, a)
     ok = all(r.ok for r in results)
     print("ingest_scale:", "nothing lost or doubled" if ok else "FAILED")
