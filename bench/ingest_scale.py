@@ -62,6 +62,7 @@ class Device:
     id: str
     key: bytes
     src: str
+    index: int
     frames: list[tuple[int, bytes, bytes]] = field(default_factory=list)  # (first, records, body)
     nonce: int = 0
     acked: int = 0
@@ -80,7 +81,7 @@ def make_devices(c: Collector, n: int, per: int, batch: int) -> list[Device]:
         dev_id = f"d{i:04d}"
         key = bytes.fromhex(c.add_device(dev_id, f"H{hall:02d}-W{win:02d}", None,
                                          f"hall{hall:02d}"))
-        d = Device(dev_id, key, address(i))
+        d = Device(dev_id, key, address(i), i)
         for first in range(1, per + 1, batch):
             last = min(per, first + batch - 1)
             recs = b"".join(record.pack(s, record.RATING, 1 + (s + i) % 4, 0, 1,

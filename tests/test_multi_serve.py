@@ -259,3 +259,20 @@ def test_behind_a_proxy_devices_keep_their_own_address(pg_url, pingjia_serve):
     finally:
         c.db.close()
     assert addrs == {f"invite_addr:{d.id}": f"127.0.9.{1 + d.index}:4210" for d in devs}
+
+
+def test_the_change_mark_is_one_number_over_its_rows(db_url):
+    """A device's changes move its slot's row of the mark, the rest the first row: the
+    mark a live view polls counts every one of them."""
+    c = Collector(db_url)
+    try:
+        before = c.change_mark()
+        with c.db.transaction():
+            for key in ("", "ms-0", "ms-1", "ms-2", "ms-2"):
+                c.note_change(key)
+        assert c.change_mark() == before + 5
+        rows = c.db.value("SELECT COUNT(*) FROM meta WHERE key = 'change_mark' "
+                          "OR key LIKE 'change_mark:%'")
+        assert rows > 1
+    finally:
+        c.db.close()

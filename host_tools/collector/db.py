@@ -115,6 +115,13 @@ MIGRATIONS: list[list[str]] = [
         # a case action): a live dashboard on any serve process polls it, one row read
         "INSERT INTO meta (key, value) VALUES ('change_mark', '0')",
     ],
+    [
+        # the change mark in 16 rows (the mark is their sum): every ingest moved one row,
+        # whose lock then held every other serve process's ingest until commit; a device's
+        # frames now move the row of its slot (Collector.note_change)
+        "INSERT INTO meta (key, value) VALUES " + ", ".join(
+            f"('change_mark:{i}', '0')" for i in range(1, 16)),
+    ],
 ]
 
 
