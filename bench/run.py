@@ -174,7 +174,8 @@ def device() -> None:
 
 def main() -> int:
     device()
-    for extra in ("bench_sign.py", "bench_sync.py", "bench_links.py", "bench_dashboard.py"):
+    for extra in ("bench_sign.py", "bench_sync.py", "bench_links.py", "bench_dashboard.py",
+                  "ingest_scale.py", "soak.py"):
         p = ROOT / "bench" / extra
         if p.exists():
             print(f"== {extra}")

@@ -105,6 +105,9 @@ COMMANDS: dict[str, Command] = {
         arg("--host", default="127.0.0.1",
             help="address to listen on (default 127.0.0.1: this machine only; any other "
                  "needs an admin user first)"),
+        arg("--proxy", action="append", metavar="ADDR",
+            help="the address of an HTTP proxy in front (again for more): its "
+                 "X-Forwarded-For is believed, its connections not capped as one address's"),
     )),
     "device add": Command("host_tools.collector.commands:device_add",
                           "register a device; prints the key to provision", db=True, args=(

@@ -393,14 +393,17 @@ def wait_listening(port: int, proc: subprocess.Popen | None = None, timeout: flo
 
 @pytest.fixture
 def pingjia_serve(tmp_path, free_port) -> Iterator[Callable[..., tuple[subprocess.Popen, int]]]:
-    """pingjia_serve(db, port=None): `pingjia serve --db DB` as a process, once it listens:
-    (process, port). Every one started is stopped at the end of the test."""
+    """pingjia_serve(db, port=None, *more): `pingjia serve --db DB [MORE options]` as a
+    process, once it listens: (process, port). Every one started is stopped at the end of
+    the test."""
     made: list[subprocess.Popen] = []
 
-    def start(db: str | Path, port: int | None = None) -> tuple[subprocess.Popen, int]:
+    def start(db: str | Path, port: int | None = None,
+              *more: str) -> tuple[subprocess.Popen, int]:
         port = port or free_port()
         p = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "serve", "--db", str(db),
-                              "--port", str(port)], cwd=str(tmp_path), stdout=subprocess.DEVNULL,
+                              "--port", str(port), *more], cwd=str(tmp_path),
+                             stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
         made.append(p)
         wait_listening(port, p)
@@ -451,9 +454,17 @@ class SimRun:
 
 
 @pytest.fixture
-def sim(tmp_path):
+def sim_db(tmp_path) -> str:
+    """The database of the sim fixture's collector: a SQLite file. A test file whose
+    point is the collector's data overrides it with one returning db_url (both backends);
+    the device's own tests need not run twice."""
+    return str(tmp_path / "pingjia.db")
+
+
+@pytest.fixture
+def sim(tmp_path, sim_db):
     """Run a script on the virtual device (the real firmware on the MicroPython unix port);
-    its collector's database is tmp_path / "pingjia.db"."""
+    its collector's database is sim_db (tmp_path / "pingjia.db" unless overridden)."""
     from host_tools.device.sim import Sim
 
     made = []
@@ -463,7 +474,7 @@ def sim(tmp_path):
             flash: str | None = None, sign: str = "text", sign_png: str | None = None,
             device: str = "sim-test") -> SimRun:
         args = argparse.Namespace(
-            script=True, start=start, db=str(tmp_path / "pingjia.db"), device=device,
+            script=True, start=start, db=sim_db, device=device,
             window=window, roster=roster or str(EXAMPLES / "staff.csv"), set=list(sets),
             flash=flash, collector=None, micropython=None, serial=False, sign=sign,
             sign_png=sign_png)
@@ -492,24 +503,27 @@ def sim(tmp_path):
 
 # ---- collectors ------------------------------------------------------------------------------
 @pytest.fixture
-def collector(tmp_path, clock):
-    """A collector on a fresh SQLite file, on the test's clock, no network."""
+def collector(db_url, clock):
+    """A collector on a fresh database (db_url: SQLite, then PostgreSQL), on the test's
+    clock, no network."""
     from host_tools.collector.store import Collector
 
-    c = Collector(str(tmp_path / "collector.db"), clock)
+    c = Collector(db_url, clock)
     yield c
     c.db.close()
 
 
 @pytest.fixture
-def srv(tmp_path, clock):
+def srv(db_url, clock):
     """A collector serving HTTP on 127.0.0.1 in a thread (srv.collector, srv.port,
-    srv.sync_url), on the test's clock."""
+    srv.sync_url), on the test's clock, on a fresh database (db_url: SQLite, then
+    PostgreSQL)."""
     from host_tools.collector.api import start_collector
 
-    s = start_collector(str(tmp_path / "pingjia.db"), clock)
+    s = start_collector(db_url, clock)
     yield s
     s.stop()
+    s.collector.db.close()
 
 
 @pytest.fixture
@@ -826,7 +840,7 @@ def heap_day():
 
 # ---- served collectors, processes and PostgreSQL for the collector's fault tests ----------
 class Served:
-    """A collector (fresh SQLite file, clock at 2026-11-23 10:00 +08:00) in a server
+    """A collector (a fresh database, clock at 2026-11-23 10:00 +08:00) in a server
     thread; tokens[role] for a user of each role; call() one HTTP request."""
 
     def __init__(self, db: str, limits=None):
@@ -867,8 +881,9 @@ class Served:
 
 
 @pytest.fixture
-def served(tmp_path):
-    s = Served(str(tmp_path / "served.db"))
+def served(db_url):
+    """A Served collector on a fresh database (db_url: SQLite, then PostgreSQL)."""
+    s = Served(db_url)
     yield s
     s.close()
 
@@ -1126,14 +1141,9 @@ def pg_shared() -> Iterator[PgCluster]:
 _DB_SEQ = iter(range(1, 1 << 30))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path) -> str:
-    """The collector's database for one test, on each backend the product supports: a
-    SQLite file, and a fresh database on the run's PostgreSQL server. A test that takes
-    this fixture runs once on each (design.md section 6: SQLite by default, PostgreSQL
-    for a province)."""
-    if request.param == "sqlite":
-        return str(tmp_path / "collector.db")
+def _fresh_db(request, kind: str, folder: Path) -> str:
+    if kind == "sqlite":
+        return str(folder / "collector.db")
     import psycopg
 
     pg = request.getfixturevalue("pg_shared")
@@ -1141,6 +1151,29 @@ def db_url(request, tmp_path) -> str:
     with psycopg.connect(pg.url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return pg.url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """The collector's database for one test, on each backend the product supports: a
+    SQLite file, and a fresh database on the run's PostgreSQL server. A test that takes
+    this fixture runs once on each (design.md section 6: SQLite by default, PostgreSQL
+    for a province)."""
+    return _fresh_db(request, request.param, tmp_path)
+
+
+@pytest.fixture
+def pg_url(request, tmp_path) -> str:
+    """A fresh database on the run's PostgreSQL server, for a test of what only
+    PostgreSQL does (several serve processes on one database)."""
+    return _fresh_db(request, "postgresql", tmp_path)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_db_url(request, tmp_path_factory) -> str:
+    """db_url for a module-scoped fixture (a server the module's tests share): each
+    backend once for the module."""
+    return _fresh_db(request, request.param, tmp_path_factory.mktemp("db"))
 
 
 class SerialSim:

@@ -229,8 +229,8 @@ def _wait_listening(port: int, host: str = "127.0.0.1") -> None:
     raise AssertionError("pingjia serve did not start")
 
 
-def test_user_commands(tmp_path):
-    db = str(tmp_path / "u.db")
+def test_user_commands(db_url):
+    db = db_url
     r = cli("user", "add", "王芳", "--role", "admin", "--db", db)
     assert r.returncode == 0 and r.stdout.startswith("pj_") and "shown once" in r.stderr
     assert cli("user", "add", "王芳", "--role", "viewer", "--db", db).returncode == 2
@@ -246,8 +246,8 @@ def test_user_commands(tmp_path):
     assert r.returncode == 2 and "no user q" in r.stderr
 
 
-def test_serve_listens_on_this_machine_unless_told(tmp_path):
-    db = str(tmp_path / "s.db")
+def test_serve_listens_on_this_machine_unless_told(db_url):
+    db = db_url
     port = _free_port()
     p = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "serve", "--db", db,
                           "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL,

@@ -5,8 +5,17 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from firmware import record
 from host_tools.collector import reports
+
+
+@pytest.fixture
+def db_url(tmp_path) -> str:
+    """SQLite only here: a virtual device's day (80 s) is the point, not the backend;
+    the collector's side of alerts runs on both in the other collector tests."""
+    return str(tmp_path / "collector.db")
 
 
 def test_sync_failing_is_raised_after_a_day_and_cleared_by_a_sync(srv, provision, boot):

@@ -30,10 +30,21 @@ def refused(p: subprocess.CompletedProcess, *words: str) -> str:
     return lines[0]
 
 
-def contents(folder: Path) -> dict[str, str]:
+def contents(folder: Path, db: str = "") -> dict[str, str]:
     """Every file under folder and what it holds: SQLite files as their SQL dump (what the
-    database says), the others as a hash of their bytes."""
+    database says), the others as a hash of their bytes; and a PostgreSQL database db,
+    every table's rows read through the collector's Database."""
     out = {}
+    if db.startswith("postgresql://"):
+        from host_tools.collector.db import Database
+
+        d = Database(db)
+        try:
+            for (t,) in d.all("SELECT table_name FROM information_schema.tables WHERE "
+                              "table_schema = 'public' ORDER BY table_name"):
+                out["pg:" + t] = repr(sorted(map(repr, d.all(f"SELECT * FROM {t}"))))
+        finally:
+            d.close()
     for f in sorted(folder.rglob("*")):
         if f.is_dir():
             out[str(f.relative_to(folder)) + "/"] = ""
@@ -47,11 +58,18 @@ def contents(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def hall(tmp_path, cli, roster_csv) -> Path:
-    """A folder with a collector database that holds a device and the example roster."""
+def hall_db(tmp_path, db_url) -> str:
+    """The hall's collector database: hall.db in the hall's folder, or a PostgreSQL one."""
+    return db_url if db_url.startswith("postgresql://") else str(tmp_path / "hall" / "hall.db")
+
+
+@pytest.fixture
+def hall(tmp_path, cli, roster_csv, hall_db) -> Path:
+    """A folder with a collector database (hall_db) that holds a device and the example
+    roster."""
     d = tmp_path / "hall"
     d.mkdir()
-    db = d / "hall.db"
+    db = hall_db
     assert cli("device", "add", "b01-1", "--window", "B01", "--db", db).returncode == 0
     assert cli("roster", "import", roster_csv, "--db", db).returncode == 0
     return d
@@ -67,10 +85,10 @@ def hall(tmp_path, cli, roster_csv) -> Path:
     (["device", "add", "b01-2"], ["required: --window"]),
     ([], ["required: COMMAND"]),
 ])
-def test_unknown_commands_and_options_are_one_line(hall, cli, args, words):
-    before = contents(hall)
-    refused(cli(*args, "--db", hall / "hall.db", cwd=hall) if args else cli(cwd=hall), *words)
-    assert contents(hall) == before
+def test_unknown_commands_and_options_are_one_line(hall, hall_db, cli, args, words):
+    before = contents(hall, hall_db)
+    refused(cli(*args, "--db", hall_db, cwd=hall) if args else cli(cwd=hall), *words)
+    assert contents(hall, hall_db) == before
 
 
 DB_COMMANDS = [
@@ -108,7 +126,8 @@ def test_a_db_that_cannot_be_opened_is_one_line_and_changes_nothing(tmp_path, cl
 @pytest.mark.parametrize("problem", ["missing", "a directory", "not UTF-8", "wrong columns",
                                      "a bad badge"])
 @pytest.mark.parametrize("command", ["roster import", "sim --roster"])
-def test_an_unreadable_roster_is_one_line_and_changes_nothing(hall, cli, command, problem):
+def test_an_unreadable_roster_is_one_line_and_changes_nothing(hall, hall_db, cli, command,
+                                                              problem):
     roster = hall.parent / "staff.csv"
     words = {"missing": "No such file", "a directory": "Is a directory",
              "not UTF-8": "not UTF-8", "wrong columns": "missing column(s): department, windows",
@@ -122,15 +141,15 @@ def test_an_unreadable_roster_is_one_line_and_changes_nothing(hall, cli, command
     elif problem == "a bad badge":
         roster.write_text(GOOD.splitlines()[0] + "\n" + GOOD.splitlines()[1] + "\n"
                           "0A1B2C3Z,SB9,李四,社保,B01\n")
-    before = contents(hall)
-    for db in (hall / "hall.db", hall / "new.db"):  # a database that is there, one that is not
+    before = contents(hall, hall_db)
+    for db in (hall_db, hall / "new.db"):  # a database that is there, one that is not
         if command == "roster import":
             p = cli("roster", "import", roster, "--db", db, cwd=hall)
         else:
             p = cli("sim", "--script", "--roster", roster, "--db", db, "--device", "b01-2",
                     input="status\n", cwd=hall, timeout=120)
         assert str(roster) in refused(p, words)
-        assert contents(hall) == before
+        assert contents(hall, hall_db) == before
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ host stack as the central, on another controller of the same LocalLink."""
 
 import asyncio
 import json
-import sqlite3
 import statistics
 import threading
 import time
@@ -12,6 +11,7 @@ import time
 import pytest
 
 from firmware import frame
+from host_tools.collector.db import Database
 from host_tools.device.ble import BleError, BumbleCentral, Session, pull
 
 
@@ -32,11 +32,14 @@ async def _pull(hci, db, mtu=None, central=None, **kw):
 
 
 def _stored(db, device="sim-1"):
-    with sqlite3.connect(db) as c:
-        seqs = [r[0] for r in c.execute("SELECT seq FROM records WHERE device = ? ORDER BY seq",
-                                        (device,))]
-        tickets = [r[0] for r in c.execute("SELECT ticket FROM events WHERE kind = 'rating' "
-                                           "ORDER BY seq")]
+    c = Database(str(db))
+    try:
+        seqs = [r[0] for r in c.all("SELECT seq FROM records WHERE device = ? ORDER BY seq",
+                                    (device,))]
+        tickets = [r[0] for r in c.all("SELECT ticket FROM events WHERE kind = 'rating' "
+                                       "ORDER BY seq")]
+    finally:
+        c.close()
     return seqs, tickets
 
 
@@ -80,8 +83,8 @@ class DroppingCentral(BumbleCentral):
         self.inbox = Inbox()
 
 
-def test_a_pull_cut_half_way_resumes_with_nothing_lost_or_doubled(serial_sim, tmp_path):
-    db = tmp_path / "hall.db"
+def test_a_pull_cut_half_way_resumes_with_nothing_lost_or_doubled(serial_sim, db_url):
+    db = db_url
     sim = serial_sim(db, "--ble", serial=False)
     _rate(sim, 500)
     seq = sim.status()["seq"]

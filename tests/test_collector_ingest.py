@@ -211,8 +211,8 @@ def test_devices_and_ids(col, device_log):
     assert files["settings.json"]["sync_url"].endswith("/api/v1/sync")
 
 
-def test_migrations_are_versioned(tmp_path):
-    p = str(tmp_path / "m.db")
+def test_migrations_are_versioned(db_url):
+    p = db_url
     c = Collector(p)
     v = c.db.value("SELECT MAX(version) FROM schema_version")
     c.db.close()

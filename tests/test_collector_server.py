@@ -16,8 +16,8 @@ from host_tools.collector.store import Collector
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, clock_at, t0, roster_csv):
-    c = Collector(str(tmp_path_factory.mktemp("srv") / "s.db"), clock_at(t0 + 3600))
+def server(module_db_url, clock_at, t0, roster_csv):
+    c = Collector(module_db_url, clock_at(t0 + 3600))
     c.import_roster(roster_csv)
     s = ServerThread(c)
     s.token = c.users.add("tester", "viewer")  # type: ignore[attr-defined]
@@ -130,8 +130,8 @@ def test_api_and_dashboard(server, device_log, t0):
     assert get(server.port, "/api/v1/sync")[0] == 405
 
 
-def test_cli(tmp_path, cli, clock, roster_csv, t0):
-    db = str(tmp_path / "cli.db")
+def test_cli(tmp_path, cli, clock, roster_csv, t0, db_url):
+    db = db_url
     r = cli("device", "add", "cli-1", "--window", "B01", "--db", db)
     assert r.returncode == 0 and len(r.stdout.strip()) == 32
     key = bytes.fromhex(r.stdout.strip())

@@ -37,10 +37,10 @@ def rating_records(first: int, ticket: str, level: int, slot: int, t: int) -> li
 
 
 @pytest.fixture
-def evil(tmp_path):
+def evil(db_url):
     """A collector holding ratings with tickets and names that would run in a
     spreadsheet."""
-    c = Collector(str(tmp_path / "e.db"), lambda: T)
+    c = Collector(db_url, lambda: T)
     c.import_roster_bytes(ROSTER.encode())
     key = bytes.fromhex(c.add_device("ev-1", "B01"))
     recs: list[bytes] = []

@@ -9,11 +9,16 @@ import sys
 
 from conftest import EXAMPLES, _partition_table
 
+from host_tools.collector.db import Database
+
 
 def _records(db):
-    with sqlite3.connect(db) as c:
-        return c.execute("SELECT device, seq, kind, val, arg, staff, time FROM records "
-                         "ORDER BY seq").fetchall()
+    c = Database(str(db))
+    try:
+        return c.all("SELECT device, seq, kind, val, arg, staff, time FROM records "
+                     "ORDER BY seq")
+    finally:
+        c.close()
 
 
 def _stop_app(port):
@@ -24,9 +29,9 @@ def _stop_app(port):
     assert p.returncode == 0, p.stderr
 
 
-def test_image_gives_exactly_what_usb_gives(serial_sim, cli, tmp_path):
+def test_image_gives_exactly_what_usb_gives(serial_sim, cli, tmp_path, db_url):
     flash = tmp_path / "flash.img"
-    db_usb, db_img = tmp_path / "usb.db", tmp_path / "img.db"
+    db_usb, db_img = tmp_path / "usb.db", db_url  # the image's pull on each backend
     sim = serial_sim(db_usb, "--flash", str(flash))
     cmds = ["badge 0A1B2C3D"]
     for i in range(40):

@@ -121,8 +121,8 @@ def test_why_a_device_booted_reaches_a_report(collector, clock, device_log, t0):
 
 
 def test_a_wiped_board_set_up_again_syncs_and_pulls_every_rating_once(tmp_path, pingjia_sim,
-                                                                      cli):
-    db = tmp_path / "hall.db"
+                                                                      cli, db_url):
+    db = db_url
     old = pingjia_sim("--serial", "--db", db, "--sign", "text", "--flash", tmp_path / "a.img")
     old.send("badge 0A1B2C3D", "invite U1", "key 1", "invite U2", "key 2", "sleep 30", "sync")
     assert old.answers(7)[-1].startswith("ok: sent")

@@ -4,13 +4,13 @@ session with the ticket, and the answer says whether the window took it."""
 
 import json
 import socket
-import sqlite3
 import time
 import urllib.error
 import urllib.request
 
 from firmware import invite
 from host_tools.collector import invite as invites
+from host_tools.collector.db import Database
 
 TOKENS = {}  # port -> the queue system's token on that server
 
@@ -33,8 +33,8 @@ def _post(port, body, timeout=5, token=None):
     return code, answer, time.perf_counter() - t
 
 
-def _served(serial_sim, pingjia_serve, tmp_path, cli):
-    db = tmp_path / "hall.db"
+def _served(serial_sim, pingjia_serve, db_url, cli):
+    db = db_url
     tokens = {}
     for role in ("admin", "queue", "viewer"):
         p = cli("user", "add", f"{role}-1", "--role", role, "--db", str(db))
@@ -49,8 +49,8 @@ def _served(serial_sim, pingjia_serve, tmp_path, cli):
     return db, port, sim
 
 
-def test_an_invitation_becomes_the_ratings_ticket(serial_sim, pingjia_serve, cli, tmp_path):
-    db, port, sim = _served(serial_sim, pingjia_serve, tmp_path, cli)
+def test_an_invitation_becomes_the_ratings_ticket(serial_sim, pingjia_serve, cli, db_url):
+    db, port, sim = _served(serial_sim, pingjia_serve, db_url, cli)
     code, body, _ = _post(port, {"window": "B01", "ticket": "Q-0041"}, token="")
     assert code == 401, body  # the queue system's token, or nothing
     code, body, _ = _post(port, {"window": "B01", "ticket": "Q-0041"},
@@ -72,7 +72,7 @@ def test_an_invitation_becomes_the_ratings_ticket(serial_sim, pingjia_serve, cli
 
 def test_a_window_not_serving_refuses_and_the_queue_system_is_told(serial_sim, pingjia_serve,
                                                                   tmp_path, cli):
-    db, port, sim = _served(serial_sim, pingjia_serve, tmp_path, cli)
+    db, port, sim = _served(serial_sim, pingjia_serve, str(tmp_path / "hall.db"), cli)
     sim.send("pause")
     code, body, _ = _post(port, {"window": "B01", "ticket": "Q-1"})
     assert code == 409 and "not serving (paused)" in body["error"], body
@@ -88,11 +88,13 @@ def test_a_window_not_serving_refuses_and_the_queue_system_is_told(serial_sim, p
 
 
 def _device(db):
-    with sqlite3.connect(db) as c:
-        key = c.execute("SELECT key FROM devices WHERE id = 'sim-1'").fetchone()[0]
-        addr = c.execute("SELECT value FROM meta WHERE key = 'invite_addr:sim-1'").fetchone()[0]
-        counter = int(c.execute("SELECT value FROM meta WHERE key = 'invite_counter:sim-1'")
-                      .fetchone()[0])
+    c = Database(db)
+    try:
+        key = c.value("SELECT key FROM devices WHERE id = 'sim-1'")
+        addr = c.value("SELECT value FROM meta WHERE key = 'invite_addr:sim-1'")
+        counter = int(c.value("SELECT value FROM meta WHERE key = 'invite_counter:sim-1'"))
+    finally:
+        c.close()
     host, _, port = addr.rpartition(":")
     return bytes.fromhex(key), (host, int(port)), counter
 
@@ -107,9 +109,9 @@ def _datagram(addr, data, timeout=1.0):
             return None
 
 
-def test_a_replayed_or_forged_invitation_does_nothing(serial_sim, pingjia_serve, tmp_path,
+def test_a_replayed_or_forged_invitation_does_nothing(serial_sim, pingjia_serve, db_url,
                                                      cli):
-    db, port, sim = _served(serial_sim, pingjia_serve, tmp_path, cli)
+    db, port, sim = _served(serial_sim, pingjia_serve, db_url, cli)
     code, body, _ = _post(port, {"window": "B01", "ticket": "Q-7"})  # a real one first
     assert code == 200
     sim.send("key 1")
@@ -131,8 +133,9 @@ def test_a_replayed_or_forged_invitation_does_nothing(serial_sim, pingjia_serve,
     ratings = [json.loads(x) for x in sim.send("log")[:-1] if '"rating"' in x]
     assert [r["ticket"] for r in ratings] == ["Q-7"]
     # and the collector's next one still opens: its counter is past all of those
-    with sqlite3.connect(db) as c:
-        c.execute("UPDATE meta SET value = ? WHERE key = 'invite_counter:sim-1'",
-                  (str(counter + 100),))
+    c = Database(db)
+    c.execute("UPDATE meta SET value = ? WHERE key = 'invite_counter:sim-1'",
+              (str(counter + 100),))
+    c.close()
     code, body, _ = _post(port, {"window": "B01", "ticket": "Q-12"})
     assert code == 200, body

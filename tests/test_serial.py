@@ -64,8 +64,8 @@ def test_flash_checks_the_image_and_drives_the_real_esptool(tmp_path, cli, esp32
     assert p.returncode == 2 and p.stderr.splitlines()[-1].startswith("pingjia: esptool failed")
 
 
-def test_pull_usb_ingests_the_log_like_a_sync(tmp_path, pingjia_sim, cli):
-    db = tmp_path / "hall.db"
+def test_pull_usb_ingests_the_log_like_a_sync(db_url, pingjia_sim, cli):
+    db = db_url
     sim = pingjia_sim("--serial", "--db", db, "--sign", "text")
     sim.send("badge 0A1B2C3D", "invite U1", "key 3", "invite U2", "key 4", "key 2", "sleep 30")
     sim.answers(7)

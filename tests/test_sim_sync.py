@@ -2,11 +2,16 @@
 
 import csv
 import io
-import sqlite3
 
 import pytest
 
 HEADER = "time,window,device,staff_no,staff_name,ticket,level,level_name,reason"
+
+
+@pytest.fixture
+def sim_db(db_url) -> str:
+    """The sim's collector on SQLite, then on PostgreSQL: what arrived is the point here."""
+    return db_url
 
 
 @pytest.fixture
@@ -21,12 +26,12 @@ def export(cli):
     return rows
 
 
-def test_sync_then_export(sim, tmp_path, examples, export):
+def test_sync_then_export(sim, sim_db, examples, export):
     r = sim((examples / "morning.txt").read_text().replace("log\nquit", "sync\nstatus\nquit"))
     sync = r.answers_to("sync")[0]
     assert sync[0].startswith("ok: sent"), sync
     assert r.statuses()[-1]["unsynced"] == 0
-    rows = export(tmp_path / "pingjia.db")
+    rows = export(sim_db)
     assert [(x["level"], x["staff_no"], x["ticket"], x["reason"]) for x in rows] == [
         ("2", "SB0101", "20261123-0001", ""),
         ("4", "SB0101", "20261123-0002", "等候时间长"),
@@ -35,10 +40,10 @@ def test_sync_then_export(sim, tmp_path, examples, export):
     assert rows[1]["level_name"] == "不满意" and rows[0]["window"] == "B01"
 
 
-def test_power_cut_before_sync_gets_real_times_and_nothing_twice(sim, tmp_path, export):
+def test_power_cut_before_sync_gets_real_times_and_nothing_twice(sim, sim_db, export):
     r = sim("badge 0A1B2C3D\ninvite A\nkey 1\nsync\npower off\nsleep 600\npower on\n"
             "invite B\nkey 3\nsleep 5\nsync\nsync\nlog")
-    rows = export(tmp_path / "pingjia.db")
+    rows = export(sim_db)
     assert [(x["ticket"], x["time"]) for x in rows] == [
         ("A", "2026-11-23T09:00:00+08:00"), ("B", "2026-11-23T09:10:00+08:00")]
     # the device learnt the time from the sync and fixed its own boot-relative records too
@@ -47,15 +52,17 @@ def test_power_cut_before_sync_gets_real_times_and_nothing_twice(sim, tmp_path, 
     # takes none of its records for one of the old log's
     r2 = sim("badge 0A1B2C3D\ninvite C\nkey 2\nsync\nstatus", start="2026-11-23T10:00:00+08:00")
     assert r2.statuses()[0]["seq"] < r.log()[-1]["seq"]
-    assert [x["ticket"] for x in export(tmp_path / "pingjia.db")] == ["A", "B", "C"]
-    db = sqlite3.connect(tmp_path / "pingjia.db")
-    assert db.execute("SELECT COUNT(*) FROM logs").fetchone() == (2,)
+    assert [x["ticket"] for x in export(sim_db)] == ["A", "B", "C"]
+    from host_tools.collector.db import Database
+
+    db = Database(sim_db)
+    assert db.value("SELECT COUNT(*) FROM logs") == 2
     db.close()
 
 
-def test_sim_against_a_running_pingjia_serve(tmp_path, pingjia_serve, cli, roster_csv,
+def test_sim_against_a_running_pingjia_serve(db_url, pingjia_serve, cli, roster_csv,
                                              monday_9, export):
-    db = tmp_path / "hall.db"
+    db = db_url
     _, port = pingjia_serve(db)
     p = cli("sim", "--script", "--db", db, "--collector", f"http://127.0.0.1:{port}",
             "--device", "b02-1", "--window", "B02", "--roster", roster_csv, "--start", monday_9,

@@ -5,12 +5,13 @@ ack and clock, a pull cut half way."""
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 
 from conftest import ROOT
+
+from host_tools.collector.db import Database
 
 
 def _mpremote(port, *args, check=True):
@@ -77,8 +78,8 @@ def _device_records(sim):
     return [json.loads(x) for x in lines if x.startswith("{")]
 
 
-def test_pull_usb_acks_and_sets_the_clock(serial_sim, cli, tmp_path):
-    db = tmp_path / "hall.db"
+def test_pull_usb_acks_and_sets_the_clock(serial_sim, cli, db_url):
+    db = db_url
     sim = serial_sim(db)
     sim.send("badge 0A1B2C3D")
     _rate(sim, 3)
@@ -103,8 +104,8 @@ def test_pull_usb_acks_and_sets_the_clock(serial_sim, cli, tmp_path):
     assert all(r.split(",")[0] for r in rows), rows
 
 
-def test_pull_usb_cut_half_way_loses_nothing(serial_sim, cli, tmp_path):
-    db = tmp_path / "hall.db"
+def test_pull_usb_cut_half_way_loses_nothing(serial_sim, cli, db_url):
+    db = db_url
     sim = serial_sim(db)
     sim.send("badge 0A1B2C3D")
     _rate(sim, 1200)
@@ -121,8 +122,9 @@ def test_pull_usb_cut_half_way_loses_nothing(serial_sim, cli, tmp_path):
         out = sim.send()  # reboots a device that was reset; one left at its REPL is cut off
         if any("app is stopped" in x or "device is off" in x for x in out):
             sim.send("power on")
-        with sqlite3.connect(db) as c:
-            stored = {r[0] for r in c.execute("SELECT seq FROM records")}
+        c = Database(db)
+        stored = {r[0] for r in c.all("SELECT seq FROM records")}
+        c.close()
         acked = _acked(sim)
         assert all(s in stored for s in range(1, acked + 1)), "acked before stored"
     assert cuts >= 2
@@ -130,10 +132,11 @@ def test_pull_usb_cut_half_way_loses_nothing(serial_sim, cli, tmp_path):
     assert p.returncode == 0, p.stderr
     sim.send()
     device = {r["seq"]: r for r in _device_records(sim)}
-    with sqlite3.connect(db) as c:
-        stored = [r[0] for r in c.execute("SELECT seq FROM records ORDER BY seq")]
-        ratings = c.execute("SELECT COUNT(*), COUNT(DISTINCT ticket) FROM events "
-                            "WHERE kind = 'rating'").fetchone()
+    c = Database(db)
+    stored = [r[0] for r in c.all("SELECT seq FROM records ORDER BY seq")]
+    ratings = c.one("SELECT COUNT(*), COUNT(DISTINCT ticket) FROM events "
+                    "WHERE kind = 'rating'")
+    c.close()
     acked = _acked(sim)
     assert set(stored) <= set(device)  # nothing the device did not write
     assert [s for s in device if s <= acked] == [s for s in stored if s <= acked]

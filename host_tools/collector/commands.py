@@ -28,9 +28,25 @@ def _loopback(host: str) -> bool:
         return False  # a name: it may resolve to anything
 
 
+def _proxies(given: list[str] | None) -> tuple[str, ...]:
+    """--proxy values: IP addresses as the server sees its peers (checked before the
+    database is opened, so a typo creates nothing)."""
+    import ipaddress
+
+    out = []
+    for p in given or ():
+        try:
+            out.append(str(ipaddress.ip_address(p)))
+        except ValueError:
+            raise PingjiaError(f"--proxy {p!r} is not an IP address (the proxy's address "
+                               "as this server sees its connections, e.g. 10.0.0.5)") from None
+    return tuple(out)
+
+
 def serve(args: argparse.Namespace) -> int:
     from host_tools.collector.server import serve as run_server
 
+    proxies = _proxies(args.proxy)
     c = _open(args)
     if not _loopback(args.host) and not c.users.has_admin():
         raise PingjiaError(f"refusing to serve on {args.host} with no admin user: anyone "
@@ -38,7 +54,7 @@ def serve(args: argparse.Namespace) -> int:
                            "(pingjia user add NAME --role admin, then serve again)")
     print(f"pingjia collector on http://{args.host}:{args.port}/ (sync: /api/v1/sync), "
           f"db {args.db}", file=sys.stderr)
-    run_server(c, args.host, args.port)
+    run_server(c, args.host, args.port, proxies)
     return 0
 
 

@@ -189,6 +189,13 @@ MIGRATIONS: list[list[Any]] = [
         "CREATE INDEX IF NOT EXISTS events_flags ON events (t) "
         "WHERE kind = 'flag' OR (kind = 'status' AND flagged <> 0)",
     ],
+    [
+        # the change mark in 16 rows (the mark is their sum): every ingest moved one row,
+        # whose lock then held every other serve process's ingest until commit; a device's
+        # frames now move the row of its slot (Collector.note_change)
+        "INSERT INTO meta (key, value) VALUES " + ", ".join(
+            f"('change_mark:{i}', '0')" for i in range(1, 16)),
+    ],
 ]
 
 
@@ -344,7 +351,8 @@ class Database:
             raise
 
     def _sql(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self.postgres else sql
+        # psycopg reads % as a placeholder's start: a literal one (LIKE 'x%') is %%
+        return sql.replace("%", "%%").replace("?", "%s") if self.postgres else sql
 
     # ---- transactions -----------------------------------------------------
     @contextmanager
@@ -461,4 +469,5 @@ def _pg_unavailable(e: Exception) -> bool:
     return isinstance(e, psycopg.OperationalError | psycopg.InterfaceError | PoolTimeout
                       | TooManyRequests) or (
         isinstance(e, psycopg.Error) and e.sqlstate is not None
-        and e.sqlstate[:2] in ("08", "57"))  # connection exception, operator intervention
+        and e.sqlstate[:2] in ("08", "57", "40"))  # connection exception, operator
+    # intervention, a transaction rolled back (deadlock, serialization): all worth a retry

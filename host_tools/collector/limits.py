@@ -50,6 +50,11 @@ class Limits:
     head_bytes: int = 16 * 1024
     per_client_in_flight: int = 8
     log_every_s: float = 60.0
+    # the HTTP proxies in front (`pingjia serve --proxy ADDR`): their X-Forwarded-For is
+    # believed, so the per-address caps and the invitations see the device's address;
+    # a proxy's own connections count in all but not against one address's caps (it
+    # carries a whole hall's). Without one, X-Forwarded-For is no one's word.
+    proxies: tuple[str, ...] = ()
 
 
 class Counts:
@@ -90,9 +95,10 @@ def protocol_class(limits: Limits, counts: Counts) -> type[H11Protocol]:
             host = _host(self.client)
             have = counts.connections.get(host, 0)
             if (counts.total >= limits.max_connections
-                    or have >= limits.per_client_connections
-                    or (counts.total * 2 >= limits.max_connections
-                        and have >= limits.fair_share)):
+                    or host not in limits.proxies and (
+                        have >= limits.per_client_connections
+                        or (counts.total * 2 >= limits.max_connections
+                            and have >= limits.fair_share))):
                 counts.refused += 1
                 transport.abort()  # no answer: a flood gets nothing to read
                 return
@@ -143,6 +149,8 @@ def uvicorn_options(limits: Limits | None, counts: Counts | None = None) -> dict
     counts = counts or getattr(limits, "counts", None) or Counts()
     limits.counts = counts  # type: ignore[attr-defined]  # where tests and the bench read them
     return {"http": protocol_class(limits, counts), "timeout_keep_alive": limits.keep_alive_s,
+            "proxy_headers": bool(limits.proxies),
+            "forwarded_allow_ips": list(limits.proxies) or None,
             "h11_max_incomplete_event_size": limits.head_bytes,
             # asyncio accepts up to `backlog` sockets in one turn before any of them is
             # counted (and refused): half the cap, which raise_open_files leaves room for
@@ -186,7 +194,7 @@ class Guard:
         # per address only: a request waiting for its body costs a coroutine, and the
         # work behind a complete one is bounded by the thread pool and the write lock, so
         # a cap in all would let slow bodies starve the devices' syncs
-        if counts.requests.get(host, 0) >= lim.per_client_in_flight:
+        if host not in lim.proxies and counts.requests.get(host, 0) >= lim.per_client_in_flight:
             counts.busy += 1
             await _plain(send, 503, "busy: too many requests at once (from this address or "
                          "in all); try again in a second", {"Retry-After": "1"})

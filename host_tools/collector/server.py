@@ -453,12 +453,12 @@ class ServerThread:
         self.stop()
 
 
-def serve(collector: Collector, host: str, port: int) -> None:
+def serve(collector: Collector, host: str, port: int, proxies: tuple[str, ...] = ()) -> None:
     import uvicorn
 
     from host_tools.collector.limits import Limits, quiet_logs, raise_open_files, uvicorn_options
 
-    limits = Limits(max_connections=raise_open_files())
+    limits = Limits(max_connections=raise_open_files(), proxies=proxies)
     config = uvicorn.Config(create_app(collector, limits), host=host, port=port,
                             log_level="info", access_log=False, **uvicorn_options(limits))
     quiet_logs()
