@@ -1,7 +1,7 @@
 # The real board: the ESP32's peripherals, the composition root main.py builds. Its
 # parts are built by hw/esp32/bringup.py at boot; that module is dropped once they are,
 # so only this small class stays in the heap with them.
-import sys
+from firmware import forget
 
 
 class Board:
@@ -16,8 +16,7 @@ class Board:
         try:
             bringup.build(self)
         finally:  # boot-only code: garbage once nothing names it
-            del sys.modules["hw.esp32.bringup"]
-            del sys.modules["hw.esp32"].bringup
+            forget("hw.esp32.bringup")
 
     def started(self):
         """The app's tasks run: this boot did not fail (hw/esp32/safemode.py)."""
