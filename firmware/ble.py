@@ -134,6 +134,9 @@ class BleLink:
                     await conn.disconnect()
                 except asyncio.TimeoutError:
                     pass
+            # the connection, its device and its ended task are garbage now, not held
+            # through the next advertise() (about 1 KB while nobody is connected)
+            conn = None
 
     async def _serve(self, conn):
         while conn.is_connected():

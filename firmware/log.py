@@ -19,7 +19,7 @@
 # so the sign can raise a technician alert.
 import os
 
-from firmware import record, storage
+from firmware import forget, record, storage
 from firmware.const import const
 
 _JREC = const(30)  # records per journal before it is rolled into a segment
@@ -27,9 +27,6 @@ _JMAX = const(36)  # journal capacity (a batch may overshoot _JREC); 504 bytes s
 _SEG_RECS = const(4080)  # records per segment: 57120 B, 14 whole 4 KB blocks with littlefs pointers
 _RESERVE_BLOCKS = const(8)  # kept free for settings, roster and the overflow file
 _CHUNK = const(16)  # records read at a time (224 B of heap, read again for a sync)
-_SEG_NAME_LEN = const(17)  # "s", the first seq and the log id, 8 hex digits each
-_OLD_SEG_LEN = const(9)  # "s" and the first seq: the first firmware's segments
-_JNAME_LEN = const(9)  # "j" and the log id
 _TIDY_BLOCKS = const(3 * _RESERVE_BLOCKS)  # fewer free blocks: acked segments go
 _RESUME_BLOCKS = const(_RESERVE_BLOCKS + 4)  # a full log takes records again with these free
 _HOUR_S = const(3600)
@@ -39,166 +36,25 @@ _ST_SIZE = const(6)  # os.stat(): the file's size
 _F_BFREE = const(3)  # os.statvfs(): free blocks
 
 
-def _hex(text):
-    try:
-        int(text, 16)
-        return True
-    except ValueError:
-        return False
-
-
 class Log:
     def __init__(self, root):
         self.dir = root.rstrip("/") + "/log"
         storage.makedirs(self.dir)
-        self.log_id = self._find_id()
-        self._jpath = "%s/j%08x" % (self.dir, self.log_id)
-        self._spath = self.dir + "/state"
-        self._opath = self.dir + "/over"
         self._jbuf = bytearray(_JMAX * record.SIZE)
         self._rbuf = bytearray(_CHUNK * record.SIZE)
         # counters
         self.corrupt = 0  # records whose CRC failed when read
         self.writes = 0  # durable appends since open
         self.roll_errors = 0  # journal rolls that failed (the records stayed in the journal)
-        # the small files are trusted only whole and of the shape this firmware
-        # writes: else the records on flash are the truth (damaged names them
-        # for the technician alert)
-        self.damaged = None
-        st = self._load_small(self._spath)
+        from firmware import logopen  # once a boot: dropped after (sys.modules too)
+
         try:
-            self.acked = int(st["acked"]) if st else 0
-            self.boot = int(st["boot"]) + 1 if st else 0
-        except (KeyError, TypeError, ValueError):
-            self.acked = self.boot = 0
-        if st is not None and not self.boot:
-            self.damaged = "log_state"
-        o = self._load_small(self._opath)  # {"counts": {...}, "lost": n}
-        if o is not None and not (isinstance(o.get("counts"), dict)
-                                  and isinstance(o.get("lost"), int)):
-            o = {"counts": {}, "lost": 0}  # the log was full; its counts are lost
-            self.damaged = "log_counts"
-        self.over = o
-        self.full = self.over is not None  # before a roll below checks the space
-        self._segs = self._find_segments()
-        self.seq = self._last_in_segments()
-        self.corrupt = 0  # counted when the log is read, not at this scan
-        self._jn = self._load_journal()
+            logopen.open_log(self)
+        finally:
+            forget("firmware.logopen")
         if self._jn >= _JREC:
             self._roll()
-        if not self.boot:  # no state: past the last boot on flash, never one again
-            self.boot = self._last_boot() + 1
-            if self.seq:
-                self.damaged = self.damaged or "log_state"  # lost: the records were there
-        self.seq = max(self.seq, self.acked)  # seqs never go back, even after a wipe
-        storage.save_json(self._spath, {"boot": self.boot, "acked": self.acked})
         self._check_space()
-
-    def _load_small(self, path):
-        """A small JSON object file: the dict, None if missing, {} if damaged."""
-        try:
-            obj = storage.load_json(path, None)
-        except ValueError:
-            obj = {}
-        if obj is not None and not isinstance(obj, dict):
-            obj = {}
-        if obj == {}:
-            self.damaged = "log_state" if path == self._spath else "log_counts"
-        return obj
-
-    def _last_boot(self):
-        """The number of the last BOOT record on flash (0: none): the journal,
-        then the segments from the newest back, each read once at most."""
-        last = 0
-        for i in range(self._jn):
-            r = record.unpack(self._jbuf, i * record.SIZE)
-            if r and r[1] == record.BOOT:
-                last = r[2] | r[3] << 8 | r[4] << 16
-        for first in reversed(self._segs):
-            if last:
-                break
-            for r in self._seg_records(first):
-                if r[1] == record.BOOT:
-                    last = r[2] | r[3] << 8 | r[4] << 16
-        self.corrupt = 0
-        return last
-
-    def _find_id(self):
-        """The log id from the journal's or the newest segment's name; a new one
-        if no file has it (a blank or wiped flash, or the first firmware's log,
-        whose files then take it)."""
-        names = os.listdir(self.dir)
-        found = None
-        for name in names:
-            try:
-                if name[0] == "j" and len(name) == _JNAME_LEN:
-                    return int(name[1:], 16)
-                if name[0] == "s" and len(name) == _SEG_NAME_LEN:
-                    if found is None or int(name[1:9], 16) > found[0]:
-                        found = (int(name[1:9], 16), int(name[9:], 16))
-            except ValueError:
-                pass
-        log_id = found[1] if found else int.from_bytes(os.urandom(4), "little")
-        for name in names:  # the first firmware's files, or a cut in this renaming
-            if name == "j":
-                os.rename(self.dir + "/j", "%s/j%08x" % (self.dir, log_id))
-            elif name[0] == "s" and len(name) == _OLD_SEG_LEN and _hex(name[1:]):
-                os.rename(self.dir + "/" + name, "%s/%s%08x" % (self.dir, name, log_id))
-        return log_id
-
-    def _find_segments(self):
-        """The first seqs of this log's segment files, sorted."""
-        segs = []
-        tail = "%08x" % self.log_id
-        for name in os.listdir(self.dir):
-            if len(name) == _SEG_NAME_LEN and name[0] == "s" and name[9:] == tail:
-                try:
-                    segs.append(int(name[1:9], 16))
-                except ValueError:
-                    pass
-        segs.sort()
-        return segs
-
-    def _last_in_segments(self):
-        """The last seq in the segments; an empty last segment (created, then a
-        power cut before its data) is removed."""
-        segs = self._segs
-        seq = 0
-        while segs and not seq:
-            for r in self._seg_records(segs[-1]):
-                seq = r[0]
-            if not seq:
-                storage.remove(self._seg_path(segs.pop()))
-        return seq
-
-    def _load_journal(self):
-        """Keep only the journal's records newer than the segments (a roll may have
-        been cut after the segment got them and before the journal was emptied);
-        moves self.seq on to the last of them and returns how many there are."""
-        try:
-            with open(self._jpath, "rb") as f:
-                n = f.readinto(self._jbuf)
-        except OSError:
-            n = 0
-        keep = 0
-        jb = self._jbuf
-        size = record.SIZE
-        for i in range(n // size):
-            off = i * size
-            if not record.valid(jb, off):
-                self.corrupt += 1
-                continue
-            s = record.seq_of(jb, off)
-            if s <= self.seq:
-                continue
-            if off != keep * size:
-                jb[keep * size : (keep + 1) * size] = jb[off : off + size]
-            keep += 1
-            self.seq = s
-        if keep * size != n:
-            with open(self._jpath, "wb") as f:
-                f.write(memoryview(jb)[: keep * size])
-        return keep
 
     def _seg_path(self, first):
         return "%s/s%08x%08x" % (self.dir, first, self.log_id)

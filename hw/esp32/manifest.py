@@ -13,5 +13,5 @@ package("firmware", base_path="../..")
 package("hw", files=("__init__.py",), base_path="../..")
 package("hw/drivers", base_path="../..")
 # the board's files, not this manifest (a build file, never imported on the board)
-package("hw/esp32", files=("__init__.py", "board.py", "safemode.py", "wiring.py"),
+package("hw/esp32", files=("__init__.py", "board.py", "bringup.py", "safemode.py", "wiring.py"),
         base_path="../..")

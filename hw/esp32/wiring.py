@@ -19,5 +19,5 @@ EINK_BUSY = const(4)
 RFID_CS = const(15)
 RFID_RST = const(21)
 SPI_BAUD = const(4_000_000)
-EINK_ROWS = const(32)  # the 4.2" frame is drawn in bands: 1.6 KB of RAM, not 15 KB
+EINK_ROWS = const(16)  # the 4.2" frame is drawn in bands: 0.8 KB of RAM, not 15 KB
 

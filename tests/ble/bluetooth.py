@@ -118,6 +118,7 @@ class BLE:
             except OSError:
                 pass
             self._sock = s
+            self._ensure_pump()  # the controller's events flow from the start, as NimBLE's do
         elif not on and self._sock is not None:
             if self._pump_task:
                 self._pump_task.cancel()

@@ -11,8 +11,10 @@
 # Stages, each the heap in use after gc (printed as one JSON line, then PASS):
 #   start     the interpreter and this script (the harness, not on the board)
 #   image     the ROMFS image's bytes (flash on the board), its VfsRom object and mount
-#   radio     (BLE) the `bluetooth` module and its radio object: the double of tests/ble,
-#             C (NimBLE's binding) on the board
+#   radio     (BLE) the `bluetooth` module, its radio object and its transport (the socket
+#             to the bumble radio and the task reading it): the double of tests/ble, C
+#             (NimBLE's binding and transport) on the board. asyncio, which the double
+#             imports, is measured before it and counted as device code (frozen there).
 #   aioble    (BLE) aioble's code (the double's, standing in for micropython-lib's):
 #             frozen or mip'd on the board, so the board holds it (counted)
 # BLE runs when $PINGJIA_HEAP_BLE is 1 (full only): the BLE link advertises and serves the
@@ -63,11 +65,18 @@ if ROM:
     sys.path.insert(0, "/rom")  # first, as the board's /rom is
     stages["image"] = used() - stages["start"]
 
-if BLE:  # the radio's binding and its radio object, measured apart
+asyncio_bytes = 0  # device code (frozen on the board), counted in the code stage below
+if BLE:  # the radio's binding, its radio object and its link to the controller, apart
+    mark = used()
+    import asyncio  # the double needs it: imported first so that it is not the radio's
+
+    asyncio_bytes = used() - mark
     mark = used()
     import bluetooth
 
-    bluetooth.BLE()
+    # active: the double's socket to the bumble radio and the task reading it, which are
+    # NimBLE's transport on the board (C, outside the GC heap)
+    bluetooth.BLE().active(True)
     stages["radio"] = used() - mark
 
 # The code stage: what main.py, hw/esp32/board.py and the App import on the board
@@ -105,7 +114,7 @@ if BLE:
 for name in sys.modules:
     if name.startswith(DEVICE) or name.startswith(("aioble", "bluetooth")):
         code_modules.add(name)
-stages["code"] = used() - mark - stages["aioble"]
+stages["code"] = used() - mark - stages["aioble"] + asyncio_bytes
 
 mark = used()
 import hw.sim.board  # noqa: E402

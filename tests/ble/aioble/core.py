@@ -1,4 +1,6 @@
 # aioble double: the radio, IRQ dispatch to the modules that registered for it, logging.
+import asyncio
+
 import bluetooth
 
 log_level = 1
@@ -63,23 +65,13 @@ ble = bluetooth.BLE()
 ble.irq(ble_irq)
 
 
-class Flag:
+class Flag(asyncio.Event):
     """aioble waits on ThreadSafeFlags set from the stack's IRQ, which runs outside the
-    event loop. The double's IRQs come from its radio task, on the loop, so a plain Event
-    with the flag's clear-on-wait does the same without one more stream in the unix
-    port's poller (each one costs every loop turn)."""
-
-    def __init__(self):
-        import asyncio
-
-        self._e = asyncio.Event()
-
-    def set(self):
-        self._e.set()
-
-    def clear(self):
-        self._e.clear()
+    event loop. The double's IRQs come from its radio task, on the loop, so an asyncio
+    Event with the flag's clear-on-wait does the same without one more stream in the unix
+    port's poller (each one costs every loop turn). A subclass rather than a wrapper: one
+    object and its wait queue, nearer the flag's one small object."""
 
     async def wait(self):
-        await self._e.wait()
-        self._e.clear()
+        await asyncio.Event.wait(self)
+        self.clear()
