@@ -386,6 +386,29 @@ def summary(db: Database, flt: reports.Filter | None, now: int,
             "malicious": malicious, "total": total}
 
 
+# the cases of a filter, with what summary() joins for the overdue count (the hall's
+# callback days) and the slot's staff: counted per window or staff in one grouped query
+_BY_SQL = ("SELECT {key}, COUNT(*) FROM cases c LEFT JOIN window_slots ws ON ws.win = c.win "
+           "AND ws.slot = c.slot LEFT JOIN devices d ON d.id = c.device "
+           "LEFT JOIN case_rules r ON r.hall = d.hall "
+           "LEFT JOIN case_rules a ON a.hall = '' WHERE 1 = 1{cond} GROUP BY {key}")
+_BY_KEY = {"window": "c.win", "staff": "COALESCE(c.staff_no, ws.staff_no, '-')"}
+
+
+def open_overdue_by(db: Database, flt: reports.Filter, now: int, by: str, tz_min: int
+                    ) -> dict[str, tuple[int, int]]:
+    """The filter's cases open now and overdue now, per window or staff ("-": no staff
+    on duty, as reports.summary keys it): {key: (open, overdue)}."""
+    more, params = _where(db, flt, flt.span(tz_min))
+    over, over_params = _state_where("overdue", now, callback_days(db))
+    out: dict[str, list[int]] = {}
+    for i, (cond, ps) in enumerate(((" AND c.closed = 0", []), (over, over_params))):
+        sql = _BY_SQL.format(key=_BY_KEY[by], cond=cond + more)
+        for key, n in db.all(sql, [*ps, *params]):
+            out.setdefault(key, [0, 0])[i] = int(n)
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
 def report_line(db: Database, flt: reports.Filter | None, now: int,
                 tz_min: int | None = None) -> str:
     """The line `pingjia report` prints under its table."""

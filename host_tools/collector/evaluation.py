@@ -137,31 +137,6 @@ def _check_names(db: Any, hall: str | None, window: str | None, staff: str | Non
         raise EvaluationError(f"no staff member {staff!r} on the roster (pingjia roster import)")
 
 
-# the cases of a filter, with what cases.py's summary joins (the slot's staff, the hall's
-# callback days): counted per window or staff in one grouped query, not one per row
-_CASES = ("SELECT {key}, COUNT(*) FROM cases c LEFT JOIN window_slots ws ON ws.win = c.win "
-          "AND ws.slot = c.slot LEFT JOIN devices d ON d.id = c.device "
-          "LEFT JOIN case_rules r ON r.hall = d.hall "
-          "LEFT JOIN case_rules a ON a.hall = '' WHERE 1 = 1{cond} GROUP BY {key}")
-_CASE_KEY = {"window": "c.win", "staff": "COALESCE(c.staff_no, ws.staff_no)"}
-
-
-def _cases(db: Any, flt: reports.Filter, now: int, by: str, tz_min: int
-           ) -> dict[str, tuple[int, int]]:
-    """差评 cases of the period's ratings (cases.py), open now and overdue now, by window
-    or staff: {key: (open, overdue)}."""
-    from host_tools.collector import cases
-
-    more, params = cases._where(flt, flt.span(tz_min))
-    over, over_params = cases._state_where("overdue", now, cases.callback_days(db))
-    out: dict[str, list[int]] = {}
-    for i, (cond, ps) in enumerate(((" AND c.closed = 0", []), (over, over_params))):
-        sql = _CASES.format(key=_CASE_KEY[by], cond=cond + more)
-        for key, n in db.all(sql, [*ps, *params]):
-            out.setdefault(key or NO_STAFF, [0, 0])[i] = int(n)
-    return {k: (v[0], v[1]) for k, v in out.items()}
-
-
 def _row(r: dict[str, Any], by: str, cases: dict[str, tuple[int, int]]) -> dict[str, Any]:
     """A summary row as the evaluation shows it: the 差评 as a count (the list itself
     pages through /api/v1/bad), the cases beside it."""
@@ -238,7 +213,7 @@ def _hall(c: Any, period: Period, hall: str, window: str | None, staff: str | No
             "SELECT DISTINCT win FROM devices WHERE hall = ? ORDER BY win", (hall,))
             if w not in seen]
     cases.discount_malicious(c.db, by_window, "window", tz, flt)
-    counts = _cases(c.db, flt, now, "window", tz)
+    counts = cases.open_overdue_by(c.db, flt, now, "window", tz)
     windows = [_row(r, "window", counts) for r in by_window]
     out["totals"] = _totals(windows)
     for by in groups:
@@ -246,7 +221,7 @@ def _hall(c: Any, period: Period, hall: str, window: str | None, staff: str | No
         if by == "staff":
             staff_rows = cases.discount_malicious(
                 c.db, reports.summary(c.db, tz, None, by, now, flt), by, tz, flt)
-            counts = _cases(c.db, flt, now, by, tz)
+            counts = cases.open_overdue_by(c.db, flt, now, by, tz)
             rows = [_row(r, by, counts) for r in staff_rows]
         ranked, unranked = rank(rows, by, min_ratings)
         out["windows" if by == "window" else "staff"] = {"ranked": ranked, "unranked": unranked}
