@@ -33,7 +33,8 @@ def available() -> bool:
 
 
 class PgServer:
-    def __init__(self) -> None:
+    def __init__(self, options: str = "") -> None:
+        self.options = options  # more server flags (`-c name=value ...`)
         self.initdb, self.pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
         if not self.initdb or not self.pg_ctl:
             raise SystemExit("PostgreSQL server binaries not found (make setup installs them)")
@@ -56,7 +57,8 @@ class PgServer:
         # fsync stays on: the figures are those of a server that keeps what it acks
         subprocess.run(self.as_user + [self.pg_ctl, "-D", self.data, "-l",
                                        os.path.join(self.dir, "log"), "-w", "-t", "60", "-o",
-                                       f"-p {self.port} -k {self.dir} -h 127.0.0.1", "start"],
+                                       f"-p {self.port} -k {self.dir} -h 127.0.0.1 {self.options}",
+                                       "start"],
                        check=True, capture_output=True, timeout=120)
         self._started = True
         return self

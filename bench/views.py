@@ -17,10 +17,7 @@ pause and 请稍候 time and the day views by reports' own *_raw functions)."""
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,9 +29,12 @@ sys.path.insert(0, str(ROOT))
 
 from firmware import record  # noqa: E402
 from firmware.clock import days_from_civil  # noqa: E402
-from host_tools.collector import reports, rollups  # noqa: E402
+from host_tools.collector import dashboard, reports, rollups  # noqa: E402
 from host_tools.collector.reports import Filter  # noqa: E402
 from host_tools.collector.store import Collector  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from pgtemp import PgServer  # noqa: E402
 
 RATINGS = int(os.environ.get("PINGJIA_VIEWS_RATINGS", "10000000"))
 WINDOWS = 200
@@ -43,6 +43,7 @@ TZ = 480
 YEAR = Filter(since="2026-01-01", until="2026-12-31")
 DAY = "2026-11-24"  # a Tuesday
 BUDGET_YEAR_MS, BUDGET_DAY_MS = 200.0, 50.0
+NOW = days_from_civil(2026, 11, 24) * 86400 + 7 * 3600  # 15:00 in the hall
 CHUNK = 200_000
 STATUS_DAY = ((9 * 3600, record.SERVING), (12 * 3600, record.PAUSED),
               (13 * 3600, record.SERVING), (15 * 3600, record.WAIT),
@@ -97,45 +98,6 @@ def events() -> Iterator[tuple]:
                        None, None, 2, 1, None, start + h * 3600)
 
 
-# ---- PostgreSQL: a throwaway server --------------------------------------------------
-def _pg_bin(name: str) -> str:
-    found = shutil.which(name)
-    base = "/usr/lib/postgresql"
-    for d in sorted(os.listdir(base), reverse=True) if not found and os.path.isdir(base) else []:
-        if os.path.exists(f"{base}/{d}/bin/{name}"):
-            return f"{base}/{d}/bin/{name}"
-    if not found:
-        raise SystemExit(f"bench/views.py: PostgreSQL's {name} not found (make setup)")
-    return found
-
-
-class Pg:
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="pingjia-views-pg-")
-        self.user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.user:
-            shutil.chown(self.dir, "postgres")
-        self.data = os.path.join(self.dir, "data")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        subprocess.run(self.user + [_pg_bin("initdb"), "-D", self.data, "-A", "trust", "-U",
-                                    "pj", "-E", "UTF8"], check=True, capture_output=True,
-                       timeout=120)
-        # a bulk load's settings: this server holds nothing worth a crash's recovery
-        opts = (f"-p {self.port} -k {self.dir} -h 127.0.0.1 -F -c shared_buffers=1GB "
-                "-c max_wal_size=8GB -c maintenance_work_mem=512MB -c work_mem=64MB")
-        subprocess.run(self.user + [_pg_bin("pg_ctl"), "-D", self.data, "-l",
-                                    os.path.join(self.dir, "log"), "-w", "-t", "60", "-o", opts,
-                                    "start"], check=True, capture_output=True, timeout=120)
-        self.url = f"postgresql://pj@127.0.0.1:{self.port}/postgres"
-
-    def close(self) -> None:
-        subprocess.run(self.user + [_pg_bin("pg_ctl"), "-D", self.data, "-m", "immediate",
-                                    "-w", "stop"], capture_output=True, timeout=60)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 # ---- the fill -----------------------------------------------------------------------
 _EVENT_INDEXES = ("events_t", "events_kind", "events_status", "events_bad", "events_bad_win")
 
@@ -171,6 +133,12 @@ def fill(c: Collector) -> dict[str, float]:
     for name in _EVENT_INDEXES:
         db.execute(defs[name])
     out["index_s"] = time.perf_counter() - t
+    with db.transaction():  # a case for each 不满意, most of the old ones closed
+        db.execute("INSERT INTO cases (device, seq, win, slot, staff_no, t, since, state, "
+                   "closed) SELECT device, seq, win, slot, staff_no, t, t, CASE WHEN seq % 20 "
+                   "= 0 OR t > ? THEN 'open' ELSE 'rectified' END, CASE WHEN seq % 20 = 0 OR "
+                   "t > ? THEN 0 ELSE 1 END FROM events WHERE kind = 'rating' AND level = 4",
+                   (NOW - 10 * 86400, NOW - 10 * 86400))
     t = time.perf_counter()
     with db.transaction():
         rollups.rebuild(db, TZ)
@@ -233,6 +201,18 @@ def raw_summary(db, flt: Filter, by: str, now: int) -> int:
     return len(rows)
 
 
+def raw_view(c: Collector, flt: Filter) -> object:
+    """The dashboard with the rollups set aside: a zone they were not built in makes
+    reports read the raw rows (reports._rolled_up), as the dashboard did before them."""
+    with c.db.transaction():
+        c.db.execute("UPDATE meta SET value = ? WHERE key = ?", (str(TZ + 1), rollups.TZ_KEY))
+    try:
+        return dashboard.view(c, flt)
+    finally:
+        with c.db.transaction():
+            c.db.execute("UPDATE meta SET value = ? WHERE key = ?", (str(TZ), rollups.TZ_KEY))
+
+
 def raw_status(db, flt: Filter, now: int) -> int:
     return len(reports.status_time_raw(db, TZ, flt.span(TZ), "window", now, flt))
 
@@ -249,8 +229,6 @@ def ms(fn: Callable[[], object], times: int) -> float:
 
 def questions(c: Collector, now: int) -> list[tuple[str, str, Callable, Callable | None]]:
     """(span, name, the rollups' answer, the raw rows' answer)."""
-    from host_tools.collector.server import dashboard_data
-
     db = c.db
     day = Filter(day=DAY)
     out: list[tuple[str, str, Callable, Callable | None]] = []
@@ -273,6 +251,8 @@ def questions(c: Collector, now: int) -> list[tuple[str, str, Callable, Callable
         ("year", "status_time by window",
          lambda: reports.status_time(db, TZ, YEAR.span(TZ), "window", now, YEAR),
          lambda: raw_status(db, YEAR, now)),
+        ("year", "dashboard (GET /api/v1/dashboard)", lambda: dashboard.view(c, YEAR),
+         lambda: raw_view(c, YEAR)),
         ("year", "ratings_page, first 100", lambda: reports.ratings_page(db, TZ, YEAR),
          None),
         ("year", "差评 page (/api/v1/bad), one window",
@@ -290,27 +270,26 @@ def questions(c: Collector, now: int) -> list[tuple[str, str, Callable, Callable
          lambda: reports.status_time(db, TZ, day.span(TZ), "staff", now, day),
          lambda: reports.status_time_raw(db, TZ, day.span(TZ), "staff", now, day)),
         ("day", "ratings_page, first 100", lambda: reports.ratings_page(db, TZ, day), None),
-        ("day", "dashboard data", lambda: dashboard_data(c, DAY),
-         lambda: (reports.summary_raw(db, TZ, DAY, "window", now),
-                  reports.window_status(db, TZ), reports.heat_raw(db, TZ, DAY))),
+        ("day", "dashboard (GET /api/v1/dashboard)", lambda: dashboard.view(c, day),
+         lambda: raw_view(c, day)),
     ]
     return out
 
 
 def run(name: str, url: str) -> bool:
-    now = days_from_civil(2026, 11, 24) * 86400 + 7 * 3600  # 15:00 in the hall
+    now = NOW
     c = Collector(url, lambda: now)
     try:
         t = time.perf_counter()
         f = fill(c)
         fill_s = time.perf_counter() - t
         sizes = {tb: c.db.value(f"SELECT COUNT(*) FROM {tb}") for tb in
-                 ("roll_hour", "roll_day", "roll_hod")}
+                 rollups.TABLES}
         ratings = c.db.value("SELECT SUM(n) FROM roll_day")
         print(f"-- {name}: {ratings} ratings ({f['events']:.0f} events) from {WINDOWS} windows "
               f"over 2026's working days; fill {fill_s:.0f} s (bulk load {f['load_s']:.0f} s, "
               f"indexes {f['index_s']:.0f} s, rollups.rebuild {f['rebuild_s']:.0f} s); rollup "
-              f"rows: hour {sizes['roll_hour']}, day {sizes['roll_day']}, "
+              f"rows: hour {sizes['roll_hour']}, day {sizes['roll_day']}, month {sizes['roll_month']}, "
               f"month x weekday x hour {sizes['roll_hod']}")
         print(f"   {'question':44}{'rollups':>10}{'raw rows':>11}{'raw/rollups':>13}"
               f"{'budget':>9}  verdict")
@@ -339,11 +318,10 @@ def main() -> int:
     met = True
     with tempfile.TemporaryDirectory(prefix="pingjia-views-") as d:
         met &= run("SQLite", os.path.join(d, "views.db"))
-        pg = Pg()
-        try:
-            met &= run("PostgreSQL", pg.url)
-        finally:
-            pg.close()
+        # a bulk load's settings: this server holds nothing worth a crash's recovery
+        with PgServer("-F -c shared_buffers=1GB -c max_wal_size=8GB "
+                      "-c maintenance_work_mem=512MB -c work_mem=64MB") as pg:
+            met &= run("PostgreSQL", pg.database("views"))
     print(f"   budgets: {'met' if met else 'MISSED'}")
     return 0 if met else 1
 

@@ -21,7 +21,7 @@ from host_tools.collector.store import Collector
 
 TZ = 480
 STATES = (record.SERVING, record.WAIT, record.PAUSED, record.CLOSED)
-ROLL_TABLES = ("roll_hour", "roll_day", "roll_hod")
+ROLL_TABLES = rollups.TABLES
 
 
 def _records(d, rng: random.Random, t0: int, n: int) -> None:
@@ -203,20 +203,20 @@ def test_migration_builds_rollups(db_url, clock, device_log, roster_csv, t0):
     c.import_roster(roster_csv)
     _mix(c, device_log, t0, 3)
     kept = _rolls(c.db)
-    # the rollups' migration, wherever later features put theirs (they re-run after it)
-    version = next(v for v, m in enumerate(db_mod.MIGRATIONS, 1)
-                   if any(callable(s) for s in m))
+    # the rollups' migration, run by hand: later features' migrations cannot run twice
+    mine = next(m for m in db_mod.MIGRATIONS if any(callable(s) for s in m))
     with c.db.transaction():
         for t in ROLL_TABLES:
             c.db.execute(f"DROP TABLE {t}")
         for i in ("events_status", "events_bad", "events_bad_win"):
             c.db.execute(f"DROP INDEX {i}")
         c.db.execute("DELETE FROM meta WHERE key = ?", (rollups.TZ_KEY,))
-        c.db.execute("DELETE FROM schema_version WHERE version >= ?", (version,))
+    with c.db.transaction():
+        for stmt in mine:
+            stmt(c.db)
     c.db.close()
     c = Collector(db_url, clock)
     try:
-        assert c.db.value("SELECT MAX(version) FROM schema_version") == len(db_mod.MIGRATIONS)
         assert _rolls(c.db) == kept
         _same_views(c, int(clock()))
     finally:

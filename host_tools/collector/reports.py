@@ -310,13 +310,14 @@ _DOW = "(r.hour / 24 + 5) - (r.hour / 24 + 5) / 7 * 7"
 _GROUP = {
     ("roll_day", "window"): "r.win", ("roll_day", "staff"): "r.win, r.slot",
     ("roll_day", "day"): "r.day",
+    ("roll_month", "window"): "r.win", ("roll_month", "staff"): "r.win, r.slot",
     ("roll_hour", "window"): "r.win", ("roll_hour", "staff"): "r.win, r.slot",
     ("roll_hour", "day"): "r.hour / 24", ("roll_hour", "hour"): _HOD,
     ("roll_hour", "week"): f"{_DOW}, {_HOD}",
     ("roll_hod", "hour"): "r.hod", ("roll_hod", "week"): "r.dow, r.hod",
     ("roll_hour", "heat"): f"r.win, {_HOD}",
 }
-_TIME_COL = {"roll_day": "day", "roll_hour": "hour", "roll_hod": "month"}
+_TIME_COL = {"roll_day": "day", "roll_hour": "hour", "roll_month": "month", "roll_hod": "month"}
 
 
 def _query(db: Database, table: str, view: str, lo: int | None, hi: int | None,
@@ -347,6 +348,17 @@ def _month_start(m: int) -> int:
     return days_from_civil(m // 12, m % 12 + 1, 1)
 
 
+def _month_split(d0: int, d1: int) -> tuple[tuple[int, int] | None, list[tuple[int, int]]]:
+    """Days [d0, d1) as the whole months in them ([m_lo, m_hi), or None) and the day
+    ranges around those months."""
+    m0 = rollups.month_of_day(d0)
+    m_lo = m0 if _month_start(m0) == d0 else m0 + 1
+    m_hi = rollups.month_of_day(d1) if d1 > d0 else m_lo
+    if m_lo < m_hi:
+        return (m_lo, m_hi), [(d0, _month_start(m_lo)), (_month_start(m_hi), d1)]
+    return None, [(d0, d1)]
+
+
 def _by_months(db: Database, view: str, days: tuple[int, int] | None, flt: Filter,
                acc: dict[Any, list[int]]) -> None:
     """A view by hour of the day or weekday over days [d0, d1): whole months from
@@ -359,18 +371,26 @@ def _by_months(db: Database, view: str, days: tuple[int, int] | None, flt: Filte
     if days is None:
         _query(db, "roll_hod", view, None, None, flt, acc)
         return
-    d0, d1 = days
-    m0 = rollups.month_of_day(d0)
-    m_lo = m0 if _month_start(m0) == d0 else m0 + 1
-    m_hi = rollups.month_of_day(d1) if d1 > d0 else m_lo
-    if m_lo < m_hi:
-        _query(db, "roll_hod", view, m_lo, m_hi, flt, acc)
-        parts = [(d0, _month_start(m_lo)), (_month_start(m_hi), d1)]
-    else:
-        parts = [(d0, d1)]
+    months, parts = _month_split(*days)
+    if months:
+        _query(db, "roll_hod", view, months[0], months[1], flt, acc)
     for a, b in parts:
         if a < b:
             _query(db, "roll_hour", view, a * 24, b * 24, flt, acc)
+
+
+def _by_window_or_staff(db: Database, by: str, days: tuple[int, int] | None, flt: Filter,
+                        acc: dict[Any, list[int]]) -> None:
+    """Whole months from roll_month, the days around them from roll_day."""
+    if days is None:
+        _query(db, "roll_month", by, None, None, flt, acc)
+        return
+    months, parts = _month_split(*days)
+    if months:
+        _query(db, "roll_month", by, months[0], months[1], flt, acc)
+    for a, b in parts:
+        if a < b:
+            _query(db, "roll_day", by, a, b, flt, acc)
 
 
 def _rolled(db: Database, tz_min: int, span: tuple[int, int] | None, by: str,
@@ -380,6 +400,8 @@ def _rolled(db: Database, tz_min: int, span: tuple[int, int] | None, by: str,
     acc: dict[Any, list[int]] = {}
     if by == "hour":
         _by_months(db, "hour", days, flt, acc)
+    elif by in ("window", "staff"):
+        _by_window_or_staff(db, by, days, flt, acc)
     elif days is None:
         _query(db, "roll_day", by, None, None, flt, acc)
     else:
