@@ -164,7 +164,12 @@ def main() -> int:
         bad = int(c.db.value("SELECT COUNT(*) FROM cases", (), 0))
         if not bad:
             bad = fill(c, a.ratings)
-            c.db.execute("ANALYZE")
+            # the planner's statistics: SQLite's as the collector makes them (at open,
+            # hourly), PostgreSQL's at once (autovacuum's would come in a while)
+            if c.db.postgres:
+                c.db.execute("ANALYZE")
+            else:
+                c.db.analyze()
         a.ratings = int(c.db.value("SELECT COUNT(*) FROM events", (), 0))
         print(f"== 差评 cases at {a.ratings:,} ratings ({bad:,} cases, {WINDOWS} windows, "
               f"a year) on {'PostgreSQL' if c.db.postgres else 'SQLite'}: filled in "

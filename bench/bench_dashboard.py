@@ -62,7 +62,12 @@ def main() -> None:
         # the planner's statistics, as a database in use has them (PostgreSQL's autovacuum;
         # SQLite's only from ANALYZE: without them SQLite picks worse plans for several
         # views, see the README)
-        c.db.execute("ANALYZE")
+        # the planner's statistics: SQLite's as the collector makes them (at open,
+        # hourly), PostgreSQL's at once (autovacuum's would come in a while)
+        if c.db.postgres:
+            c.db.execute("ANALYZE")
+        else:
+            c.db.analyze()
         print(f"filled {a.ratings} ratings ({bad} 差评) and their rollups in "
               f"{time.perf_counter() - t:.0f} s ({'PostgreSQL' if c.db.postgres else 'SQLite'})")
         rolled = {name: best_ms(lambda f=f: dashboard.view(c, f)) for name, f in views(c).items()}

@@ -143,7 +143,12 @@ def fill(c: Collector) -> dict[str, float]:
     with db.transaction():
         rollups.rebuild(db, TZ)
     out["rebuild_s"] = time.perf_counter() - t
-    db.execute("ANALYZE")
+    # the planner's statistics: SQLite's as the collector makes them (at open,
+    # hourly), PostgreSQL's at once (autovacuum's would come in a while)
+    if db.postgres:
+        db.execute("ANALYZE")
+    else:
+        db.analyze()
     return out
 
 

@@ -53,6 +53,7 @@ BATCH = 5000  # events read a device a scan step (bounded memory, short transact
 PAGE = 100
 PAGE_MAX = 1000
 SCAN_S = 60.0  # the periodic scan (silence, pause, fill); new rows are scanned on a poke
+ANALYZE_S = 3600.0  # the planner's statistics again (Database.analyze): an hour of rows is news
 # device alerts the office hears of otherwise: sync_failing is raised and cleared by the
 # same sync (the collector's own silence alert tells of it while it lasts)
 _OWN_NEWS = ("sync_failing",)
@@ -445,10 +446,18 @@ class Watcher:
             self.on_raise(raised)
         return raised
 
+    def _analyze(self) -> None:
+        """The planner's statistics, as the rows grow (Database.analyze)."""
+        try:
+            self.c.db.analyze()
+        except StorageUnavailable as e:
+            log.warning("statistics put off: %s", e)
+
     def _run(self) -> None:
         import time
 
         due = 0.0
+        analyzed = time.monotonic()  # the collector analyzed at open
         while not self.stopping:
             timed = time.monotonic() >= due
             try:
@@ -459,6 +468,9 @@ class Watcher:
                 log.exception("alert scan failed")
             if timed:
                 due = time.monotonic() + self.every_s
+            if time.monotonic() >= analyzed + ANALYZE_S:
+                analyzed = time.monotonic()
+                self._analyze()
             self.wake.wait(max(due - time.monotonic(), 0.05))
             self.wake.clear()
 
