@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import ingest_scale  # noqa: E402
 import pgtemp  # noqa: E402
 
 from firmware import frame, record  # noqa: E402
-from host_tools.collector.server import SYNC_PATH  # noqa: E402
 from host_tools.collector.store import Collector  # noqa: E402
 
 EPOCH_2000 = 946684800
@@ -110,22 +110,9 @@ IN_FLIGHT = [0]  # syncs under way now (the restarts signal while there is one)
 async def post(port: int, src: str, body: bytes) -> tuple[bytes, bytes]:
     IN_FLIGHT[0] += 1
     try:
-        return await _post(port, src, body)
+        return await ingest_scale.post(port, src, body)  # as the firmware posts it
     finally:
         IN_FLIGHT[0] -= 1
-
-
-async def _post(port: int, src: str, body: bytes) -> tuple[bytes, bytes]:
-    r, w = await asyncio.open_connection("127.0.0.1", port, local_addr=(src, 0))
-    try:
-        w.write(b"POST %s HTTP/1.1\r\nHost: collector\r\nContent-Length: %d\r\n"
-                b"Connection: close\r\n\r\n" % (SYNC_PATH.encode(), len(body)) + body)
-        await w.drain()
-        data = await r.read()
-    finally:
-        w.close()
-    head, _, answer = data.partition(b"\r\n\r\n")
-    return head, answer
 
 
 async def sync(d: Device, port: int, clock: Clock) -> bool:

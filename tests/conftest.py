@@ -514,6 +514,25 @@ def collector(db_url, clock):
 
 
 @pytest.fixture
+def office(db_url, clock):
+    """A collector on the test's database (SQLite, then PostgreSQL) and clock; more on the
+    same database through office.again()."""
+    from host_tools.collector.store import Collector
+
+    made: list[Collector] = []
+
+    def again() -> Collector:
+        made.append(Collector(db_url, clock))
+        return made[-1]
+
+    c = again()
+    c.again = again  # type: ignore[attr-defined]
+    yield c
+    for x in made:
+        x.db.close()
+
+
+@pytest.fixture
 def srv(db_url, clock):
     """A collector serving HTTP on 127.0.0.1 in a thread (srv.collector, srv.port,
     srv.sync_url), on the test's clock, on a fresh database (db_url: SQLite, then

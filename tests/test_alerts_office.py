@@ -22,23 +22,6 @@ HOUR = 3600
 DAY = 86400
 
 
-@pytest.fixture
-def office(db_url, clock):
-    """A collector on the test's database (SQLite, then PostgreSQL) and clock; more on the
-    same database through office.again()."""
-    made: list[Collector] = []
-
-    def again() -> Collector:
-        made.append(Collector(db_url, clock))
-        return made[-1]
-
-    c = again()
-    c.again = again  # type: ignore[attr-defined]
-    yield c
-    for x in made:
-        x.db.close()
-
-
 def kinds(c: Collector, state: str = "all") -> list[str]:
     return [a["kind"] for a in reversed(alerts.list_alerts(c, state=state)["alerts"])]
 

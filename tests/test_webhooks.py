@@ -81,21 +81,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def office(db_url, clock):
-    made: list[Collector] = []
-
-    def again() -> Collector:
-        made.append(Collector(db_url, clock))
-        return made[-1]
-
-    c = again()
-    c.again = again  # type: ignore[attr-defined]
-    yield c
-    for x in made:
-        x.db.close()
-
-
 def bad_ratings(c: Collector, d, n: int, t: int) -> list[int]:
     """n 不满意 stored and scanned: the ids of their alerts."""
     first = d.seq + 1

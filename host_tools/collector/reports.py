@@ -367,16 +367,10 @@ def _by_months(db: Database, view: str, days: tuple[int, int] | None, flt: Filte
     if flt.staff:
         lo, hi = (None, None) if days is None else (days[0] * 24, days[1] * 24)
         _query(db, "roll_hour", view, lo, hi, flt, acc)
-        return
-    if days is None:
+    elif days is None:
         _query(db, "roll_hod", view, None, None, flt, acc)
-        return
-    months, parts = _month_split(*days)
-    if months:
-        _query(db, "roll_hod", view, months[0], months[1], flt, acc)
-    for a, b in parts:
-        if a < b:
-            _query(db, "roll_hour", view, a * 24, b * 24, flt, acc)
+    else:
+        _months_then_days(db, view, days, flt, acc, ("roll_hod", "roll_hour", 24))
 
 
 def _by_window_or_staff(db: Database, by: str, days: tuple[int, int] | None, flt: Filter,
@@ -384,13 +378,21 @@ def _by_window_or_staff(db: Database, by: str, days: tuple[int, int] | None, flt
     """Whole months from roll_month, the days around them from roll_day."""
     if days is None:
         _query(db, "roll_month", by, None, None, flt, acc)
-        return
+    else:
+        _months_then_days(db, by, days, flt, acc, ("roll_month", "roll_day", 1))
+
+
+def _months_then_days(db: Database, view: str, days: tuple[int, int], flt: Filter,
+                      acc: dict[Any, list[int]], tables: tuple[str, str, int]) -> None:
+    """Days [d0, d1) of a view: the whole months in them from tables[0], the days around
+    those from tables[1], whose time column counts tables[2] buckets a day."""
+    by_month, by_day, per_day = tables
     months, parts = _month_split(*days)
     if months:
-        _query(db, "roll_month", by, months[0], months[1], flt, acc)
+        _query(db, by_month, view, months[0], months[1], flt, acc)
     for a, b in parts:
         if a < b:
-            _query(db, "roll_day", by, a, b, flt, acc)
+            _query(db, by_day, view, a * per_day, b * per_day, flt, acc)
 
 
 def _rolled(db: Database, tz_min: int, span: tuple[int, int] | None, by: str,
