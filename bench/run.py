@@ -175,7 +175,7 @@ def device() -> None:
 def main() -> int:
     device()
     for extra in ("bench_sign.py", "bench_sync.py", "bench_links.py", "bench_dashboard.py",
-                  "ingest_scale.py", "soak.py"):
+                  "ingest_scale.py", "soak.py", "views.py"):  # views.py: 10M ratings, ~30 min
         p = ROOT / "bench" / extra
         if p.exists():
             print(f"== {extra}")
