@@ -154,8 +154,8 @@ def test_an_unreadable_roster_is_one_line_and_changes_nothing(hall, hall_db, cli
 
 @pytest.fixture(scope="module")
 def busy_hall(tmp_path_factory, device_log, clock_at, t0) -> Path:
-    """A database with 30 000 ratings over 42 days at 6 windows: every report and export is
-    many times a pipe's buffer."""
+    """A database with 30 000 ratings over 42 days at 6 windows: the JSON report (with its
+    bounded 差评 lists) and every export are more than a pipe's buffer (64 KiB)."""
     from host_tools.collector.store import Collector
 
     db = tmp_path_factory.mktemp("busy") / "hall.db"
@@ -170,7 +170,7 @@ def busy_hall(tmp_path_factory, device_log, clock_at, t0) -> Path:
     return db
 
 
-@pytest.mark.parametrize("args", [["report", "--by", "hour"], ["report", "--by", "hour", "--json"],
+@pytest.mark.parametrize("args", [["report", "--by", "hour", "--json"],
                                   ["export"], ["export", "--format", "json"]],
                          ids=" ".join)
 def test_a_reader_that_stops_early_is_no_error(busy_hall, tmp_path, args):
@@ -178,7 +178,7 @@ def test_a_reader_that_stops_early_is_no_error(busy_hall, tmp_path, args):
     pingjia = Path(sys.executable).parent / "pingjia"
     full = subprocess.run([str(pingjia), *args, "--db", str(busy_hall)], capture_output=True,
                           timeout=120)
-    assert full.returncode == 0 and len(full.stdout) > 1_000_000 // 4, len(full.stdout)
+    assert full.returncode == 0 and len(full.stdout) > 65536, len(full.stdout)
     cmd = f"'{pingjia}' {' '.join(args)} --db '{busy_hall}' | head -1; echo \"${{PIPESTATUS[0]}}\""
     p = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120,
                        cwd=tmp_path)
