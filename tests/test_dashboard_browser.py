@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
+from pypdf import PdfReader
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -205,6 +206,15 @@ def test_dashboard_in_chromium(tmp_path, db_url, pingjia_serve, cli, sim_proc, b
     b.d.find_element("id", "xlsx").click()
     wb = load_workbook(io.BytesIO(b.download(".xlsx")))
     assert [r[4] for r in wb["差评"].iter_rows(min_row=3, values_only=True)] == ["T-1"]
+
+    # the printable evaluation of the hall's quarter: the PDF through the page's form
+    period = b.d.find_element("id", "evaluation").find_element("name", "period")
+    period.clear()
+    quarter = f"{now.year}-Q{(now.month - 1) // 3 + 1}"
+    period.send_keys(quarter)
+    b.d.find_element("id", "evaluation-pdf").click()
+    pdf = PdfReader(io.BytesIO(b.download(".pdf")))
+    assert "B01" in pdf.pages[0].extract_text()
 
     # the 差评's case: a viewer may look but not act; an admin records the callback
     b.d.get(f"{base}/?from={day}&to={day}")
