@@ -53,7 +53,7 @@ BATCH = 5000  # events read a device a scan step (bounded memory, short transact
 PAGE = 100
 PAGE_MAX = 1000
 SCAN_S = 60.0  # the periodic scan (silence, pause, fill); new rows are scanned on a poke
-ANALYZE_S = 3600.0  # the planner's statistics again (Database.analyze): an hour of rows is news
+ANALYZE_S = 3600.0  # how often serve looks whether the planner's statistics are due (Database.analyze)
 # device alerts the office hears of otherwise: sync_failing is raised and cleared by the
 # same sync (the collector's own silence alert tells of it while it lasts)
 _OWN_NEWS = ("sync_failing",)

@@ -370,9 +370,11 @@ def summary(db: Database, flt: reports.Filter | None, now: int,
     more, params = _where(db, flt, span)
     plain = " FROM cases c WHERE 1 = 1"  # no joins: the counts stay on the indexes
     by_state = {s: 0 for s in STATES}
-    for state, n in db.all("SELECT c.state, COUNT(*)" + plain + " AND c.closed = 0" + more
-                           + " GROUP BY c.state", params):
-        by_state[state] = int(n)
+    for state in STATES:  # a count a state, each a range of cases_state (state, since):
+        if state in CLOSED:  # one GROUP BY walked every case's entry for the few open ones
+            continue
+        by_state[state] = int(db.value("SELECT COUNT(*)" + plain + " AND c.state = ?" + more,
+                                       [state, *params], 0))
     malicious = int(db.value("SELECT COUNT(*)" + plain + " AND c.state = 'upheld'" + more,
                              params, 0))
     total = int(db.value("SELECT COUNT(*)" + plain + more, params, 0))

@@ -30,7 +30,8 @@ BUSY_S = 0.5  # how long a statement waits for a lock before the request is answ
 POOL_MAX = 8  # PostgreSQL connections: one writer at a time, the rest read
 READERS_KEPT = 4  # SQLite reading connections kept open between reads
 CONNECT_S = 5.0  # PostgreSQL: how long opening the collector waits for the server
-ANALYZE_ROWS = 1000  # rows SQLite's ANALYZE reads an index: the statistics in ms at any size
+ANALYZE_MIN_ROWS = 1000  # events below which SQLite's plans need no statistics
+ANALYZE_GROWTH = 2  # the events grown this many times since the last ANALYZE: another
 
 # Each entry moves the schema one version up; never edit one that has shipped.
 # `win` is the window's name ("window" is reserved in PostgreSQL).
@@ -452,15 +453,28 @@ class Database:
         return len(MIGRATIONS)
 
     def analyze(self) -> None:
-        """The query planner's statistics. SQLite has none but what ANALYZE writes, and
-        without them it chose plans 2 to 40 times slower for the office's views (a day's
-        dashboard over 100 000 ratings: 376 ms, 10 ms with them); `pingjia serve` runs this
-        at open and every hour (alerts.Watcher). PostgreSQL's autovacuum keeps its own."""
+        """The query planner's statistics, made again once the events have doubled since
+        they were last made. SQLite has none but what ANALYZE writes: without them, or with
+        sampled ones (`PRAGMA analysis_limit`), it chose plans 10 to 1000 times slower for
+        the office's views at ten million ratings (bench/views.py: a day's summary 1.0 s,
+        10 ms with them). A whole ANALYZE reads every index: 2.4 s at 10.6 million events,
+        so it is not run at every open (every CLI command opens the collector). Called at
+        open and every hour by `pingjia serve` (alerts.Watcher). PostgreSQL's autovacuum
+        keeps its own."""
         if self.postgres:
             return
+        rows = int(self.value("SELECT MAX(rowid) FROM events", (), 0) or 0)  # rows ever added
+        if rows < ANALYZE_MIN_ROWS or rows < ANALYZE_GROWTH * self._analyzed_rows():
+            return
         with self.transaction():
-            self.execute(f"PRAGMA analysis_limit = {ANALYZE_ROWS}")
             self.execute("ANALYZE")
+
+    def _analyzed_rows(self) -> int:
+        """The events' count when ANALYZE last ran (0: never)."""
+        if not self.value("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"):
+            return 0
+        stat = self.value("SELECT stat FROM sqlite_stat1 WHERE idx = 'events_t'")
+        return int(str(stat).split()[0]) if stat else 0
 
     def upsert_sql(self, table: str, cols: Sequence[str], keys: Sequence[str]) -> str:
         """INSERT ... ON CONFLICT (keys) DO UPDATE: both engines speak it."""
