@@ -378,10 +378,16 @@ def summary(db: Database, flt: reports.Filter | None, now: int,
     malicious = int(db.value("SELECT COUNT(*)" + plain + " AND c.state = 'upheld'" + more,
                              params, 0))
     total = int(db.value("SELECT COUNT(*)" + plain + more, params, 0))
-    over, p = _state_where("overdue", now, days)  # each hall's days: joins, on few rows
-    overdue = int(db.value("SELECT COUNT(*) FROM cases c LEFT JOIN devices d ON d.id = c.device "
-                           "LEFT JOIN case_rules r ON r.hall = d.hall LEFT JOIN case_rules a "
-                           "ON a.hall = '' WHERE 1 = 1" + over + more, [*p, *params], 0))
+    if len(set(days.values())) == 1:  # one rule for every hall: an index range, no joins
+        overdue = int(db.value("SELECT COUNT(*)" + plain + " AND c.state = 'open' AND "
+                               "c.since <= ?" + more, [now - days[_ALL_HALLS] * DAY_S, *params],
+                               0))
+    else:
+        over, p = _state_where("overdue", now, days)  # each hall's days: joins
+        overdue = int(db.value("SELECT COUNT(*) FROM cases c LEFT JOIN devices d ON d.id = "
+                               "c.device LEFT JOIN case_rules r ON r.hall = d.hall LEFT JOIN "
+                               "case_rules a ON a.hall = '' WHERE 1 = 1" + over + more,
+                               [*p, *params], 0))
     open_n = sum(n for s, n in by_state.items() if s not in CLOSED)
     return {"open": open_n, "awaiting_callback": by_state["open"], "overdue": overdue,
             "appealed": by_state["appealed"], "closed": total - open_n,
