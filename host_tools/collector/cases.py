@@ -180,11 +180,10 @@ def _where(db: Database, flt: reports.Filter,
     if flt.window:
         sql += " AND c.win = ?"
         params.append(flt.window)
-    if flt.staff:  # a slot keeps its staff for good: the staff's slots, by the index
-        slots = db.all("SELECT win, slot FROM window_slots WHERE staff_no = ?", (flt.staff,))
-        sql += " AND (" + (" OR ".join("(c.win = ? AND c.slot = ?)" for _ in slots)
-                           or "1 = 0") + ")"
-        params += [x for ws in slots for x in ws]
+    if flt.staff:  # by the index of (win, slot, since)
+        more, p = reports.staff_slots_where(db, flt.staff, "c")
+        sql += more
+        params += p
     if span:  # a rating whose time is unknown is in no date range (as in the reports)
         sql += " AND c.since >= ? AND c.since < ? AND c.t IS NOT NULL"
         params += list(span)
