@@ -5,6 +5,9 @@ import asyncio
 from hw.esp32 import safemode
 
 if safemode.reason is None:
+    # boot.py and main.py share these globals: with the name gone, the board drops the
+    # module once the app runs (Board.started)
+    del safemode
     try:
         from firmware.app import App
         from hw.esp32.board import Board
@@ -13,6 +16,8 @@ if safemode.reason is None:
         # what the window was doing
         app = App(Board())
     except Exception as e:
+        from hw.esp32 import safemode
+
         safemode.failed(e)  # resets: three failed boots in a row are safe mode
     try:
         asyncio.run(app.run())

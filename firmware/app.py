@@ -4,7 +4,7 @@ import asyncio
 import gc
 import json
 
-from firmware import record, roster, settings, storage, texts
+from firmware import forget, record, roster, storage, texts
 from firmware.badge import POLL_MS, BadgeWatch
 from firmware.clock import Clock, iso
 from firmware.const import const
@@ -54,7 +54,7 @@ class App:
         # a small file that is missing or fails its checks never stops the boot:
         # its last good copy stands in (with an alert), else the defaults, and
         # the next sync brings the collector's
-        self.settings, serr = self._trusted("settings", settings.load)
+        self.settings, serr = self._load_settings()
         self.roster, rerr = self._trusted("roster", roster.load)
         self.device, derr = self._trusted("device", _load_device)
         self.clock = Clock(tb.mono_ms, self.settings["tz_min"])
@@ -97,6 +97,16 @@ class App:
         self.last_error = None
         if self.sign:
             self.sign.show(self.core.current_screen())
+
+    def _load_settings(self):
+        """The settings file as _trusted gives it: firmware/settings.py runs at boot and
+        on a pushed change only, so it is dropped after (firmware.forget)."""
+        from firmware import settings
+
+        try:
+            return self._trusted("settings", settings.load)
+        finally:
+            forget("firmware.settings")
 
     def _trusted(self, name, load):
         """(content, what was wrong or None) of a small file: its own if it loads,
@@ -176,7 +186,12 @@ class App:
         try:
             new_s = None
             if settings_json is not None:
-                new_s = settings.validate(json.loads(settings_json))
+                from firmware import settings
+
+                try:
+                    new_s = settings.validate(json.loads(settings_json))
+                finally:
+                    forget("firmware.settings")
                 if not new_s["sync_url"]:
                     new_s["sync_url"] = self.settings["sync_url"]  # never cut our own link
             new_r = roster.Roster(roster_text) if roster_text is not None else None

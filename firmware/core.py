@@ -6,7 +6,7 @@ from hashlib import sha256
 
 from firmware import record
 from firmware.const import const
-from firmware.settings import Schedule
+from firmware.schedule import Schedule
 
 # what the sign shows besides the status screens
 INVITE = "invite"

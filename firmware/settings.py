@@ -1,11 +1,10 @@
-# Settings pushed by the collector (or provisioned): defaults, validation,
-# and the opening-hours schedule.
+# Settings pushed by the collector (or provisioned): defaults and validation. On the
+# device this runs at boot and when a sync brings new settings, and is dropped after
+# (firmware.forget): the opening hours that run all day are firmware/schedule.py.
 from firmware import storage
-from firmware.clock import civil, days_from_civil
 from firmware.const import const
+from firmware.schedule import day, spans
 
-_DAY_MIN = const(1440)
-_DAY_S = const(86400)
 _WEEK = const(7)  # days in "hours", Monday first
 _WINDOW_MAX = const(16)  # characters of a window's name
 
@@ -39,35 +38,6 @@ _RANGES = {
 }
 
 
-def _spans(text):
-    out = []
-    for part in text.replace(",", " ").split():
-        a, _, b = part.partition("-")
-        se = []
-        for hm in (a, b):  # start, end: minutes of the day
-            h, _, m = hm.partition(":")
-            h, m = int(h), int(m or 0)
-            if not (0 <= h <= 24 and 0 <= m < 60 and h * 60 + m <= _DAY_MIN):
-                raise ValueError("bad time: " + hm)
-            se.append(h * 60 + m)
-        if se[1] <= se[0]:
-            raise ValueError("span ends before it starts: " + part)
-        out.append(tuple(se))
-    out.sort()
-    return out
-
-
-def _day(text):
-    try:
-        y, m, d = (int(x) for x in text.split("-"))
-    except ValueError:
-        raise ValueError("bad date (YYYY-MM-DD): %s" % text)
-    n = days_from_civil(y, m, d)
-    if civil(n) != (y, m, d):
-        raise ValueError("no such date: %s" % text)
-    return n
-
-
 def validate(obj):
     """A complete, checked settings dict from a partial one; ValueError says what is wrong."""
     if not isinstance(obj, dict):
@@ -88,35 +58,11 @@ def validate(obj):
     if not isinstance(s["hours"], list) or len(s["hours"]) != _WEEK:
         raise ValueError("hours must list 7 days, Monday first")
     for h in s["hours"]:
-        _spans(h)
+        spans(h)
     for k in ("holidays", "workdays"):
         for d in s[k]:
-            _day(d)
+            day(d)
     return s
-
-
-class Schedule:
-    def __init__(self, s):
-        self.days = [_spans(h) for h in s["hours"]]
-        self.holidays = {_day(d) for d in s["holidays"]}
-        self.workdays = {_day(d) for d in s["workdays"]}
-
-    def at(self, local):
-        """(open now, seconds until the next span edge today or until midnight)
-        at local = (days since 2000, seconds of day, weekday)."""
-        days, sec, wd = local
-        if days in self.holidays:
-            spans = ()
-        else:
-            spans = self.days[0 if days in self.workdays else wd]
-        is_open = False
-        for s, e in spans:
-            if s * 60 <= sec < e * 60:
-                is_open = True
-            for edge in (s * 60, e * 60):
-                if edge > sec:
-                    return is_open, edge - sec
-        return is_open, _DAY_S - sec
 
 
 def load(path):

@@ -23,3 +23,7 @@ class Board:
         from hw.esp32 import safemode
 
         safemode.ran()
+        # boot-only from here on (main.py dropped its name): the safe-mode state and the
+        # pin map leave the heap (1.5 KB in place, more as .mpy files)
+        forget("hw.esp32.safemode")
+        forget("hw.esp32.wiring")

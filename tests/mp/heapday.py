@@ -105,6 +105,9 @@ if FULL:
     import firmware.sync  # noqa: F401
     import hw.drivers.ssd168x  # noqa: F401
 DEVICE = ("firmware", "hw.drivers", "hw.esp32")
+# the board drops the pin map (and safe mode, which this day never loads) once the app
+# runs (hw/esp32/board.py: Board.started); the virtual board is built on it, uncounted
+DROPPED = ("hw.esp32.wiring",)
 code_modules = set()
 for name in sys.modules:
     if name.startswith(DEVICE) or name.startswith(("aioble", "bluetooth")):
@@ -233,7 +236,7 @@ async def main():
     late = []  # device modules first imported after the code stage: the split would miss them
     for name in sys.modules:
         if (name.startswith(DEVICE) or name.startswith(("aioble", "bluetooth"))) \
-                and name not in code_modules:
+                and name not in code_modules and name not in DROPPED:
             late.append(name)
     in_place = 0  # code modules loaded from the ROMFS image (with ROMFS_IMAGE: all of them)
     for name in code_modules:
