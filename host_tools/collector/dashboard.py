@@ -172,7 +172,7 @@ def staff_flags(c: Collector, flt: reports.Filter, span: tuple[int, int] | None
                 ) -> dict[str, tuple[int, int]]:
     """Per staff: 请稍候 left on past wait_max_s, pauses with no badge in working hours
     (design.md section 3: pause signs must not be left out at will)."""
-    more, params = flt.where()
+    more, params = flt.where(c.db)
     sql = ("SELECT COALESCE(e.staff_no, ws.staff_no), "
            "SUM(CASE WHEN e.kind = 'flag' AND e.level = ? THEN 1 ELSE 0 END), "
            "SUM(CASE WHEN e.kind = 'status' AND e.flagged <> 0 THEN 1 ELSE 0 END) "

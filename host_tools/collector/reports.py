@@ -82,8 +82,11 @@ class Filter:
                 "WHERE staff_no = ? LIMIT 1", (self.staff, self.staff)):
             raise ValueError(f"no staff {self.staff!r} in the roster")
 
-    def where(self, staff_sql: str = "COALESCE(e.staff_no, ws.staff_no)") -> tuple[str, list]:
-        """SQL conditions (each starting with AND) on events e, and their parameters."""
+    def where(self, db: Database) -> tuple[str, list]:
+        """SQL conditions (each starting with AND) on events e, and their parameters. The
+        staff's events are those of the staff's slots: an event's staff_no is its slot's
+        at ingest, and a slot keeps its staff (the 差评 of one staff over a year walked the
+        whole 差评 index, 1.1 s at ten million ratings, by COALESCE(staff_no, the slot's))."""
         sql, params = "", []
         if self.hall:
             sql += " AND e.device IN (SELECT id FROM devices WHERE hall = ?)"
@@ -92,8 +95,9 @@ class Filter:
             sql += " AND e.win = ?"
             params.append(self.window)
         if self.staff:
-            sql += f" AND {staff_sql} = ?"
-            params.append(self.staff)
+            more, p = staff_slots_where(db, self.staff, "e")
+            sql += more
+            params += p
         return sql, params
 
 
@@ -117,7 +121,7 @@ def _events(db: Database, kinds: tuple[str, ...], span: tuple[int, int] | None,
         sql += " AND e.t >= ? AND e.t < ?"
         params += list(span)
     if flt:
-        more, p = flt.where()
+        more, p = flt.where(db)
         sql += more
         params += p
     return db.all(sql + " ORDER BY e.device, e.seq", params)
@@ -252,7 +256,7 @@ def _attach_bad(db: Database, tz_min: int, rows: dict[str, dict[str, Any]], by: 
     if span:
         sql += " AND e.t >= ? AND e.t < ?"
         params += list(span)
-    more, p = flt.where()
+    more, p = flt.where(db)
     found = db.all(sql + more + " ORDER BY e.t DESC, e.device DESC, e.seq DESC LIMIT ?",
                    [*params, *p, BAD_SCAN])
     for (dev, seq, _k, win, _slot, staff_no, _lv, _m, reason, ticket, _f, _to, _why, _fl, _c,
@@ -517,7 +521,7 @@ def _open_status(db: Database, tz_min: int, span: tuple[int, int] | None, by: st
     time), up to now: one index lookup a device."""
     if now is None:
         return {}
-    more, params = flt.where()
+    more, params = flt.where(db)
     rows = db.all("SELECT e.win, COALESCE(e.staff_no, ws.staff_no), e.to_state, e.t "
                   "FROM devices d JOIN events e ON e.device = d.id AND e.seq = "
                   "(SELECT x.seq FROM events x WHERE x.device = d.id AND x.kind = 'status' "
@@ -537,7 +541,7 @@ def status_time_raw(db: Database, tz_min: int, span: tuple[int, int] | None, by:
     flt = flt or Filter()
     # an interval ends at the device's next change, whoever made it: the staff filter
     # picks intervals, not the changes they are read from
-    more, params = Filter(hall=flt.hall, window=flt.window).where()
+    more, params = Filter(hall=flt.hall, window=flt.window).where(db)
     rows = db.all("SELECT e.device, e.seq, e.win, COALESCE(e.staff_no, ws.staff_no), "
                   "e.to_state, e.t FROM events e LEFT JOIN window_slots ws ON ws.win = e.win "
                   "AND ws.slot = e.slot WHERE e.kind = 'status' AND e.t IS NOT NULL" + more
@@ -603,7 +607,7 @@ def ratings_page(db: Database, tz_min: int, flt: Filter, after: str = "", limit:
     params: list[Any] = []
     if level is not None:  # a literal: PostgreSQL then takes the 差评's partial index
         base += f" AND e.level = {int(level)}"
-    more, p = flt.where()
+    more, p = flt.where(db)
     base += more
     params += p
     rows: list[tuple] = []
@@ -687,7 +691,7 @@ def window_status(db: Database, tz_min: int,
     out: dict[str, dict[str, Any]] = {}
     flt = Filter(hall=flt.hall, window=flt.window) if flt else Filter()
     flt.check(db)
-    more, params = flt.where()
+    more, params = flt.where(db)
     # each device's last status change: one index lookup a device, not a scan of them all
     rows = db.all("SELECT e.device, e.win, COALESCE(e.staff_no, ws.staff_no), e.to_state, e.t, "
                   "e.seq FROM devices d JOIN events e ON e.device = d.id AND e.seq = "
@@ -736,7 +740,7 @@ def heat_raw(db: Database, tz_min: int, day: str,
     """heat() from the raw events."""
     span = day_range(day, tz_min)
     out: dict[str, list[int]] = defaultdict(lambda: [0] * 24)
-    more, params = (flt or Filter()).where()
+    more, params = (flt or Filter()).where(db)
     for win, t in db.all("SELECT e.win, e.t FROM events e LEFT JOIN window_slots ws "
                          "ON ws.win = e.win AND ws.slot = e.slot WHERE e.kind = 'rating' "
                          "AND e.t >= ? AND e.t < ?" + more, [*span, *params]):
@@ -776,7 +780,7 @@ def _events_t(db: Database, span: tuple[int, int] | None, flt: Filter) -> list[t
     if span:
         sql += " AND e.t >= ? AND e.t < ?"
         params += list(span)
-    more, p = flt.where()
+    more, p = flt.where(db)
     return db.all(sql + more, [*params, *p])
 
 
