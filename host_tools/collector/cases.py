@@ -356,29 +356,44 @@ def act(c: Collector, cid: str, action: str, text: Any, by: str,
 
 
 # ---- counts for reports and the dashboard --------------------------------------------------
+_PLAIN = " FROM cases c WHERE 1 = 1"  # no joins: the counts stay on the indexes
+
+
 def summary(db: Database, flt: reports.Filter | None, now: int,
             tz_min: int | None = None) -> dict[str, int]:
     """Counts of the filter's cases: open (not closed), awaiting_callback (待回访), overdue,
-    appealed (申诉中), closed, malicious (appeal upheld), total. Index ranges: the states
-    that need work are few; the total counts the filter's 差评."""
+    appealed (申诉中), closed, malicious (appeal upheld), total (the filter's 差评)."""
     flt = flt or reports.Filter()
     if tz_min is None:
         tz_min = _tz_min(db)
-    span = check_filter(db, flt, tz_min)
-    days = callback_days(db)
-    more, params = _where(db, flt, span)
-    plain = " FROM cases c WHERE 1 = 1"  # no joins: the counts stay on the indexes
-    by_state = {s: 0 for s in STATES}
+    out = work_counts(db, flt, now, tz_min)
+    out["malicious"] = malicious_count(db, flt, tz_min)
+    more, params = _where(db, flt, check_filter(db, flt, tz_min))
+    out["total"] = int(db.value("SELECT COUNT(*)" + _PLAIN + more, params, 0))
+    out["closed"] = out["total"] - out["open"]
+    return out
+
+
+def malicious_count(db: Database, flt: reports.Filter, tz_min: int) -> int:
+    """The filter's 差评 found malicious on appeal (申诉成立): a range of cases_state."""
+    more, params = _where(db, flt, check_filter(db, flt, tz_min))
+    return int(db.value("SELECT COUNT(*)" + _PLAIN + " AND c.state = 'upheld'" + more,
+                        params, 0))
+
+
+def work_counts(db: Database, flt: reports.Filter, now: int, tz_min: int) -> dict[str, int]:
+    """The cases that need work: open (not closed), awaiting_callback (待回访), overdue,
+    appealed (申诉中); what the dashboard shows. Index ranges of the few open cases, not a
+    count of every case."""
+    more, params = _where(db, flt, check_filter(db, flt, tz_min))
+    by_state = {}
     for state in STATES:  # a count a state, each a range of cases_state (state, since):
-        if state in CLOSED:  # one GROUP BY walked every case's entry for the few open ones
-            continue
-        by_state[state] = int(db.value("SELECT COUNT(*)" + plain + " AND c.state = ?" + more,
-                                       [state, *params], 0))
-    malicious = int(db.value("SELECT COUNT(*)" + plain + " AND c.state = 'upheld'" + more,
-                             params, 0))
-    total = int(db.value("SELECT COUNT(*)" + plain + more, params, 0))
+        if state not in CLOSED:  # one GROUP BY walked every case's entry for the open ones
+            by_state[state] = int(db.value("SELECT COUNT(*)" + _PLAIN + " AND c.state = ?"
+                                           + more, [state, *params], 0))
+    days = callback_days(db)
     if len(set(days.values())) == 1:  # one rule for every hall: an index range, no joins
-        overdue = int(db.value("SELECT COUNT(*)" + plain + " AND c.state = 'open' AND "
+        overdue = int(db.value("SELECT COUNT(*)" + _PLAIN + " AND c.state = 'open' AND "
                                "c.since <= ?" + more, [now - days[_ALL_HALLS] * DAY_S, *params],
                                0))
     else:
@@ -387,10 +402,8 @@ def summary(db: Database, flt: reports.Filter | None, now: int,
                                "c.device LEFT JOIN case_rules r ON r.hall = d.hall LEFT JOIN "
                                "case_rules a ON a.hall = '' WHERE 1 = 1" + over + more,
                                [*p, *params], 0))
-    open_n = sum(n for s, n in by_state.items() if s not in CLOSED)
-    return {"open": open_n, "awaiting_callback": by_state["open"], "overdue": overdue,
-            "appealed": by_state["appealed"], "closed": total - open_n,
-            "malicious": malicious, "total": total}
+    return {"open": sum(by_state.values()), "awaiting_callback": by_state["open"],
+            "overdue": overdue, "appealed": by_state["appealed"]}
 
 
 # the cases of a filter, with what summary() joins for the overdue count (the hall's

@@ -215,7 +215,10 @@ def case_lists(c: Collector, flt: reports.Filter) -> dict[str, Any]:
     oldest first. Not cut by the dates: a case overdue today is about an older 差评."""
     who = reports.Filter(hall=flt.hall, window=flt.window, staff=flt.staff)
     open_page = cases.list_cases(c, who, "open", "", CASES_SHOWN)
-    return {"summary": cases.summary(c.db, who, c.now(), c.hall_tz_min()),
+    tz = c.hall_tz_min()
+    counts = cases.work_counts(c.db, who, c.now(), tz)  # not every case's count: the year's
+    counts["malicious"] = cases.malicious_count(c.db, who, tz)  # 500 000 took 40 ms
+    return {"summary": counts,
             "overdue": cases.list_cases(c, who, "overdue", "", CASES_SHOWN).cases,
             "open": {"cases": open_page.cases, "next": open_page.next}}
 
