@@ -143,10 +143,12 @@ def fill(c: Collector) -> dict[str, float]:
     with db.transaction():
         rollups.rebuild(db, TZ)
     out["rebuild_s"] = time.perf_counter() - t
-    # the planner's statistics: SQLite's as the collector makes them (at open,
-    # hourly), PostgreSQL's at once (autovacuum's would come in a while)
+    # a database in use: SQLite's statistics as the collector makes them (at open,
+    # hourly); on PostgreSQL what autovacuum does in a while (the visibility map lets
+    # the case counts read only the index; statistics), now
     if db.postgres:
-        db.execute("ANALYZE")
+        with db.pool.connection() as conn:  # autocommit: VACUUM runs outside a transaction
+            conn.execute("VACUUM ANALYZE")
     else:
         db.analyze()
     return out

@@ -124,7 +124,7 @@ def _summary(c: Collector, tz: int, now: int, flt: reports.Filter, by: str
              ) -> list[dict[str, Any]]:
     """reports.summary's rows, a 差评 found malicious on appeal taken out as the report
     does (cases.discount_malicious)."""
-    rows = reports.summary(c.db, tz, None, by, now, flt)
+    rows = reports.summary(c.db, tz, None, by, now, flt, bad_lists=False)  # shown apart
     return cases.discount_malicious(c.db, rows, by, tz, flt)
 
 

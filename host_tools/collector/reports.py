@@ -158,11 +158,13 @@ def finish(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary(db: Database, tz_min: int, day: str | None = None, by: str = "window",
-            now: int | None = None, flt: Filter | None = None) -> list[dict[str, Any]]:
+            now: int | None = None, flt: Filter | None = None,
+            bad_lists: bool = True) -> list[dict[str, Any]]:
     """One row per window, staff, day or hour (of the events flt lets through), from the
     rollups (rollups.py). Each row's `bad` is a bounded list: at most BAD_KEPT of its
-    newest 差评 (among the filter's newest BAD_SCAN); `bad_count` counts them all, and
-    ratings_page(level=4) (/api/v1/bad) pages through every one."""
+    newest 差评 (among the filter's newest BAD_SCAN; empty without bad_lists, for views
+    that show the 差评 apart); `bad_count` counts them all, and ratings_page(level=4)
+    (/api/v1/bad) pages through every one."""
     flt = _merged(flt, day)
     _check_by(by)
     flt.check(db)
@@ -177,7 +179,9 @@ def summary(db: Database, tz_min: int, day: str | None = None, by: str = "window
     for key, (pause, wait) in _open_status(db, tz_min, span, by, now, flt).items():
         rows[key]["pause_s"] += pause
         rows[key]["wait_s"] += wait
-    return _rows_out(db, tz_min, rows, by, flt, span, names)
+    if bad_lists:
+        _attach_bad(db, tz_min, rows, by, flt, span, names)
+    return _rows_out(rows, by, names)
 
 
 def summary_raw(db: Database, tz_min: int, day: str | None = None, by: str = "window",
@@ -205,7 +209,8 @@ def summary_raw(db: Database, tz_min: int, day: str | None = None, by: str = "wi
     for key, (pause, wait) in status_time_raw(db, tz_min, span, by, now, flt).items():
         rows[key]["pause_s"] += pause
         rows[key]["wait_s"] += wait
-    return _rows_out(db, tz_min, rows, by, flt, span, names)
+    _attach_bad(db, tz_min, rows, by, flt, span, names)
+    return _rows_out(rows, by, names)
 
 
 def _merged(flt: Filter | None, day: str | None) -> Filter:
@@ -230,10 +235,8 @@ def _add_counters(row: dict[str, Any], v: list[int]) -> None:
     row["wait_s"] += wait
 
 
-def _rows_out(db: Database, tz_min: int, rows: dict[str, dict[str, Any]], by: str,
-              flt: Filter, span: tuple[int, int] | None,
+def _rows_out(rows: dict[str, dict[str, Any]], by: str,
               names: dict[str, str]) -> list[dict[str, Any]]:
-    _attach_bad(db, tz_min, rows, by, flt, span, names)
     out = []
     for key in sorted(rows):
         r = finish(rows[key])
