@@ -173,17 +173,7 @@ def check_filter(db: Database, flt: reports.Filter, tz_min: int) -> tuple[int, i
 def _where(db: Database, flt: reports.Filter,
            span: tuple[int, int] | None) -> tuple[str, list[Any]]:
     """Conditions on cases c for the filter."""
-    sql, params = "", []
-    if flt.hall:
-        sql += " AND c.device IN (SELECT id FROM devices WHERE hall = ?)"
-        params.append(flt.hall)
-    if flt.window:
-        sql += " AND c.win = ?"
-        params.append(flt.window)
-    if flt.staff:  # by the index of (win, slot, since)
-        more, p = reports.staff_slots_where(db, flt.staff, "c")
-        sql += more
-        params += p
+    sql, params = flt.where(db, "c")
     if span:  # a rating whose time is unknown is in no date range (as in the reports)
         sql += " AND c.since >= ? AND c.since < ? AND c.t IS NOT NULL"
         params += list(span)

@@ -82,20 +82,24 @@ class Filter:
                 "WHERE staff_no = ? LIMIT 1", (self.staff, self.staff)):
             raise ValueError(f"no staff {self.staff!r} in the roster")
 
-    def where(self, db: Database) -> tuple[str, list]:
-        """SQL conditions (each starting with AND) on events e, and their parameters. The
-        staff's events are those of the staff's slots: an event's staff_no is its slot's
-        at ingest, and a slot keeps its staff (the 差评 of one staff over a year walked the
-        whole 差评 index, 1.1 s at ten million ratings, by COALESCE(staff_no, the slot's))."""
+    def where(self, db: Database, alias: str = "e", hall_column: bool = False,
+              by_staff: bool = True) -> tuple[str, list]:
+        """SQL conditions (each starting with AND) on rows `alias` with device (or hall,
+        with hall_column), win and slot columns: events, cases, rollups. The staff's rows
+        are those of the staff's slots (by_staff False: no staff condition, for a table
+        without slots): an event's staff_no is its slot's at ingest, and a slot keeps its
+        staff (the 差评 of one staff over a year walked the whole 差评 index, 1.1 s at ten
+        million ratings, by COALESCE(staff_no, the slot's))."""
         sql, params = "", []
         if self.hall:
-            sql += " AND e.device IN (SELECT id FROM devices WHERE hall = ?)"
+            sql += (f" AND {alias}.hall = ?" if hall_column else
+                    f" AND {alias}.device IN (SELECT id FROM devices WHERE hall = ?)")
             params.append(self.hall)
         if self.window:
-            sql += " AND e.win = ?"
+            sql += f" AND {alias}.win = ?"
             params.append(self.window)
-        if self.staff:
-            more, p = staff_slots_where(db, self.staff, "e")
+        if self.staff and by_staff:
+            more, p = staff_slots_where(db, self.staff, alias)
             sql += more
             params += p
         return sql, params
@@ -295,21 +299,6 @@ def _days(span: tuple[int, int] | None, tz_min: int) -> tuple[int, int] | None:
             min(max((span[1] + off) // 86400, 0), DAY_MAX))
 
 
-def _roll_where(db: Database, flt: Filter, has_slot: bool = True) -> tuple[str, list[Any]]:
-    sql, params = "", []
-    if flt.hall:
-        sql += " AND r.hall = ?"
-        params.append(flt.hall)
-    if flt.window:
-        sql += " AND r.win = ?"
-        params.append(flt.window)
-    if flt.staff and has_slot:
-        more, p = staff_slots_where(db, flt.staff, "r")
-        sql += more
-        params += p
-    return sql, params
-
-
 def staff_slots_where(db: Database, staff_no: str, alias: str) -> tuple[str, list[Any]]:
     """A condition on rows with (win, slot) columns: the staff member's. A slot keeps its
     staff for good, so the staff's few slots are read first and each is then a range of a
@@ -348,7 +337,7 @@ def _query(db: Database, table: str, view: str, lo: int | None, hi: int | None,
         cond, params = f"{col} >= 0", []
     else:
         cond, params = f"{col} >= ? AND {col} < ?", [lo, hi]
-    more, p = _roll_where(db, flt, table != "roll_hod")
+    more, p = flt.where(db, "r", hall_column=True, by_staff=table != "roll_hod")
     ng = group.count(",") + 1
     for r in db.all(f"SELECT {group}, {_SUMS} FROM {table} r WHERE {cond}{more} "
                     f"GROUP BY {group}", [*params, *p]):
