@@ -513,6 +513,48 @@ def collector(db_url, clock):
     c.db.close()
 
 
+class OfficeApi:
+    """A collector served over HTTP on 127.0.0.1 (ServerThread); a token for a viewer and
+    an admin. call() answers (status, JSON or text)."""
+
+    def __init__(self, c: Any):
+        from host_tools.collector.server import ServerThread
+
+        self.c = c
+        self.tokens = {r: c.users.add(f"{r}-1", r) for r in ("viewer", "admin")}
+        self.server = ServerThread(c)
+
+    def call(self, method: str, path: str, role: str | None = "viewer",
+             body: dict | bytes | None = None) -> tuple[int, Any]:
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+        try:
+            data = json.dumps(body).encode() if isinstance(body, dict) else body
+            headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
+            conn.request(method, path, data, headers)
+            r = conn.getresponse()
+            raw = r.read()
+            ctype = r.getheader("content-type", "")
+            return r.status, json.loads(raw) if "json" in ctype else raw.decode()
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def office_api() -> Iterator[Callable[[Any], OfficeApi]]:
+    """office_api(collector): the collector served, stopped after the test."""
+    made: list[OfficeApi] = []
+
+    def start(c: Any) -> OfficeApi:
+        made.append(OfficeApi(c))
+        return made[-1]
+
+    yield start
+    for a in made:
+        a.server.stop()
+
+
 @pytest.fixture
 def office(db_url, clock):
     """A collector on the test's database (SQLite, then PostgreSQL) and clock; more on the

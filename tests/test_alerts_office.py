@@ -5,8 +5,6 @@ device's own ALERT records as they come and go: tests/test_alerts.py.)"""
 
 from __future__ import annotations
 
-import http.client
-import json
 import threading
 
 import pytest
@@ -14,7 +12,6 @@ import pytest
 from firmware import frame, record
 from host_tools.collector import alerts
 from host_tools.collector.db import StorageUnavailable
-from host_tools.collector.server import ServerThread
 from host_tools.collector.store import Collector, CollectorError
 
 MIN = 60
@@ -304,30 +301,9 @@ def test_the_watcher_raises_after_a_poke(office, clock, device_log, t0):
 
 
 # ---- over HTTP ----------------------------------------------------------------------------
-class Api:
-    def __init__(self, c: Collector):
-        self.c = c
-        self.tokens = {r: c.users.add(f"{r}-1", r) for r in ("viewer", "admin")}
-        self.server = ServerThread(c)
-
-    def call(self, method: str, path: str, role: str | None = None, body: dict | None = None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
-        try:
-            h = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
-            conn.request(method, path, json.dumps(body).encode() if body is not None else None,
-                         h)
-            r = conn.getresponse()
-            data = r.read()
-            return r.status, json.loads(data) if data.startswith(b"{") else data.decode()
-        finally:
-            conn.close()
-
-
 @pytest.fixture
-def api(office):
-    a = Api(office)
-    yield a
-    a.server.stop()
+def api(office, office_api):
+    return office_api(office)
 
 
 def test_the_api_lists_and_an_admin_closes(api, clock, device_log, t0):
@@ -343,7 +319,7 @@ def test_the_api_lists_and_an_admin_closes(api, clock, device_log, t0):
     s, text = api.call("POST", f"/api/v1/alerts/{aid}/close", "viewer")
     assert s == 403 and "may not" in text
     assert api.call("GET", "/api/v1/alerts", "viewer")[1]["alerts"][0]["state"] == "open"
-    assert api.call("POST", f"/api/v1/alerts/{aid}/close")[0] == 401
+    assert api.call("POST", f"/api/v1/alerts/{aid}/close", None)[0] == 401
     s, got = api.call("POST", f"/api/v1/alerts/{aid}/close", "admin")
     assert s == 200 and (got["state"], got["closed_by"]) == ("closed", "admin-1")
     assert api.call("GET", "/api/v1/alerts", "viewer")[1]["alerts"] == []

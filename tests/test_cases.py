@@ -5,7 +5,6 @@ and bad CLI input are refused and change nothing; the rating rows stay byte-iden
 
 from __future__ import annotations
 
-import http.client
 import json
 
 import pytest
@@ -13,7 +12,6 @@ import pytest
 from firmware import record
 from host_tools.collector import cases, reports
 from host_tools.collector.db import MIGRATIONS
-from host_tools.collector.server import ServerThread
 from host_tools.collector.store import Collector
 
 DAY = 86400
@@ -43,34 +41,9 @@ def bad_day(col, device_log, t0):
     return d, [cases.case_id(d.id, s1), cases.case_id(d.id, s2)]
 
 
-class Api:
-    """The collector served over HTTP on 127.0.0.1; a token for a viewer and an admin."""
-
-    def __init__(self, c: Collector):
-        self.c = c
-        self.tokens = {r: c.users.add(f"{r}-1", r) for r in ("viewer", "admin")}
-        self.server = ServerThread(c)
-
-    def call(self, method: str, path: str, role: str | None = "viewer",
-             body: dict | bytes | None = None) -> tuple[int, object]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
-        try:
-            data = json.dumps(body).encode() if isinstance(body, dict) else body
-            headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
-            conn.request(method, path, data, headers)
-            r = conn.getresponse()
-            raw = r.read()
-            ctype = r.getheader("content-type", "")
-            return r.status, json.loads(raw) if "json" in ctype else raw.decode()
-        finally:
-            conn.close()
-
-
 @pytest.fixture
-def api(col):
-    a = Api(col)
-    yield a
-    a.server.stop()
+def api(col, office_api):
+    return office_api(col)
 
 
 def rating_rows(c: Collector) -> list:
