@@ -12,7 +12,7 @@ SIMARGS ?= --window B01 --roster examples/staff.csv --start $(START)
 
 .PHONY: setup web sim test bench lint mpy clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(VENDOR)/echarts.min.js
 
 $(STAMP):
 	@missing=""; for d in $(DEBS); do dpkg -s $$d >/dev/null 2>&1 || missing="$$missing $$d"; done; \
@@ -24,13 +24,15 @@ $(STAMP):
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
-	$(MAKE) --no-print-directory web
 	rm -f $(VENV)/.installed-*; touch $(STAMP)
 
 # the dashboard's chart library from npm (pinned by its package-lock.json), copied into the
 # package: the server serves it itself, nothing is fetched from a CDN at run time
 # (Debian's npm only where node came without one: NodeSource's nodejs carries its own)
-web:
+web: $(VENDOR)/echarts.min.js
+
+# a file target, so a checkout whose venv is already set up (or a `git clean`) gets it again
+$(VENDOR)/echarts.min.js: $(WEB)/package-lock.json | $(STAMP)
 	@command -v npm >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq npm >/dev/null; }
 	npm ci --prefix $(WEB) --no-audit --no-fund --silent

@@ -401,10 +401,10 @@ def pingjia_serve(tmp_path, free_port) -> Iterator[Callable[..., tuple[subproces
     def start(db: str | Path, port: int | None = None,
               *more: str) -> tuple[subprocess.Popen, int]:
         port = port or free_port()
-        p = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "serve", "--db", str(db),
-                              "--port", str(port), *more], cwd=str(tmp_path),
-                             stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+        with open(tmp_path / f"serve-{port}.log", "wb") as log:  # what it said, if it fails
+            p = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "serve", "--db",
+                                  str(db), "--port", str(port), *more], cwd=str(tmp_path),
+                                 stdout=subprocess.DEVNULL, stderr=log)
         made.append(p)
         wait_listening(port, p)
         return p, port

@@ -41,6 +41,7 @@ N = len(COLS)
 COUNTED = ("rating", "no_rating", "stray", "dropped")  # the event kinds the counters count
 TZ_KEY = "rollup_tz_min"
 TABLES = ("roll_hour", "roll_day", "roll_month", "roll_hod")
+PARTITION_LOCK = 0x706A726F6C6C  # PostgreSQL advisory lock: making roll_hour's partitions
 _PAUSE, _WAIT = COLS.index("pause_s"), COLS.index("wait_s")
 
 Key = tuple[str, str, int, int]  # hall, win, slot, local hour (or NO_TIME)
@@ -215,7 +216,12 @@ def ensure_months(db: Any, hours: Iterable[int]) -> None:
     if not db.postgres:
         return
     known = db.__dict__.setdefault("_roll_months", set())
-    for m in sorted({month_of_day(h // 24) for h in hours if h != NO_TIME} - known):
+    new = sorted({month_of_day(h // 24) for h in hours if h != NO_TIME} - known)
+    if new:  # another serve process may be making the same month's partition: its CREATE
+        # waits for this lock, then sees the other's committed table (IF NOT EXISTS alone
+        # raced: "relation already exists", a 500 to the device)
+        db.execute("SELECT pg_advisory_xact_lock(?)", (PARTITION_LOCK,))
+    for m in new:
         lo, hi = month_hours(m)
         db.execute(f"CREATE TABLE IF NOT EXISTS roll_hour_m{m} PARTITION OF roll_hour "
                    f"FOR VALUES FROM ({lo}) TO ({hi})")
