@@ -28,7 +28,6 @@ the reports add it up to now."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
@@ -281,13 +280,3 @@ def _rebuild_status(db: Any, tz_min: int, acc: dict[Key, list[int]]) -> None:
 def built_tz(db: Any) -> int | None:
     v = db.value("SELECT value FROM meta WHERE key = ?", (TZ_KEY,))
     return None if v is None else int(v)
-
-
-def by_hour_sum(rows: Iterable[tuple]) -> dict[Any, list[int]]:
-    """(key, *COLS) rows -> {key: summed counters}."""
-    out: dict[Any, list[int]] = defaultdict(lambda: [0] * N)
-    for r in rows:
-        cur = out[r[0]]
-        for i, x in enumerate(r[1:]):
-            cur[i] += int(x or 0)
-    return out

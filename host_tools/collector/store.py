@@ -556,8 +556,6 @@ class Collector:
         the frame (every record in it is stored once this commits)."""
         db = self.db
         dev = req.device
-        if db.postgres:  # one device's frames one at a time, over every serve process
-            db.execute("SELECT id FROM devices WHERE id = ? FOR UPDATE", (dev,))
         # the last seq stored of this log (a new log starts from nothing)
         last_seq = int(db.value("SELECT MAX(seq) FROM records WHERE device = ? AND seq BETWEEN "
                                 "? AND ?", (dev, log_base, log_base | DEVICE_SEQ), log_base))
