@@ -513,6 +513,22 @@ def collector(db_url, clock):
     c.db.close()
 
 
+def run_migration(db: Any, made: str | None) -> None:
+    """Run one of db.py's MIGRATIONS again by hand, on a database whose tables it made were
+    taken away (a test of an install from before it: the migrations after it cannot run
+    twice). made: text in one of its statements; None: the one that is a function."""
+    from host_tools.collector.db import MIGRATIONS
+
+    mine = next(m for m in MIGRATIONS
+                if any(callable(x) if made is None else made in str(x) for x in m))
+    with db.transaction():
+        for stmt in mine:
+            if callable(stmt):
+                stmt(db)
+            else:
+                db.execute(stmt)
+
+
 class OfficeApi:
     """A collector served over HTTP on 127.0.0.1 (ServerThread); a token for a viewer and
     an admin. call() answers (status, JSON or text)."""

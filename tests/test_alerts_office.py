@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from conftest import run_migration
 
 from firmware import frame, record
 from host_tools.collector import alerts
@@ -49,7 +50,6 @@ def test_a_dissatisfied_rating_raises_one_alert_however_often_it_is_scanned(
 
 
 def test_what_was_stored_before_the_alerts_existed_is_not_raised(db_url, clock, device_log, t0):
-    from host_tools.collector import db as dbmod
 
     c = Collector(db_url, clock)
     d = device_log(c)
@@ -57,14 +57,11 @@ def test_what_was_stored_before_the_alerts_existed_is_not_raised(db_url, clock, 
     d.send()
     # the install as it was before: no alert tables, no cursor (the migration makes them)
     # (its migration run by hand: other features' migrations may come after it)
-    mine = next(m for m in dbmod.MIGRATIONS if any("CREATE TABLE alerts" in s for s in m))
     with c.db.transaction():
         for t in ("alerts", "alert_settings", "alert_cursor", "webhooks", "outbox"):
             c.db.execute(f"DROP TABLE {t}")
         c.db.execute("DELETE FROM meta WHERE key IN ('alert_seq', 'alert_scan', 'webhook_seq')")
-    with c.db.transaction():
-        for stmt in mine:
-            c.db.execute(stmt)
+    run_migration(c.db, "CREATE TABLE alerts")
     c.db.close()
     c = Collector(db_url, clock)
     try:

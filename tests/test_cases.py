@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import run_migration
 
 from firmware import record
 from host_tools.collector import cases, reports
-from host_tools.collector.db import MIGRATIONS
 from host_tools.collector.store import Collector
 
 DAY = 86400
@@ -172,13 +172,10 @@ def test_bad_ratings_stored_before_cases_get_theirs(db_url, clock, device_log, t
     d.send()
     # the database as it was before this feature: no case tables; then its migration
     # (run by hand: other features' migrations may come after it in the list)
-    mine = next(m for m in MIGRATIONS if "CREATE TABLE cases" in m[0])
     with c.db.transaction():
         for t in ("cases", "case_actions", "case_rules"):
             c.db.execute(f"DROP TABLE {t}")
-    with c.db.transaction():
-        for stmt in mine:
-            c.db.execute(stmt)
+    run_migration(c.db, "CREATE TABLE cases")
     c.db.close()
     c = Collector(db_url, clock)
     try:
