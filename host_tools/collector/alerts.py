@@ -18,7 +18,6 @@ import bisect
 import contextlib
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from firmware import record, texts
 from firmware.clock import iso
 from host_tools.collector.db import StorageUnavailable
 from host_tools.collector.store import DEFAULT_HALL, LOG_SHIFT, Collector, CollectorError
+from host_tools.collector.worker import Worker
 
 log = logging.getLogger("pingjia.alerts")
 
@@ -414,31 +414,19 @@ def close_alert(c: Collector, alert_id: int, who: str) -> dict[str, Any]:
 
 
 # ---- the serve process's thread -----------------------------------------------------------
-class Watcher:
+class Watcher(Worker):
     """Scans for new alerts when poked (after a stored frame) and every `every_s` for the
     time-based ones, on a thread of its own; on_raise is called with the ids raised (the
     webhook worker's poke). A failing scan is logged and tried again at the next tick."""
+
+    name = "pingjia-alerts"
 
     def __init__(self, c: Collector, every_s: float = SCAN_S,
                  on_raise: Callable[[list[int]], None] | None = None):
         self.c = c
         self.every_s = every_s
         self.on_raise = on_raise
-        self.wake = threading.Event()
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, name="pingjia-alerts", daemon=True)
-
-    def start(self) -> Watcher:
-        self.thread.start()
-        return self
-
-    def poke(self) -> None:
-        self.wake.set()
-
-    def stop(self, timeout: float = 10) -> None:
-        self.stopping = True
-        self.wake.set()
-        self.thread.join(timeout)
+        super().__init__()
 
     def scan_once(self, timed: bool = True) -> list[int]:
         raised = scan_new(self.c) + (scan_time(self.c) if timed else [])

@@ -37,6 +37,7 @@ from firmware.clock import EPOCH_UNIX, iso
 from host_tools.collector import alerts
 from host_tools.collector.db import StorageUnavailable
 from host_tools.collector.store import Collector, CollectorError
+from host_tools.collector.worker import Worker
 
 log = logging.getLogger("pingjia.webhooks")
 
@@ -238,10 +239,12 @@ class Claimed:
     body: bytes
 
 
-class Deliverer:
+class Deliverer(Worker):
     """Delivers due outbox rows. run_once() is one round (tests call it, moving the
     collector's clock); start() runs rounds on a thread, woken by poke() or every
     poll_s. send and rand are the seams: the real POST and random jitter by default."""
+
+    name = "pingjia-webhooks"
 
     def __init__(self, c: Collector, timeout: float = TIMEOUT_S,
                  send: Callable[..., Outcome] = post, rand: Callable[[], float] = random.random,
@@ -253,9 +256,7 @@ class Deliverer:
         self.poll_s = poll_s
         self.me = uuid.uuid4().hex[:12]
         self.lease_s = int(timeout) + 30
-        self.wake = threading.Event()
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, name="pingjia-webhooks", daemon=True)
+        super().__init__()
 
     def claim(self, now: int) -> list[Claimed]:
         """Due rows, each taken for lease_s by this worker alone."""
@@ -343,17 +344,8 @@ class Deliverer:
                     return
                 threading.Event().wait(0.05 * (n + 1))
 
-    def start(self) -> Deliverer:
-        self.thread.start()
-        return self
-
-    def poke(self) -> None:
-        self.wake.set()
-
-    def stop(self, timeout: float = 30) -> None:
-        self.stopping = True
-        self.wake.set()
-        self.thread.join(timeout)
+    def stop(self, timeout: float = 30) -> None:  # a round may be waiting on a POST
+        super().stop(timeout)
 
     def _run(self) -> None:
         while not self.stopping:
