@@ -9,7 +9,9 @@ there, else on the venv's 64-bit micropython with the budgets scaled (SCALE_64_*
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,14 @@ BUDGET_ROMFS_KB = 48  # the same code run in place from a ROMFS image
 SCALE_64_MPY = 1.45
 SCALE_64_ROMFS = 1.7
 GROWTH_MAX = 2048  # bytes after gc from boot to the day's end, and between samples
+# What a frozen image keeps in flash that code run from ROMFS holds in RAM: the loader's
+# records of each raw code (function, class, comprehension, module: its child table, and
+# the module's qstr and constant tables with their constant objects), measured on
+# micropython32 with the one package it has frozen, asyncio: 4 272 B imported frozen,
+# 5 520 B from a ROMFS image of the same source (v3.0.0, its 90 raw codes), both with the
+# qstr pools already grown; 13.9 B a raw code. The names' qstr pools come on top, measured
+# in each day (Day.code_pools).
+RAW_CODE_BYTES = 13.9
 
 T0 = parse_iso("2026-11-23T09:00:00+08:00")
 # 24 staff with 69 different characters: the sign draws every name during the day
@@ -163,7 +173,8 @@ class Day:
     instrument: Instrument
     romfs: bool
     heap_kb: int
-    qstrs: list[int] = field(default_factory=list)
+    qstrs: list[int] = field(default_factory=list)  # names interned at boot, at the end
+    pools: dict[str, dict[str, int]] = field(default_factory=dict)  # qstr_info() by label
     stored: int | None = None  # ratings the collector holds (full firmware)
     ble_pulls: int = 0  # BLE pulls the host completed during the day (full firmware)
 
@@ -236,6 +247,29 @@ class Day:
         return self.peak - self.code - self.aioble
 
     @property
+    def code_pools(self) -> int:
+        """Heap the qstr pools grew by in the code stage: the device's and aioble's names,
+        which a frozen image has in its own pool in flash."""
+        def heap(label):
+            q = self.pools[label]
+            return q["n_total_bytes"] - q["n_str_data_bytes"]  # the pools, not the text
+
+        return heap("after_code") - heap("before_code")
+
+    @property
+    def raw_codes(self) -> int:
+        """Raw codes of the device modules and aioble the day loaded (the bluetooth
+        double is C on the board): a module, and each function, class and comprehension."""
+        return sum(raw_code_count(source_of(m)) for m in self.raw["modules"]
+                   if m != "bluetooth")
+
+    @property
+    def frozen_peak(self) -> int:
+        """The ROMFS day's peak less what a frozen image keeps in flash: the code stage's
+        qstr pools (measured) and the loader's raw-code records (RAW_CODE_BYTES each)."""
+        return int(self.peak - self.code_pools - RAW_CODE_BYTES * self.raw_codes)
+
+    @property
     def growth(self) -> int:
         return self.raw["end"] - self.raw["base"]
 
@@ -249,6 +283,30 @@ class Day:
     def budget(self) -> int:
         kb = BUDGET_ROMFS_KB if self.romfs else BUDGET_MPY_KB
         return self.instrument.limit(kb, self.romfs)
+
+
+def qstr_pools(out: str) -> dict[str, dict[str, int]]:
+    """The figures of each micropython.qstr_info() line after a "qstrs: LABEL" line."""
+    found = {}
+    for m in re.finditer(r"^qstrs: (\w+)\nqstr pool: (.*)$", out, re.M):
+        found[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    return found
+
+
+def source_of(module: str) -> Path:
+    """The source file of a device module, or of the aioble double's."""
+    root = ROOT / "tests" / "ble" if module.startswith("aioble") else ROOT
+    path = root / module.replace(".", "/")
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def raw_code_count(path: Path) -> int:
+    """The raw codes mpy-cross makes of a source file: the module and every function,
+    class, lambda and comprehension in it."""
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp,
+             ast.SetComp, ast.DictComp, ast.GeneratorExp)
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return 1 + sum(isinstance(node, kinds) for node in ast.walk(tree))
 
 
 def heap_kb(inst: Instrument, romfs_bytes: int = 0) -> int:
@@ -325,8 +383,8 @@ def run_day(work: Path, full: bool = True, romfs: bool = False, n: int = 500,
             raise AssertionError(f"heap day ({kb} KB, {inst.binary}) failed:\n"
                                  f"{p.stdout[-4000:]}\n{p.stderr[-4000:]}")
         day = Day(json.loads(lines[-2]), inst, romfs, kb)
-        day.qstrs = [int(w.split("=")[1].rstrip(",")) for w in p.stdout.split()
-                     if w.startswith("n_qstr=")]
+        day.pools = qstr_pools(p.stdout)
+        day.qstrs = [day.pools[k]["n_qstr"] for k in ("base", "end") if k in day.pools]
         if srv is not None:
             day.stored = srv.collector.db.value(
                 "SELECT COUNT(*) FROM events WHERE kind = 'rating'")

@@ -123,6 +123,13 @@ def heap_figures() -> bool:
         f"{'met' if ble_rom.peak <= ble_rom.budget else 'EXCEEDED'})")
     row("  BLE's cost over the day above", ble.peak - mpy.peak, ble_rom.peak - rom.peak)
     row("  not counted: the bluetooth double", ble.radio, ble_rom.radio, "   (C on the board)")
+    if inst.bits == 32:  # the calibration (heap.RAW_CODE_BYTES) is micropython32's
+        print(f"  {'  frozen image, estimated':30}{'':18}{kb(ble_rom.frozen_peak):>18}{'':12}"
+              f"   (the ROMFS peak less what flash holds frozen: the code stage's qstr pools "
+              f"{kb(ble_rom.code_pools)}, measured, and {ble_rom.raw_codes} raw codes' "
+              f"records at {heap.RAW_CODE_BYTES} B; "
+              f"{'within' if ble_rom.frozen_peak <= ble_rom.budget else 'over'} "
+              f"{heap.BUDGET_ROMFS_KB} KB)")
     print(f"  {'  ran in -X heapsize':30}{ble.heap_kb:>15} KB{ble_rom.heap_kb:>15} KB"
           f"   (the board's headroom over the budget, the virtual parts on top)")
     print(f"  text sign, no network (.mpy): device peak {kb(text.peak)} "

@@ -27,6 +27,9 @@
 #             holds too: the littlefs mount and the reader's driver, measured apart by
 #             making a second of each ("in_board")
 #   boot, samples, end: the running firmware, before the day, every 50 ratings, after it
+# Interned strings (micropython.qstr_info(), each line after a "qstrs: LABEL" line): before
+# and after the code stage (the qstr pools the device's names take: flash in a frozen
+# image, bench/heap.py), and at boot and the day's end (the counts must not change).
 import gc
 import sys
 
@@ -36,6 +39,11 @@ import micropython
 def used():
     gc.collect()
     return gc.mem_alloc()
+
+
+def qstrs(label):
+    print("qstrs:", label)
+    micropython.qstr_info()
 
 
 # every key made now, so that filling them in allocates nothing that a stage would count
@@ -83,6 +91,7 @@ if BLE:  # the radio's binding, its radio object and its link to the controller,
 # (modules import what they need, so these pull in the rest). hw.esp32.board and
 # firmware.timebase are the board's own: the virtual board uses hw/sim/ instead, but
 # the board holds them. At the end every device module loaded must be one of these.
+qstrs("before_code")
 mark = used()
 import asyncio  # noqa: E402 (frozen, as on the board)
 
@@ -118,6 +127,7 @@ for name in sys.modules:
     if name.startswith(DEVICE) or name.startswith(("aioble", "bluetooth")):
         code_modules.add(name)
 stages["code"] = used() - mark - stages["aioble"] + asyncio_bytes
+qstrs("after_code")
 
 mark = used()
 import hw.sim.board  # noqa: E402
@@ -216,7 +226,7 @@ async def main():
     await sign_in(board, 0)
     await sync()
     base = used()
-    micropython.qstr_info()  # interned strings: the host compares the counts
+    qstrs("base")  # interned strings: the host compares the counts
     samples = []
     for i in range(N):
         if i % 20 == 0 and i:
@@ -226,7 +236,7 @@ async def main():
             await sync()
             samples.append(used())
     end = used()
-    micropython.qstr_info()
+    qstrs("end")
     ratings = 0
     staff = set()
     for r in app.log.records():
@@ -244,7 +254,7 @@ async def main():
             in_place += 1
     print(json.dumps({"stages": stages, "base": base, "end": end, "samples": samples,
                       "free": gc.mem_free(), "late_imports": late,
-                      "code_modules": len(code_modules), "from_romfs": in_place,
+                      "code_modules": len(code_modules), "modules": sorted(code_modules), "from_romfs": in_place,
                       "aioble": "aioble" in sys.modules,
                       "ratings": ratings, "staff": len(staff), "seq": app.log.seq,
                       "acked": app.log.acked, "frames": link.frames if link else 0,
