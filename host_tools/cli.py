@@ -32,6 +32,17 @@ def arg(*flags: str, **kw: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
 
 
 PORT = arg("port", metavar="PORT", help="serial port, or a virtual device's pty")
+
+
+def tcp_port(text: str) -> int:
+    """A TCP port for --port: argparse turns the ValueError into a one-line message."""
+    n = int(text)
+    if not 1 <= n <= 65535:
+        raise ValueError(text)
+    return n
+
+
+tcp_port.__name__ = "TCP port (1-65535)"  # how argparse names the type in its message
 FILTERS = (  # which ratings a report or an export covers (design.md section 6)
     arg("--from", dest="since", metavar="DAY", help="from this day on (YYYY-MM-DD)"),
     arg("--to", dest="until", metavar="DAY", help="up to this day, inclusive (YYYY-MM-DD)"),
@@ -101,7 +112,7 @@ COMMANDS: dict[str, Command] = {
     )),
     "serve": Command("host_tools.collector.commands:serve",
                      "run the collector: sync endpoint, JSON API, dashboard", db=True, args=(
-        arg("--port", type=int, default=8080),
+        arg("--port", type=tcp_port, default=8080),
         arg("--host", default="127.0.0.1",
             help="address to listen on (default 127.0.0.1: this machine only; any other "
                  "needs an admin user first)"),

@@ -84,6 +84,8 @@ def hall(tmp_path, cli, roster_csv, hall_db) -> Path:
     (["--nonsense", "report"], ["unrecognized arguments: --nonsense"]),
     (["device", "add", "b01-2"], ["required: --window"]),
     ([], ["required: COMMAND"]),
+    (["serve", "--port", "99999"], ["invalid TCP port (1-65535) value: '99999'"]),
+    (["serve", "--port", "http"], ["invalid TCP port (1-65535) value: 'http'"]),
 ])
 def test_unknown_commands_and_options_are_one_line(hall, hall_db, cli, args, words):
     before = contents(hall, hall_db)
