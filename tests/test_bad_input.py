@@ -214,6 +214,8 @@ def test_bad_roster_csv_is_named_by_line(text, message):
 def test_sim_refuses_bad_options(cli):
     refused(cli("sim", "--script", "--start", "yesterday", input=""), "bad --start")
     refused(cli("sim", "--script", "--set", "invite_s=500", input=""), "invite_s must be")
+    refused(cli("sim", "--script", "--micropython", "./no-such-port", input=""),
+            "--micropython ./no-such-port: no such program")
 
 
 def test_settings_validation_names_the_problem():

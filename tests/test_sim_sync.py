@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 
 import pytest
 
@@ -73,3 +74,20 @@ def test_sim_against_a_running_pingjia_serve(db_url, pingjia_serve, cli, roster_
     rows = export(db)
     assert [(x["device"], x["staff_no"], x["level"], x["reason"]) for x in rows] == [
         ("b02-1", "SB0207", "4", "服务态度不好")]
+
+
+def test_a_relative_flash_path_is_kept_where_the_user_runs(tmp_path, pingjia_sim):
+    """--flash f.img names a file in the user's directory (the device process runs in a
+    directory of its own): the image stays after the run and the next run boots it."""
+    first = pingjia_sim("--sign", "text", "--flash", "board.img")
+    first.send("badge 0A1B2C3D", "invite", "key 1", "status")
+    seq = json.loads(first.answers(4)[-1])["seq"]
+    first.send("quit")
+    first.end()
+    assert (tmp_path / "board.img").stat().st_size > 0
+    again = pingjia_sim("--sign", "text", "--flash", "board.img")
+    again.send("status")
+    status = json.loads(again.answers(1)[-1])
+    assert status["boot"] == 2 and status["seq"] > seq, status  # the same log, booted again
+    again.send("quit")
+    again.end()

@@ -44,7 +44,12 @@ class DeviceError(PingjiaError, RuntimeError):
 
 def micropython_bin(override: str | None = None) -> str:
     if override:
-        return override
+        # a path is the user's, not the device's working directory's; a bare name is
+        # looked up on PATH
+        found = shutil.which(str(Path(override).resolve()) if os.sep in override else override)
+        if found is None:
+            raise DeviceError(f"--micropython {override}: no such program")
+        return found
     try:
         return build.micropython_bin()
     except RuntimeError as e:
@@ -180,7 +185,9 @@ class Sim:
         self.mp = micropython_bin(args.micropython)
         compile_all()
         self.tmp = Path(tempfile.mkdtemp(prefix="pingjia-sim-"))
-        self.flash = Path(args.flash) if args.flash else self.tmp / "flash.img"
+        # absolute: the device runs in a working directory of its own, where a relative
+        # --flash would be made and deleted with it
+        self.flash = Path(args.flash).resolve() if args.flash else self.tmp / "flash.img"
         self.wall = parse_iso(args.start) if args.start else _now_2000()
         self.boot_wall: float = self.wall
         self.badge: str | None = None
