@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import random
 
 import pytest
 
@@ -89,5 +90,31 @@ def test_a_relative_flash_path_is_kept_where_the_user_runs(tmp_path, pingjia_sim
     again.send("status")
     status = json.loads(again.answers(1)[-1])
     assert status["boot"] == 2 and status["seq"] > seq, status  # the same log, booted again
+    again.send("quit")
+    again.end()
+
+
+def test_a_flash_that_does_not_mount_is_kept_before_a_new_log_starts(tmp_path, pingjia_sim):
+    """Garbled beyond what littlefs recovers (both copies of its metadata hit): the virtual
+    board formats the flash, as a board's boot does, but first keeps the bytes beside it
+    for `pingjia pull --image` and says so."""
+    flash = tmp_path / "board.img"
+    first = pingjia_sim("--sign", "text", "--flash", flash)
+    first.send("badge 0A1B2C3D", "invite", "key 1", "status")
+    first.answers(4)
+    first.send("quit")
+    first.end()
+    image = bytearray(flash.read_bytes())
+    rng = random.Random(3)
+    for i, b in enumerate(image):  # one written byte in 50 flipped
+        if b != 0xFF and rng.random() < 0.02:
+            image[i] ^= 0x5A
+    flash.write_bytes(image)
+    again = pingjia_sim("--sign", "text", "--flash", flash)
+    again.send("status")
+    assert json.loads(again.answers(1)[-1])["seq"] == 2  # a new log: its boot and status
+    said = again.err.next(timeout=30) or ""
+    assert "holds no littlefs that mounts" in said and "board.img.unmountable" in said, said
+    assert (tmp_path / "board.img.unmountable").read_bytes() == bytes(image)
     again.send("quit")
     again.end()

@@ -111,7 +111,8 @@ class DeviceProcess:
         self._lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._pump, name="pingjia-sim-rx", daemon=True).start()
         try:
-            self.command("", timeout)  # wait until it has booted and answers
+            # wait until it has booted and answers; what it said booting is the technician's
+            self.boot_lines = self.command("", timeout)
         except DeviceError:
             self.cut_power()  # a device that did not boot is not left running
             raise
@@ -258,6 +259,8 @@ class Sim:
         self.dev = DeviceProcess(self.mp, self.flash, wall, self.badge, prov,
                                  serial=self.serial, workdir=self.run_dir,
                                  sign=self.args.sign, ble=self.ble)
+        for line in self.dev.boot_lines:  # on stderr: stdout answers the line protocol
+            print("device:", line, file=sys.stderr)
 
     def power_off(self) -> None:
         if self.dev:

@@ -7,7 +7,7 @@ from firmware.storage import LFS_OPTS
 from hw.drivers.mfrc522 import MFRC522
 from hw.esp32 import wiring
 from hw.sim.chips.mfrc522 import MFRC522Model
-from hw.sim.flash import BLOCKS, FileBlockDev
+from hw.sim.flash import BLOCKS, FileBlockDev, keep_copy, written
 from hw.sim.machine import SimPin, SimPWM, SimSPI
 from hw.sim.network import SimWLAN
 from hw.sim.vtime import VirtualTime
@@ -30,6 +30,11 @@ class SimBoard:
         try:
             fs = vfs.VfsLfs2(bd, **opts)
         except OSError:
+            if written(bd):  # garbled, not blank: its bytes stay for `pingjia pull --image`
+                keep = flash_path + ".unmountable"
+                keep_copy(flash_path, keep)
+                print("flash: %s holds no littlefs that mounts; its bytes are kept in %s, "
+                      "and a new log starts on a formatted flash" % (flash_path, keep))
             vfs.VfsLfs2.mkfs(bd, **opts)
             fs = vfs.VfsLfs2(bd, **opts)
         vfs.mount(fs, ROOT)

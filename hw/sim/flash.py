@@ -22,6 +22,28 @@ _FF = const(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
             b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff")
 
 
+def written(bd):
+    """True if any block of bd holds something other than erased flash (0xFF)."""
+    buf = bytearray(_BLOCK)
+    for n in range(bd.blocks):
+        bd.readblocks(n, buf)
+        for b in buf:
+            if b != 0xFF:
+                return True
+    return False
+
+
+def keep_copy(path, to):
+    """Copy the file at path to to, a block at a time."""
+    buf = bytearray(_BLOCK)
+    with open(path, "rb") as src, open(to, "wb") as dst:
+        while True:
+            n = src.readinto(buf)
+            if not n:
+                break
+            dst.write(memoryview(buf)[:n])
+
+
 class FileBlockDev:
     def __init__(self, path, blocks=BLOCKS):
         try:
