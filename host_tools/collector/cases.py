@@ -208,6 +208,8 @@ def list_cases(c: Collector, flt: reports.Filter, state: str = "all", after: str
                limit: int = 100) -> Page:
     """One page of cases, oldest first (by the rating's time, or when it was received
     while that is unknown); `next` is the cursor of the page after, or None."""
+    if not 1 <= limit <= 1000:  # as every other list: a page of 0 has no last row to go on from
+        raise CaseError("limit must be a whole number from 1 to 1000")
     db = c.db
     now = c.now()
     tz = c.hall_tz_min()

@@ -269,6 +269,14 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
             raise CollectorError("the body must be a JSON object")
         return obj
 
+    def _text(b: dict[str, Any], name: str) -> str | None:
+        """A field that names something: text or absent (str() would make 5, null or [1]
+        a device "5", "None" or "[1]")."""
+        v = b.get(name)
+        if v is not None and not isinstance(v, str):
+            raise CollectorError(f"{name} must be text (a JSON string), not {json.dumps(v)}")
+        return v
+
     async def admin_call(request: Request, fn: Any) -> Response:
         try:
             return JSONResponse(await _call(fn, await _json_body(request)))
@@ -282,9 +290,9 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
     @require("admin")
     async def device_add(request: Request) -> Response:
         def run(b: dict[str, Any]) -> dict[str, Any]:
-            key = c.add_device(str(b.get("id", "")), str(b.get("window", "")),
-                               hall=b.get("hall"))
-            return {"id": b["id"], "key": key}
+            dev = _text(b, "id") or ""
+            key = c.add_device(dev, _text(b, "window") or "", hall=_text(b, "hall"))
+            return {"id": dev, "key": key}
 
         return await admin_call(request, run)
 
@@ -308,7 +316,8 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
         def run(b: dict[str, Any]) -> dict[str, Any]:
             if "key" not in b or "value" not in b:
                 raise CollectorError('give {"key": K, "value": V} (and "device" or "hall")')
-            v = c.set_setting(str(b["key"]), b["value"], b.get("device"), b.get("hall"))
+            v = c.set_setting(_text(b, "key") or "", b["value"], _text(b, "device"),
+                              _text(b, "hall"))
             return {"settings_version": v}
 
         return await admin_call(request, run)
