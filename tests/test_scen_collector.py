@@ -88,3 +88,56 @@ def test_api_settings_refuse_fields_that_are_not_text(served, extra):
                               served.tokens["admin"])
     assert s == 400 and "must be text" in json.loads(text)["error"], (s, text)
     assert served.collector.settings_for("b03-1") == before
+
+
+BIG = "9" * 24  # beyond 64 bits: SQLite's INTEGER cannot bind it
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/report?hall=%00", "/api/v1/ratings?window=%00", "/api/v1/bad?staff=%00",
+    "/api/v1/export?hall=%00", "/api/v1/evaluation?window=%00", "/api/v1/cases?staff=%00",
+    "/api/v1/dashboard?hall=%00", "/api/v1/dashboard/export?window=%00",
+    f"/api/v1/ratings?after=1|d1|{BIG}", f"/api/v1/bad?after=1|d1|{BIG}",
+    f"/api/v1/flags?after=1|d1|{BIG}", f"/api/v1/cases?after=1|d1|{BIG}",
+    f"/api/v1/alerts?after={BIG}",
+])
+def test_values_the_database_cannot_hold_are_a_400(served, path):
+    # a NUL was a 500 on PostgreSQL (its text cannot hold one), a huge cursor on SQLite;
+    # PostgreSQL compares a huge cursor as a numeric: a page past the end, also right
+    s, _h, text = served.call("GET", path, token=served.tokens["viewer"])
+    if BIG in path and served.collector.db.postgres:
+        assert s == 200 and json.loads(text)["next"] is None, (s, text)
+    else:
+        assert s == 400 and json.loads(text)["error"], (s, text)
+
+
+@pytest.mark.parametrize("path", [f"/api/v1/alerts/{BIG}/close",
+                                  f"/api/v1/webhooks/{BIG}/remove",
+                                  "/api/v1/devices/%00/rekey"])
+def test_ids_the_database_cannot_hold_are_a_4xx(served, path):
+    s, _h, text = served.call("POST", path, b"{}", token=served.tokens["admin"])
+    assert 400 <= s < 500, (s, text)
+
+
+def test_cli_cursor_beyond_64_bits_is_one_line(cli, hall_db):
+    p = cli("case", "list", "--after", f"1|b01-1|{BIG}", "--db", hall_db)
+    if hall_db.startswith("postgresql://"):  # a page past the end
+        assert p.returncode == 0 and p.stdout == "no cases\n", p
+    else:
+        refused(p, "a value that cannot be stored or looked up")
+
+
+@pytest.mark.parametrize("body", [{"action": ["note"], "text": "x"},
+                                  {"action": "decide", "decision": ["upheld"], "text": "x"}])
+def test_case_action_of_the_wrong_json_type_is_a_400(served, body):
+    from firmware import frame, record
+
+    c = served.collector
+    key = bytes.fromhex(c.add_device("d1", "B01"))
+    c.ingest(frame.request(key, "d1", 7, 1, 1, record.pack(1, record.RATING, 4, 0, 0, served.t),
+                           nonce=1))
+    before = c.db.all("SELECT * FROM case_actions")
+    s, _h, text = served.call("POST", "/api/v1/cases/d1-7-1", json.dumps(body).encode(),
+                              served.tokens["admin"])
+    assert s == 400 and json.loads(text)["error"], (s, text)
+    assert c.db.all("SELECT * FROM case_actions") == before

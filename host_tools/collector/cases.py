@@ -310,9 +310,9 @@ def act(c: Collector, cid: str, action: str, text: Any, by: str,
         decision: str | None = None) -> dict[str, Any]:
     """Append one action to a case's log (and move its state); returns the case.
     CaseError with what to do instead if the case's state does not take it."""
-    if action not in ACTIONS:
+    if not isinstance(action, str) or action not in ACTIONS:  # a JSON list is unhashable
         raise CaseError(f"action {action!r}: one of {', '.join(ACTIONS)}")
-    if action == "decide" and decision not in DECISIONS:
+    if action == "decide" and (not isinstance(decision, str) or decision not in DECISIONS):
         raise CaseError(f"decision {decision!r}: upheld (申诉成立: a malicious 差评) or "
                         "overturned (申诉驳回: the 差评 stands, to be rectified)")
     if action != "decide" and decision is not None:
