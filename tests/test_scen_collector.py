@@ -141,3 +141,11 @@ def test_case_action_of_the_wrong_json_type_is_a_400(served, body):
                               served.tokens["admin"])
     assert s == 400 and json.loads(text)["error"], (s, text)
     assert c.db.all("SELECT * FROM case_actions") == before
+
+
+def test_an_empty_alert_list_says_so(cli, hall_db):
+    # it printed nothing at all, unlike case list and webhook list
+    r = cli("alert", "list", "--db", hall_db)
+    assert r.returncode == 0 and r.stdout == "no open alerts\n", r
+    r = cli("alert", "list", "--state", "all", "--db", hall_db)
+    assert r.returncode == 0 and r.stdout == "no alerts\n", r
