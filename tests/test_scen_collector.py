@@ -149,3 +149,11 @@ def test_an_empty_alert_list_says_so(cli, hall_db):
     assert r.returncode == 0 and r.stdout == "no open alerts\n", r
     r = cli("alert", "list", "--state", "all", "--db", hall_db)
     assert r.returncode == 0 and r.stdout == "no alerts\n", r
+
+
+def test_provision_with_a_bad_sync_url_registers_nothing(cli, hall_db, tmp_path):
+    # the URL was checked after the device was registered: refused, yet `ok1` stayed
+    before = state(cli, hall_db)
+    refused(cli("provision", str(tmp_path / "no-such-port"), "--device", "ok1", "--window",
+                "B01", "--url", "notaurl", "--db", hall_db), "sync_url 'notaurl'")
+    assert state(cli, hall_db) == before
