@@ -157,3 +157,18 @@ def test_provision_with_a_bad_sync_url_registers_nothing(cli, hall_db, tmp_path)
     refused(cli("provision", str(tmp_path / "no-such-port"), "--device", "ok1", "--window",
                 "B01", "--url", "notaurl", "--db", hall_db), "sync_url 'notaurl'")
     assert state(cli, hall_db) == before
+
+
+def test_serve_on_a_port_in_use_or_an_address_not_here_is_one_line(cli, hall_db):
+    # it was uvicorn's log of seven lines, after "pingjia collector on ...", and exit 3
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = str(held.getsockname()[1])
+        refused(cli("serve", "--port", port, "--db", hall_db, timeout=60),
+                f"cannot listen on 127.0.0.1:{port}", "in use", "--port")
+    assert cli("user", "add", "adm", "--role", "admin", "--db", hall_db).returncode == 0
+    refused(cli("serve", "--host", "no-such-host.invalid", "--port", port, "--db", hall_db,
+                timeout=60), "cannot listen on no-such-host.invalid", "--host")

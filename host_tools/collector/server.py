@@ -14,6 +14,7 @@ device's `pingjia sim` and the tests use it)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import socket
 import threading
@@ -462,13 +463,36 @@ class ServerThread:
         self.stop()
 
 
-def serve(collector: Collector, host: str, port: int, proxies: tuple[str, ...] = ()) -> None:
+def listen(host: str, port: int) -> socket.socket:
+    """The collector's socket, bound before anything is served: a port in use or an
+    address this machine does not have is one line (exit 2), not uvicorn's log and exit 3."""
+    try:
+        family, kind, proto, _name, addr = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise PingjiaError(f"cannot listen on {host}: {e.strerror or e} (--host)") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind(addr)
+    except OSError as e:
+        sock.close()
+        hint = ("another server there? --port picks another" if e.errno == errno.EADDRINUSE
+                else "--host: an address of this machine, or 0.0.0.0 for all")
+        raise PingjiaError(f"cannot listen on {host}:{port}: {e.strerror or e} ({hint})") \
+            from None
+    return sock
+
+
+def serve(collector: Collector, host: str, port: int, proxies: tuple[str, ...] = (),
+          sock: socket.socket | None = None) -> None:
     import uvicorn
 
     from host_tools.collector.limits import Limits, quiet_logs, raise_open_files, uvicorn_options
 
+    sock = sock or listen(host, port)
     limits = Limits(max_connections=raise_open_files(), proxies=proxies)
     config = uvicorn.Config(create_app(collector, limits), host=host, port=port,
                             log_level="info", access_log=False, **uvicorn_options(limits))
     quiet_logs()
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[sock])
