@@ -172,3 +172,12 @@ def test_serve_on_a_port_in_use_or_an_address_not_here_is_one_line(cli, hall_db)
     assert cli("user", "add", "adm", "--role", "admin", "--db", hall_db).returncode == 0
     refused(cli("serve", "--host", "no-such-host.invalid", "--port", port, "--db", hall_db,
                 timeout=60), "cannot listen on no-such-host.invalid", "--host")
+
+
+@pytest.mark.parametrize("ticket", ["A\x00001", "A001\n", "\t"])
+def test_invite_refuses_a_ticket_that_is_not_printable(served, ticket):
+    # it went on to the device: a NUL would leave the rating without a ticket
+    served.collector.add_device("d1", "B01")
+    body = json.dumps({"window": "B01", "ticket": ticket}).encode()
+    s, _h, text = served.call("POST", "/api/v1/invite", body, served.tokens["queue"])
+    assert s == 400 and "printable" in json.loads(text)["error"], (s, text)
