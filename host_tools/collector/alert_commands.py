@@ -20,6 +20,8 @@ def alert_list(args: argparse.Namespace) -> int:
         closed = f"  (closed {a['closed']} by {a['closed_by']})" if a["closed"] else ""
         print(f"{a['id']:>6}  {a['raised']}  {a['state']:<6}  {a['hall']:<8} {a['kind']:<15} "
               f"{a['text']}{closed}")
+    if not page["alerts"]:  # as case list and webhook list say: nothing, not a blank
+        print(f"no {'' if args.state == 'all' else args.state + ' '}alerts")
     return 0
 
 

@@ -53,13 +53,14 @@ def provision_device(c: Collector, device: str, window: str, roster_csv: str | P
     Raises CollectorError or rostercsv.RosterError with a message for the user."""
     if roster_csv:
         rostercsv.load(roster_csv)  # an unreadable roster refuses before anything is stored
-    known = {d["id"]: d for d in c.devices()}
-    if device in known:
-        if known[device]["window"] != window:
-            raise CollectorError(f"device {device} is registered for window "
-                                 f"{known[device]['window']}, not {window}")
-    else:
-        c.add_device(device, window, key)
-    if roster_csv:
-        c.import_roster(roster_csv)
-    return c.provisioning(device, sync_url)
+    with c.db.transaction():  # a sync URL refused at the end registers nothing either
+        known = {d["id"]: d for d in c.devices()}
+        if device in known:
+            if known[device]["window"] != window:
+                raise CollectorError(f"device {device} is registered for window "
+                                     f"{known[device]['window']}, not {window}")
+        else:
+            c.add_device(device, window, key)
+        if roster_csv:
+            c.import_roster(roster_csv)
+        return c.provisioning(device, sync_url)

@@ -208,6 +208,8 @@ def list_cases(c: Collector, flt: reports.Filter, state: str = "all", after: str
                limit: int = 100) -> Page:
     """One page of cases, oldest first (by the rating's time, or when it was received
     while that is unknown); `next` is the cursor of the page after, or None."""
+    if not 1 <= limit <= 1000:  # as every other list: a page of 0 has no last row to go on from
+        raise CaseError("limit must be a whole number from 1 to 1000")
     db = c.db
     now = c.now()
     tz = c.hall_tz_min()
@@ -308,9 +310,9 @@ def act(c: Collector, cid: str, action: str, text: Any, by: str,
         decision: str | None = None) -> dict[str, Any]:
     """Append one action to a case's log (and move its state); returns the case.
     CaseError with what to do instead if the case's state does not take it."""
-    if action not in ACTIONS:
+    if not isinstance(action, str) or action not in ACTIONS:  # a JSON list is unhashable
         raise CaseError(f"action {action!r}: one of {', '.join(ACTIONS)}")
-    if action == "decide" and decision not in DECISIONS:
+    if action == "decide" and (not isinstance(decision, str) or decision not in DECISIONS):
         raise CaseError(f"decision {decision!r}: upheld (申诉成立: a malicious 差评) or "
                         "overturned (申诉驳回: the 差评 stands, to be rectified)")
     if action != "decide" and decision is not None:

@@ -44,6 +44,7 @@ def _proxies(given: list[str] | None) -> tuple[str, ...]:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from host_tools.collector.server import listen
     from host_tools.collector.server import serve as run_server
 
     proxies = _proxies(args.proxy)
@@ -52,9 +53,10 @@ def serve(args: argparse.Namespace) -> int:
         raise PingjiaError(f"refusing to serve on {args.host} with no admin user: anyone "
                            "on the network could reach the collector before one exists "
                            "(pingjia user add NAME --role admin, then serve again)")
+    sock = listen(args.host, args.port)  # refused before it says it serves
     print(f"pingjia collector on http://{args.host}:{args.port}/ (sync: /api/v1/sync), "
           f"db {args.db}", file=sys.stderr)
-    run_server(c, args.host, args.port, proxies)
+    run_server(c, args.host, args.port, proxies, sock)
     return 0
 
 

@@ -225,6 +225,21 @@ class StorageUnavailable(PingjiaError):
     retry_after = 1
 
 
+class BadValue(PingjiaError, ValueError):
+    """A value of a request that the database cannot hold or compare: a NUL character in
+    text (PostgreSQL's text refuses it), a whole number beyond 64 bits (SQLite's INTEGER
+    refuses it). The request's fault: a 400 (any ValueError is), or exit 2."""
+
+
+def _bad_value(e: Exception) -> bool:
+    if isinstance(e, OverflowError):
+        return True
+    import psycopg  # only reached on PostgreSQL, where it is loaded
+
+    return isinstance(e, psycopg.errors.NumericValueOutOfRange) or (
+        isinstance(e, psycopg.DataError) and "NUL" in str(e))
+
+
 def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 
@@ -396,14 +411,19 @@ class Database:
     def _conn(self) -> Iterator[Any]:
         """The connection for one statement: the open transaction's, else a reader."""
         tx = getattr(self._local, "tx", None)
-        if tx is not None:
-            yield tx
-        elif self.postgres:
-            with self._faults(), self.pool.connection() as conn:
-                yield conn
-        else:
-            with self._faults(), self._reader() as conn:
-                yield conn
+        try:
+            if tx is not None:
+                yield tx
+            elif self.postgres:
+                with self._faults(), self.pool.connection() as conn:
+                    yield conn
+            else:
+                with self._faults(), self._reader() as conn:
+                    yield conn
+        except Exception as e:
+            if (self.postgres or isinstance(e, OverflowError)) and _bad_value(e):
+                raise BadValue(f"a value that cannot be stored or looked up: {e}") from None
+            raise
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         if getattr(self._local, "tx", None) is None:

@@ -80,9 +80,11 @@ def send(c: Any, window: str, ticket: str | None, timeout: float = ANSWER_S) -> 
     """Invite on window's device; what the device said. InviteError if it did not open."""
     if not isinstance(window, str) or not window:
         raise InviteError(400, "an invitation needs a window")
-    if ticket is not None and (not isinstance(ticket, str)
+    # printable: a NUL would store the rating with no ticket, a line break split the export
+    if ticket is not None and (not isinstance(ticket, str) or not ticket.isprintable()
                                or len(ticket.encode()) > invite.TICKET_MAX):
-        raise InviteError(400, f"the ticket must be text of at most {invite.TICKET_MAX} bytes")
+        raise InviteError(400, f"the ticket must be printable text of at most "
+                          f"{invite.TICKET_MAX} bytes")
     row = c.db.one("SELECT id FROM devices WHERE win = ? ORDER BY last_seen DESC", (window,))
     if row is None:
         raise InviteError(404, f"no device serves window {window}")

@@ -14,6 +14,7 @@ device's `pingjia sim` and the tests use it)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import socket
 import threading
@@ -269,6 +270,14 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
             raise CollectorError("the body must be a JSON object")
         return obj
 
+    def _text(b: dict[str, Any], name: str) -> str | None:
+        """A field that names something: text or absent (str() would make 5, null or [1]
+        a device "5", "None" or "[1]")."""
+        v = b.get(name)
+        if v is not None and not isinstance(v, str):
+            raise CollectorError(f"{name} must be text (a JSON string), not {json.dumps(v)}")
+        return v
+
     async def admin_call(request: Request, fn: Any) -> Response:
         try:
             return JSONResponse(await _call(fn, await _json_body(request)))
@@ -282,9 +291,9 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
     @require("admin")
     async def device_add(request: Request) -> Response:
         def run(b: dict[str, Any]) -> dict[str, Any]:
-            key = c.add_device(str(b.get("id", "")), str(b.get("window", "")),
-                               hall=b.get("hall"))
-            return {"id": b["id"], "key": key}
+            dev = _text(b, "id") or ""
+            key = c.add_device(dev, _text(b, "window") or "", hall=_text(b, "hall"))
+            return {"id": dev, "key": key}
 
         return await admin_call(request, run)
 
@@ -308,7 +317,8 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
         def run(b: dict[str, Any]) -> dict[str, Any]:
             if "key" not in b or "value" not in b:
                 raise CollectorError('give {"key": K, "value": V} (and "device" or "hall")')
-            v = c.set_setting(str(b["key"]), b["value"], b.get("device"), b.get("hall"))
+            v = c.set_setting(_text(b, "key") or "", b["value"], _text(b, "device"),
+                              _text(b, "hall"))
             return {"settings_version": v}
 
         return await admin_call(request, run)
@@ -453,13 +463,36 @@ class ServerThread:
         self.stop()
 
 
-def serve(collector: Collector, host: str, port: int, proxies: tuple[str, ...] = ()) -> None:
+def listen(host: str, port: int) -> socket.socket:
+    """The collector's socket, bound before anything is served: a port in use or an
+    address this machine does not have is one line (exit 2), not uvicorn's log and exit 3."""
+    try:
+        family, kind, proto, _name, addr = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise PingjiaError(f"cannot listen on {host}: {e.strerror or e} (--host)") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind(addr)
+    except OSError as e:
+        sock.close()
+        hint = ("another server there? --port picks another" if e.errno == errno.EADDRINUSE
+                else "--host: an address of this machine, or 0.0.0.0 for all")
+        raise PingjiaError(f"cannot listen on {host}:{port}: {e.strerror or e} ({hint})") \
+            from None
+    return sock
+
+
+def serve(collector: Collector, host: str, port: int, proxies: tuple[str, ...] = (),
+          sock: socket.socket | None = None) -> None:
     import uvicorn
 
     from host_tools.collector.limits import Limits, quiet_logs, raise_open_files, uvicorn_options
 
+    sock = sock or listen(host, port)
     limits = Limits(max_connections=raise_open_files(), proxies=proxies)
     config = uvicorn.Config(create_app(collector, limits), host=host, port=port,
                             log_level="info", access_log=False, **uvicorn_options(limits))
     quiet_logs()
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[sock])

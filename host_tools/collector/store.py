@@ -381,6 +381,11 @@ class Collector:
                 scope = _dev_prefix(device)
             elif hall is not None:
                 scope = _hall_prefix(check_label("hall", hall, HALL_MAX))
+                # a misspelt hall would keep a setting no device ever gets
+                if hall != DEFAULT_HALL and self.db.one(
+                        "SELECT 1 FROM devices WHERE hall = ? LIMIT 1", (hall,)) is None:
+                    raise CollectorError(f"no hall {hall!r}: no device serves there (pingjia "
+                                         f"device add ID --window W --hall {hall})")
             self.db.execute(self.db.upsert_sql("settings", ("scope", "key", "value"),
                                                ("scope", "key")),
                             (scope, key, json.dumps(value, ensure_ascii=False)))

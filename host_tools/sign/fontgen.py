@@ -25,6 +25,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from host_tools.device.build import ROOT
+from host_tools.errors import PingjiaError
 
 LIB = ROOT / "lib"
 FONT = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
@@ -127,7 +128,16 @@ def blocks(data: bytes) -> list[tuple[int, int, int]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    path, sizes = build_all(Path(args.out or LIB), args.font or FONT)
+    font = args.font or FONT
+    try:
+        ImageFont.truetype(font, 12)
+    except OSError:  # Pillow says only "cannot open resource"
+        raise PingjiaError(f"--font {font}: not a TrueType font or collection that can be "
+                           "read (Debian: apt-get install fonts-wqy-zenhei)") from None
+    try:
+        path, sizes = build_all(Path(args.out or LIB), font)
+    except OSError as e:
+        raise PingjiaError(f"--out {args.out or LIB}: {e.strerror}") from None
     for (px, _face, kind), n in zip(SIZES, sizes, strict=True):
         print(f"{px:2d} px ({kind}): {n} bytes")
     print(f"{path}: {path.stat().st_size} bytes")

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from host_tools.device.build import BUILD, ROOT, compile_all, micropython_bin
+from host_tools.errors import PingjiaError
 
 LIB = ROOT / "lib"
 PREVIEW_HEAP = "192k"  # the model's RAM planes ride along (as in the virtual device)
@@ -44,6 +45,13 @@ def render(out: Path, size: str = "4.2", fonts: Path = LIB) -> list[Path]:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    for p in render(Path(args.out), args.size, Path(args.fonts) if args.fonts else LIB):
+    out, fonts = Path(args.out), Path(args.fonts) if args.fonts else LIB
+    if not (fonts / "pj.pjf").is_file():
+        raise PingjiaError(f"--fonts {fonts}: no pj.pjf there (pingjia fontgen --out {fonts})")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PingjiaError(f"--out {out}: {e.strerror}") from None
+    for p in render(out, args.size, fonts):
         print(p)
     return 0
