@@ -86,6 +86,8 @@ def hall(tmp_path, cli, roster_csv, hall_db) -> Path:
     ([], ["required: COMMAND"]),
     (["serve", "--port", "99999"], ["invalid TCP port (1-65535) value: '99999'"]),
     (["serve", "--port", "http"], ["invalid TCP port (1-65535) value: 'http'"]),
+    (["report", "--day", "2026-11-23", "--from", "2026-11-01"], ["not both"]),
+    (["export", "--day", "2026-11-23", "--to", "2026-11-30"], ["not both"]),
 ])
 def test_unknown_commands_and_options_are_one_line(hall, hall_db, cli, args, words):
     before = contents(hall, hall_db)

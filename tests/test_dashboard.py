@@ -231,6 +231,22 @@ def test_live_stream_moves_with_change_mark(dash, device_log, t0):
     assert s.call(dashboard.LIVE_PATH + "?max_s=0", token=None)[0] == 401
 
 
+def test_a_revoked_user_is_out_of_an_open_stream(dash):
+    """A stream is one request: the user's row is checked again at each poll, so a user
+    revoked while a wall screen is open stops getting news at once, not at the stream's
+    end (its page goes to the login)."""
+    s = dash()
+    st = Stream(s.srv.port, s.viewer, "?max_s=20")
+    try:
+        assert st.event()[0] == "mark"
+        s.c.users.revoke("viewer-1")
+        assert st.event(deadline_s=5) == ("revoked", "log in again")
+        assert st.event(deadline_s=5) is None  # and the stream ends
+    finally:
+        st.close()
+    assert s.call(dashboard.LIVE_PATH + "?max_s=0")[0] == 401
+
+
 def test_stream_outlives_the_body_deadline(dash):
     """limits.py times a request's body; a live stream waits for its disconnect all its
     life after a body that was complete at once, and must not be cut for that."""

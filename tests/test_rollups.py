@@ -243,7 +243,9 @@ def test_zone_change_rebuilds(db_url, clock, device_log, roster_csv, t0):
 BAD = [(Filter(window="B99"), "no window 'B99'"), (Filter(hall="west"), "no hall 'west'"),
        (Filter(staff="SB9999"), "no staff 'SB9999'"), (Filter(day="2026-02-30"), "bad day"),
        (Filter(day="23/11/2026"), "bad day"), (Filter(since="2026-11-1"), "bad day"),
-       (Filter(since="2026-11-23", until="2026-11-01"), "run backwards")]
+       (Filter(since="2026-11-23", until="2026-11-01"), "run backwards"),
+       (Filter(day="2026-11-23", since="2026-11-01"), "not both"),
+       (Filter(day="2026-11-23", until="2026-11-30"), "not both")]
 
 
 @pytest.mark.parametrize("flt,words", BAD)

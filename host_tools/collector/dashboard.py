@@ -363,9 +363,19 @@ class _Counted(StreamingResponse):
             self._release()
 
 
+def _mark_for(c: Collector, user: Any) -> Any:
+    """The change mark, or None once the stream's user is revoked (or has a new token):
+    a stream is one request, and a revoked user is out at the next poll, not at the
+    end of a stream's life."""
+    if user is not None and c.users.current(user.name, user.token_id) is None:
+        return None
+    return c.change_mark()
+
+
 async def live_events(c: Collector, life_s: float, poll_s: float = POLL_S,
-                      heartbeat_s: float = HEARTBEAT_S) -> Any:
-    """The stream: the mark now, then `change` each time it moves, comments between."""
+                      heartbeat_s: float = HEARTBEAT_S, user: Any = None) -> Any:
+    """The stream: the mark now, then `change` each time it moves, comments between;
+    `revoked` and the end if user (access.User) is no longer allowed in."""
     loop = asyncio.get_running_loop()
     end = loop.time() + life_s
     last = None
@@ -373,7 +383,10 @@ async def live_events(c: Collector, life_s: float, poll_s: float = POLL_S,
     yield f"retry: {RETRY_MS}\n\n"
     while True:
         try:
-            mark = await run_in_threadpool(c.change_mark)
+            mark = await run_in_threadpool(_mark_for, c, user)
+            if mark is None:
+                yield "event: revoked\ndata: log in again\n\n"
+                return
         except StorageUnavailable:
             mark = last  # the database is restarting: say nothing, keep the stream
         if mark != last:
@@ -477,7 +490,8 @@ def routes(collector: Collector, limits: Any = None) -> list[Any]:
             return PlainTextResponse(
                 f"busy: {per_host} live streams from this address already (close a tab)",
                 status_code=503, headers={"Retry-After": "10"})
-        return _Counted(live_events(c, life), lambda: streams.drop(host),
+        return _Counted(live_events(c, life, user=request.scope.get("pingjia_user")),
+                        lambda: streams.drop(host),
                         media_type="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

@@ -55,6 +55,9 @@ class Filter:
     staff: str | None = None
 
     def span(self, tz_min: int) -> tuple[int, int] | None:
+        if self.day and (self.since or self.until):  # one would silently win over the other
+            raise ValueError("give one day (--day) or a range of days (--from/--to), "
+                             "not both")
         if self.day:
             return day_range(self.day, tz_min)
         if not self.since and not self.until:

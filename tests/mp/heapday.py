@@ -144,7 +144,7 @@ import json  # noqa: E402
 import os  # noqa: E402
 
 import vfs  # noqa: E402
-from simday import copy_file, remove, serve_one  # noqa: E402
+from simday import copy_file, fresh_flash, remove, serve_one  # noqa: E402
 
 from firmware import storage  # noqa: E402
 from firmware.app import App  # noqa: E402
@@ -154,6 +154,23 @@ from hw.esp32 import wiring  # noqa: E402
 SimPin = hw.sim.machine.SimPin
 remove(IMG)
 stages["harness"] = used() - mark
+
+
+def flash_as_deployed():
+    """The flash as deploy and provisioning leave it, made before the board mounts it:
+    the glyph file (full) and the provisioning files. Not after: a mounted littlefs
+    keeps a pointer to the last buffer written to a file until that file changes, so a
+    copy made through the board's mount pinned the harness's 4 KB copy buffer in the
+    device's share of the heap until the device's own writes took its place."""
+    bd = fresh_flash(IMG, hw.sim.flash.BLOCKS, "/deploy")
+    if FULL:
+        os.mkdir("/deploy/lib")
+        copy_file(FONTS + "/pj.pjf", "/deploy/lib/pj.pjf", bytearray(4096))
+    for name in os.listdir(PROV):
+        with open(PROV + "/" + name, "rb") as f:
+            storage.replace("/deploy/" + name, f.read())
+    vfs.umount("/deploy")
+    bd.f.close()
 
 
 def in_board_probe():
@@ -188,6 +205,9 @@ async def sign_in(board, i):
 
 async def main():
     mark = used()
+    flash_as_deployed()
+    stages["harness"] += used() - mark
+    mark = used()
     board = hw.sim.board.SimBoard(IMG, 848710800, sign=False)
     if FULL:  # the panel's lines: silicon on the board
         def out(n):
@@ -204,14 +224,9 @@ async def main():
     if FULL:  # built as hw/esp32/board.py builds it: driver on the bus, glyph file, layout
         panel = hw.drivers.ssd168x.SSD1683(board.spi, *lines, board.timebase,
                                            rows=wiring.EINK_ROWS)
-        os.mkdir("/flash/lib")
-        copy_file(FONTS + "/pj.pjf", "/flash/lib/pj.pjf", bytearray(4096))
         board.sign = firmware.eink.build(panel, "/flash/lib")
     else:
         board.sign = TextSign()
-    for name in os.listdir(PROV):
-        with open(PROV + "/" + name, "rb") as f:
-            storage.replace("/flash/" + name, f.read())
     app = App(board)
     app.start()
     link = app.link if app.link and app.settings["sync_url"] else None

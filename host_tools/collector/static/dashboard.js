@@ -295,6 +295,11 @@
       if (e.data !== mark) refresh(); // moved between the page and the stream
     });
     es.addEventListener("change", () => refresh());
+    es.addEventListener("revoked", () => {
+      // the user was revoked while the page was open: the page's data goes with them
+      es.close();
+      location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
+    });
     es.onerror = () => {
       live.textContent = "重新连接中";
       live.classList.add("off");
