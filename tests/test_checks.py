@@ -267,6 +267,19 @@ def test_refusals_over_http_say_why(served):
     s, _h, text = served.call("POST", SYNC_PATH, body)
     assert s == 422 and text.startswith(b"refused: bad_field: ") and b"rating level 9" in text
     assert c.db.value("SELECT COUNT(*) FROM records") == 0
+    # the device sends the same records at every sync: the office hears of it, once
+    refused = "SELECT device, win, message FROM alerts WHERE kind = 'refused'"
+    [(dev, win, message)] = c.db.all(refused)
+    assert (dev, win) == ("http-9", "B01") and "拒收" in message and "rating level 9" in message
+    again = frame.request(key, "http-9", 7, 1, 1, rec(1, record.RATING, 9, 0, 0, served.t),
+                          nonce=served.t + 1)
+    assert served.call("POST", SYNC_PATH, again)[0] == 422
+    assert len(c.db.all(refused)) == 1
+    # a forged frame names a device it cannot prove: no alert for it
+    forged = frame.request(b"k" * 32, "http-9", 7, 1, 1,
+                           rec(1, record.RATING, 9, 0, 0, served.t), nonce=served.t + 2)
+    assert served.call("POST", SYNC_PATH, forged)[0] == 401
+    assert len(c.db.all(refused)) == 1
 
 
 TIME = st.one_of(st.integers(0, 0xFFFFFFFF), st.integers(T0 - 100, T0 + 7200),

@@ -31,7 +31,10 @@ from host_tools.collector.worker import Worker
 log = logging.getLogger("pingjia.alerts")
 
 KINDS = ("dissatisfied", "bad_rate", "pause_long", "silent", "log_full", "log_nearly_full",
-         "device_alert")
+         "device_alert", "refused")
+# a signed frame refused for what its records hold (checks.py): the device sends the same
+# records again at every sync, so nothing after them arrives until someone looks
+REFUSED_REASONS = ("bad_field", "seq_jump")
 STATES = ("open", "closed", "all")
 ALL_HALLS = "*"  # the settings row that holds an install's own defaults for every hall
 # thresholds per hall: the built-in default and the values an admin may set
@@ -165,6 +168,20 @@ def raise_alerts(c: Collector, found: list[Finding]) -> list[int]:
     webhooks.enqueue(c, [(i, f.hall) for i, f in rows], now)
     c.note_change()
     return [i for i, _f in rows]
+
+
+def refused(c: Collector, device: str, detail: str) -> int | None:
+    """The office hears once of a device whose signed frame was refused for its records
+    (REFUSED_REASONS): its sync stays stuck on them. The key holds the detail (the
+    record's seq and field), so a new fault is a new alert."""
+    row = c.db.one("SELECT win, hall FROM devices WHERE id = ?", (device,))
+    if row is None:
+        return None
+    win, hall = row
+    text = f"{win} 窗口设备 {device} 的记录被拒收，其后的记录无法同步：{detail}"
+    with c.db.transaction():
+        return raise_alert(c, Finding("refused", f"refused:{device}:{detail}"[:200], hall,
+                                      win, device, text, c.now()))
 
 
 # ---- new rows after ingest ------------------------------------------------------------

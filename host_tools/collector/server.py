@@ -148,6 +148,11 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
         try:
             answer = await _call(c.ingest_network, body)
         except frame.FrameError as e:
+            if e.reason in alerts.REFUSED_REASONS and getattr(e, "device", None):
+                try:
+                    await _call(alerts.refused, c, e.device, str(e))
+                except StorageUnavailable:
+                    pass  # the device sends the same frame again: the alert comes then
             return PlainTextResponse(explain(e), status_code=_STATUS.get(e.reason, 400))
         except StorageUnavailable as e:
             return _unavailable(e)

@@ -471,7 +471,11 @@ class Collector:
             self._lock_device(req.device)
             base = self._log_index(req, now) << LOG_SHIFT
             self._check_nonce(req, now, replay_window)
-            ack = self._store(req, now, base)
+            try:
+                ack = self._store(req, now, base)
+            except frame.FrameError as e:
+                e.device = req.device  # proved by the MAC: whose sync stops here (alerts.refused)
+                raise
             self.note_change(req.device)
             window = self.device_window(req.device)
             s = self.settings_for(req.device)
