@@ -181,3 +181,35 @@ def test_invite_refuses_a_ticket_that_is_not_printable(served, ticket):
     body = json.dumps({"window": "B01", "ticket": ticket}).encode()
     s, _h, text = served.call("POST", "/api/v1/invite", body, served.tokens["queue"])
     assert s == 400 and "printable" in json.loads(text)["error"], (s, text)
+
+
+def test_device_and_flag_lists_filter_by_hall_and_window(served):
+    """/api/v1/devices and /api/v1/flags took ?hall= and ?window= without a word and
+    listed every device: a province office reading its own hall's list got all of them."""
+    from urllib.parse import quote
+
+    from firmware import frame, record
+
+    c = served.collector
+    for dev, win, hall in (("w01-1", "W01", "西区"), ("e01-1", "E01", "东区")):
+        key = bytes.fromhex(c.add_device(dev, win, hall=hall))
+        ahead = served.t + 7200  # past the clock window: stored with the time unknown, flagged
+        recs = bytes(record.pack(1, record.RATING, 1, 1, 0, ahead))
+        body = frame.request(key, dev, 7, 1, 1, recs, nonce=served.t)
+        assert served.call("POST", "/api/v1/sync", body)[0] == 200
+
+    def rows(path):
+        s, _h, text = served.call("GET", quote(path, safe="/?=&"), token=served.tokens["viewer"])
+        assert s == 200, (s, text)
+        return json.loads(text)["rows"]
+
+    assert {d["id"] for d in rows("/api/v1/devices")} == {"w01-1", "e01-1"}
+    assert [d["id"] for d in rows("/api/v1/devices?hall=东区")] == ["e01-1"]
+    assert [d["id"] for d in rows("/api/v1/devices?window=W01")] == ["w01-1"]
+    assert {f["device"] for f in rows("/api/v1/flags")} == {"w01-1", "e01-1"}
+    assert {f["device"] for f in rows("/api/v1/flags?hall=西区")} == {"w01-1"}
+    assert rows("/api/v1/flags?hall=西区&window=E01") == []
+    for bad, words in (("/api/v1/devices?hall=北区", "no hall"),
+                       ("/api/v1/flags?window=Z09", "no window")):
+        s, _h, text = served.call("GET", quote(bad, safe="/?=&"), token=served.tokens["viewer"])
+        assert s == 400 and words in json.loads(text)["error"], (bad, s, text)

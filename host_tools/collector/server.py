@@ -126,6 +126,15 @@ def _filter(request: Request) -> reports.Filter:
                           window=q.get("window") or None, staff=q.get("staff") or None)
 
 
+def _place(request: Request, db: Any) -> tuple[str | None, str | None]:
+    """(hall, window) of a list of devices or flags (which have no dates or staff);
+    ValueError for a hall or window the collector does not know."""
+    q = request.query_params
+    flt = reports.Filter(hall=q.get("hall") or None, window=q.get("window") or None)
+    flt.check(db)
+    return flt.hall, flt.window
+
+
 async def _call(fn: Any, *args: Any) -> Any:
     return await run_in_threadpool(fn, *args)
 
@@ -231,7 +240,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
     async def devices(request: Request) -> Response:
         def run() -> dict[str, Any]:
             after, limit = _page_args(request)
-            rows = c.devices(after, limit)
+            rows = c.devices(after, limit, *_place(request, c.db))
             return {"rows": rows, "next": rows[-1]["id"] if len(rows) == limit else None}
 
         return await guarded_json(run)
@@ -240,7 +249,7 @@ def create_app(collector: Collector, limits: Any = None) -> Starlette:
     async def flags(request: Request) -> Response:
         def run() -> dict[str, Any]:
             after, limit = _page_args(request)
-            rows = c.flags(after, limit)
+            rows = c.flags(after, limit, *_place(request, c.db))
             last = rows[-1] if len(rows) == limit else None
             # the cursor walks the stored seqs (log << 32 | seq)
             nxt = (f"{last['received']}|{last['device']}|{last['log'] << 32 | last['seq']}"

@@ -76,6 +76,19 @@ def _dev_prefix(device: str) -> str:
     return "device:" + device
 
 
+def _place_where(alias: str, hall: str | None, window: str | None) -> tuple[str, list[Any]]:
+    """SQL conditions (each after an AND) and their parameters: the devices table as
+    alias, of a hall and a window when given."""
+    where, params = "", []
+    if hall:
+        where += f" AND {alias}.hall = ?"
+        params.append(hall)
+    if window:
+        where += f" AND {alias}.win = ?"
+        params.append(window)
+    return where, params
+
+
 def _hall_prefix(hall: str) -> str:
     return "hall:" + hall
 
@@ -128,13 +141,16 @@ class Collector:
             self.db.execute("UPDATE devices SET revoked = ?, key = ? WHERE id = ?",
                             (self.now(), "", device))
 
-    def devices(self, after: str = "", limit: int | None = None) -> list[dict[str, Any]]:
-        """Devices by id; a page of them: ids after `after`, at most `limit`."""
+    def devices(self, after: str = "", limit: int | None = None, hall: str | None = None,
+                window: str | None = None) -> list[dict[str, Any]]:
+        """Devices by id (of a hall, a window); a page of them: ids after `after`, at
+        most `limit`."""
+        where, params = _place_where("d", hall, window)
         sql = ("SELECT id, win, hall, created, last_seen, last_seq, frames, boot, "
                "settings_version, roster_version, revoked, "
                "(SELECT COUNT(*) FROM flags f WHERE f.device = d.id) "
-               "FROM devices d WHERE id > ? ORDER BY id")
-        params: list[Any] = [after]
+               f"FROM devices d WHERE id > ?{where} ORDER BY id")
+        params.insert(0, after)
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -145,21 +161,24 @@ class Collector:
             d["log"], d["last_seq"] = d["last_seq"] >> LOG_SHIFT, d["last_seq"] & DEVICE_SEQ
         return out
 
-    def flags(self, after: str = "", limit: int | None = None) -> list[dict[str, Any]]:
-        """What the door stored but did not believe (checks.py), oldest first; a page:
-        rows after the cursor `after` ("received|device|seq"), at most `limit`."""
-        sql = "SELECT device, seq, what, detail, received FROM flags"
-        params: list[Any] = []
+    def flags(self, after: str = "", limit: int | None = None, hall: str | None = None,
+              window: str | None = None) -> list[dict[str, Any]]:
+        """What the door stored but did not believe (checks.py), oldest first, of a
+        hall's or a window's devices; a page: rows after the cursor `after`
+        ("received|device|seq"), at most `limit`."""
+        where, params = _place_where("d", hall, window)
+        sql = ("SELECT f.device, f.seq, f.what, f.detail, f.received FROM flags f "
+               f"JOIN devices d ON d.id = f.device WHERE 1 = 1{where}")
         if after:
             try:
                 rec_t, dev, seq = after.split("|")
-                params = [int(rec_t), int(rec_t), dev, dev, int(seq)]
+                params += [int(rec_t), int(rec_t), dev, dev, int(seq)]
             except ValueError:
                 raise CollectorError(f"after {after!r}: use the 'next' of the page before") \
                     from None
-            sql += (" WHERE received > ? OR (received = ? AND (device > ? OR (device = ? "
-                    "AND seq > ?)))")
-        sql += " ORDER BY received, device, seq, what"
+            sql += (" AND (f.received > ? OR (f.received = ? AND (f.device > ? OR "
+                    "(f.device = ? AND f.seq > ?))))")
+        sql += " ORDER BY f.received, f.device, f.seq, f.what"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
