@@ -43,13 +43,13 @@ def test_mpy_files_with_ble_hold_96k_without_growth(heap_day, tmp_path):
     assert day.peak <= day.budget, (day.peak, day.budget, day.stages)
 
 
-@pytest.mark.xfail(strict=True, reason="over budget: 55.8 KB on micropython32 (device code "
-                   "28.3 KB, aioble 7.8 KB, data 19.7 KB); the same day without BLE 45.3 KB. "
-                   "BLE's 10.4 KB is mostly fixed: aioble in place (module, class and function "
+@pytest.mark.xfail(strict=True, reason="over budget: 55.6 KB on micropython32 (device code "
+                   "28.3 KB, aioble 7.8 KB, data 19.5 KB); the same day without BLE 45.3 KB. "
+                   "BLE's 10.3 KB is mostly fixed: aioble in place (module, class and function "
                    "objects, raw-code records, qstr pool entries) 7.8 KB, firmware/ble.py 1.4 KB, "
                    "its service, flags, tasks and a connection's state about 2 KB. The "
                    "production image freezes the code (hw/esp32/manifest.py): less its qstr "
-                   "pools and raw-code records, 44.4 KB (bench/heap.py: Day.frozen_peak), but "
+                   "pools and raw-code records, 44.2 KB (bench/heap.py: Day.frozen_peak), but "
                    "no frozen 32-bit build is at hand to measure it. A strict xfail: bringing "
                    "the ROMFS day within 48 KB fails here until this mark is removed")
 def test_code_in_place_from_romfs_with_ble_holds_48k(heap_day, tmp_path):
