@@ -112,7 +112,7 @@ COMMANDS: dict[str, Command] = {
     )),
     "serve": Command("host_tools.collector.commands:serve",
                      "run the collector: sync endpoint, JSON API, dashboard", db=True, args=(
-        arg("--port", type=tcp_port, default=8080),
+        arg("--port", type=tcp_port, default=8080, help="TCP port (default 8080)"),
         arg("--host", default="127.0.0.1",
             help="address to listen on (default 127.0.0.1: this machine only; any other "
                  "needs an admin user first)"),
@@ -275,6 +275,11 @@ COMMANDS: dict[str, Command] = {
     )),
 }
 
+# commands that only read the collector's data: a SQLite file that is not there is refused
+# (a mistyped --db, or the wrong folder, made an empty database and answered "no ratings")
+READS = {"report", "export", "device list", "user list", "settings show", "case list",
+         "case show", "alert list", "alert settings", "webhook list"}
+
 GROUPS = {"device": "devices known to the collector (id and key)", "roster": "staff roster",
           "user": "users of the API and dashboard (token and role)",
           "settings": "device settings, per hall or per device", "sign": "the e-ink sign",
@@ -310,8 +315,16 @@ def build_parser() -> argparse.ArgumentParser:
         p = where.add_parser(tail or head, help=cmd.help, parents=[db] if cmd.db else [])
         for flags, kw in cmd.args:
             p.add_argument(*flags, **kw)
-        p.set_defaults(run=cmd.run)
+        p.set_defaults(run=cmd.run, words=words)
     return top
+
+
+def _existing_db(db: str) -> None:
+    from host_tools.collector.db import is_postgres
+
+    if not is_postgres(db) and not os.path.exists(db):
+        raise PingjiaError(f"cannot open the database {db}: no such file (pingjia sim, serve, "
+                           "device add, user add and roster import make it; --db names another)")
 
 
 def _function(ref: str):
@@ -322,6 +335,8 @@ def _function(ref: str):
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if args.words in READS:
+            _existing_db(args.db)
         return int(_function(args.run)(args) or 0)
     except PingjiaError as e:
         # one line, whatever the message holds (a driver's error can span several)
