@@ -58,3 +58,16 @@ def test_the_readme_morning_with_a_sync_reaches_report_and_export(tmp_path, cli,
     # 3 ratings of 4 invitations (0003 timed out): 满意率 2/3, 差评率 1/3, index (100+66.7+0)/3
     assert b01[1:10] == ["3", "1", "1", "0", "1", "66.7%", "33.3%", "75.0%", "55.6"]
 
+
+@pytest.mark.parametrize("command", [["report"], ["device", "add", "b01-1", "--window", "B01"]],
+                         ids=lambda c: " ".join(c[:2]))
+def test_a_directory_given_as_db_keeps_its_mode(tmp_path, cli, command):
+    # `pingjia report --db /tmp` tightened /tmp to 0600 before SQLite refused it: every
+    # other user (PostgreSQL's server among them) lost /tmp
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    p = cli(*command, "--db", str(shared))
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert "cannot open the database" in p.stderr
+    assert shared.stat().st_mode & 0o7777 == 0o1777
