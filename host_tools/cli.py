@@ -173,7 +173,7 @@ COMMANDS: dict[str, Command] = {
         # the periodic evaluation (host_tools/collector/evaluation.py)
         arg("--period", help="evaluate a period, windows and staff ranked per hall: YYYY, "
             "YYYY-H1|H2, YYYY-Q1..Q4, YYYY-B1..B6 (双月, B6 = Nov-Dec), YYYY-MM"),
-        arg("--min-ratings", type=int, default=10, metavar="N",
+        arg("--min-ratings", type=int, metavar="N",
             help="with --period: fewer ratings than N are listed, not ranked (default 10)"),
         arg("--pdf", metavar="FILE", help="with --period: write the printable report (A4)"),
     )),
@@ -319,10 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     return top
 
 
-def _existing_db(db: str) -> None:
+def existing_db(args: argparse.Namespace) -> None:
+    """For a command of READS, before its database is opened (commands._open)."""
     from host_tools.collector.db import is_postgres
 
-    if not is_postgres(db) and not os.path.exists(db):
+    db = args.db
+    if getattr(args, "words", None) in READS and not is_postgres(db) and not os.path.exists(db):
         raise PingjiaError(f"cannot open the database {db}: no such file (pingjia sim, serve, "
                            "device add, user add and roster import make it; --db names another)")
 
@@ -335,8 +337,6 @@ def _function(ref: str):
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if args.words in READS:
-            _existing_db(args.db)
         return int(_function(args.run)(args) or 0)
     except PingjiaError as e:
         # one line, whatever the message holds (a driver's error can span several)

@@ -71,3 +71,18 @@ def test_a_directory_given_as_db_keeps_its_mode(tmp_path, cli, command):
     assert p.returncode == 2, (p.stdout, p.stderr)
     assert "cannot open the database" in p.stderr
     assert shared.stat().st_mode & 0o7777 == 0o1777
+
+
+def test_min_ratings_without_a_period_is_refused(tmp_path, cli):
+    # --help says "with --period"; without one it was taken and ignored (--pdf was refused)
+    assert cli("device", "add", "b01-1", "--window", "B01", "--db", "hall.db").returncode == 0
+    p = cli("report", "--db", "hall.db", "--min-ratings", "3")
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert p.stderr.startswith("pingjia: --min-ratings needs --period")
+    # with a period it still ranks, and its default is still 10
+    p = cli("report", "--db", "hall.db", "--period", "2026-11", "--json")
+    assert p.returncode == 0, p.stderr
+    assert '"min_ratings": 10' in p.stdout
+    p = cli("report", "--db", "hall.db", "--period", "2026-11", "--min-ratings", "3", "--json")
+    assert p.returncode == 0, p.stderr
+    assert '"min_ratings": 3' in p.stdout
