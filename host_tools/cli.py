@@ -180,8 +180,9 @@ COMMANDS: dict[str, Command] = {
     "export": Command("host_tools.collector.commands:export", "every rating, oldest first",
                       db=True, args=(
         arg("--format", choices=("csv", "xlsx", "json", "haochaping", "haochaping-jsonl"),
-            default="csv", help="csv (UTF-8 with a BOM, as Excel reads it), xlsx (Excel), "
-            "json; haochaping(-jsonl): the national 好差评 fields, CSV or JSON lines"),
+            default="csv", help="csv (the default: UTF-8 with a BOM, as Excel reads it), "
+            "xlsx (Excel), json; haochaping(-jsonl): the national 好差评 fields, CSV or JSON "
+            "lines"),
         arg("--day", help="only this day (YYYY-MM-DD, hall time zone)"),
         *FILTERS,
         arg("--out", help="write to this file instead of stdout"),

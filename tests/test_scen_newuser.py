@@ -12,6 +12,13 @@ def test_serve_help_gives_the_default_port(cli):
     assert "default 8080" in " ".join(p.stdout.split())
 
 
+def test_export_help_gives_the_default_format(cli):
+    # `pingjia export` writes CSV with no --format; its help listed five formats, no default
+    p = cli("export", "--help")
+    assert p.returncode == 0
+    assert "csv (the default" in " ".join(p.stdout.split())
+
+
 def test_every_read_only_command_is_a_command():
     assert pingjia_cli.READS <= set(pingjia_cli.COMMANDS)
 
