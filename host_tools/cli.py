@@ -92,7 +92,8 @@ COMMANDS: dict[str, Command] = {
                    db=True, args=(
         arg("--script", action="store_true",
             help="read line commands from stdin, answers only (no prompt)"),
-        arg("--start", help="virtual clock start, e.g. 2026-11-23T09:00:00+08:00"),
+        arg("--start", help="virtual clock start, e.g. 2026-11-23T09:00:00+08:00 (a time "
+            "without its offset is UTC: 09:00 is 17:00 in the hall)"),
         arg("--device", default="sim-1", help=DEVICE_ID),
         arg("--window", default="B01", help="window name"),
         arg("--roster", help="roster CSV (badge_uid,staff_no,name,department,windows)"),

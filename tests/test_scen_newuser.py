@@ -19,6 +19,13 @@ def test_export_help_gives_the_default_format(cli):
     assert "csv (the default" in " ".join(p.stdout.split())
 
 
+def test_sim_help_says_a_start_without_offset_is_utc(cli):
+    # `--start 2026-11-23T09:00:00` started the device at 17:00 in the hall: nothing said so
+    p = cli("sim", "--help")
+    assert p.returncode == 0
+    assert "without its offset is UTC" in " ".join(p.stdout.split())
+
+
 def test_every_read_only_command_is_a_command():
     assert pingjia_cli.READS <= set(pingjia_cli.COMMANDS)
 
