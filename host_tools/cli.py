@@ -100,7 +100,10 @@ COMMANDS: dict[str, Command] = {
         arg("--set", action="append", metavar="KEY=VALUE",
             help="a device setting, e.g. --set mode=free (repeatable)"),
         arg("--flash", help="keep the flash image in this file across runs"),
-        arg("--collector", help="sync with a running `pingjia serve` at this URL"),
+        arg("--collector", metavar="URL",
+            help="sync with a running `pingjia serve` at this URL; give --db the database that "
+                 "server uses: the device is registered there (else its sync is 403 "
+                 "unknown_device)"),
         arg("--micropython", help="run the device on this MicroPython binary"),
         arg("--serial", action="store_true", help="also put the device REPL on a pty"),
         arg("--ble", action="store_true",

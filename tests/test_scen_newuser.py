@@ -26,6 +26,16 @@ def test_sim_help_says_a_start_without_offset_is_utc(cli):
     assert "without its offset is UTC" in " ".join(p.stdout.split())
 
 
+def test_sim_help_says_collector_needs_the_servers_db(cli):
+    # `pingjia sim --collector URL` without the server's --db registered the device in
+    # ./pingjia.db, and the server answered 403 unknown_device: --help gave no hint
+    p = cli("sim", "--help")
+    assert p.returncode == 0
+    text = " ".join(p.stdout.split())
+    assert "--collector URL" in text
+    assert "give --db the database that server uses" in text
+
+
 def test_every_read_only_command_is_a_command():
     assert pingjia_cli.READS <= set(pingjia_cli.COMMANDS)
 
