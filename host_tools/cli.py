@@ -92,14 +92,18 @@ COMMANDS: dict[str, Command] = {
                    db=True, args=(
         arg("--script", action="store_true",
             help="read line commands from stdin, answers only (no prompt)"),
-        arg("--start", help="virtual clock start, e.g. 2026-11-23T09:00:00+08:00"),
+        arg("--start", help="virtual clock start, e.g. 2026-11-23T09:00:00+08:00 (a time "
+            "without its offset is UTC: 09:00 is 17:00 in the hall)"),
         arg("--device", default="sim-1", help=DEVICE_ID),
         arg("--window", default="B01", help="window name"),
         arg("--roster", help="roster CSV (badge_uid,staff_no,name,department,windows)"),
         arg("--set", action="append", metavar="KEY=VALUE",
             help="a device setting, e.g. --set mode=free (repeatable)"),
         arg("--flash", help="keep the flash image in this file across runs"),
-        arg("--collector", help="sync with a running `pingjia serve` at this URL"),
+        arg("--collector", metavar="URL",
+            help="sync with a running `pingjia serve` at this URL; give --db the database that "
+                 "server uses: the device is registered there (else its sync is 403 "
+                 "unknown_device)"),
         arg("--micropython", help="run the device on this MicroPython binary"),
         arg("--serial", action="store_true", help="also put the device REPL on a pty"),
         arg("--ble", action="store_true",
@@ -112,7 +116,7 @@ COMMANDS: dict[str, Command] = {
     )),
     "serve": Command("host_tools.collector.commands:serve",
                      "run the collector: sync endpoint, JSON API, dashboard", db=True, args=(
-        arg("--port", type=tcp_port, default=8080),
+        arg("--port", type=tcp_port, default=8080, help="TCP port (default 8080)"),
         arg("--host", default="127.0.0.1",
             help="address to listen on (default 127.0.0.1: this machine only; any other "
                  "needs an admin user first)"),
@@ -173,15 +177,16 @@ COMMANDS: dict[str, Command] = {
         # the periodic evaluation (host_tools/collector/evaluation.py)
         arg("--period", help="evaluate a period, windows and staff ranked per hall: YYYY, "
             "YYYY-H1|H2, YYYY-Q1..Q4, YYYY-B1..B6 (双月, B6 = Nov-Dec), YYYY-MM"),
-        arg("--min-ratings", type=int, default=10, metavar="N",
+        arg("--min-ratings", type=int, metavar="N",
             help="with --period: fewer ratings than N are listed, not ranked (default 10)"),
         arg("--pdf", metavar="FILE", help="with --period: write the printable report (A4)"),
     )),
     "export": Command("host_tools.collector.commands:export", "every rating, oldest first",
                       db=True, args=(
         arg("--format", choices=("csv", "xlsx", "json", "haochaping", "haochaping-jsonl"),
-            default="csv", help="csv (UTF-8 with a BOM, as Excel reads it), xlsx (Excel), "
-            "json; haochaping(-jsonl): the national 好差评 fields, CSV or JSON lines"),
+            default="csv", help="csv (the default: UTF-8 with a BOM, as Excel reads it), "
+            "xlsx (Excel), json; haochaping(-jsonl): the national 好差评 fields, CSV or JSON "
+            "lines"),
         arg("--day", help="only this day (YYYY-MM-DD, hall time zone)"),
         *FILTERS,
         arg("--out", help="write to this file instead of stdout"),
@@ -275,6 +280,11 @@ COMMANDS: dict[str, Command] = {
     )),
 }
 
+# commands that only read the collector's data: a SQLite file that is not there is refused
+# (a mistyped --db, or the wrong folder, made an empty database and answered "no ratings")
+READS = {"report", "export", "device list", "user list", "settings show", "case list",
+         "case show", "alert list", "alert settings", "webhook list"}
+
 GROUPS = {"device": "devices known to the collector (id and key)", "roster": "staff roster",
           "user": "users of the API and dashboard (token and role)",
           "settings": "device settings, per hall or per device", "sign": "the e-ink sign",
@@ -310,8 +320,18 @@ def build_parser() -> argparse.ArgumentParser:
         p = where.add_parser(tail or head, help=cmd.help, parents=[db] if cmd.db else [])
         for flags, kw in cmd.args:
             p.add_argument(*flags, **kw)
-        p.set_defaults(run=cmd.run)
+        p.set_defaults(run=cmd.run, words=words)
     return top
+
+
+def existing_db(args: argparse.Namespace) -> None:
+    """For a command of READS, before its database is opened (commands._open)."""
+    from host_tools.collector.db import is_postgres
+
+    db = args.db
+    if getattr(args, "words", None) in READS and not is_postgres(db) and not os.path.exists(db):
+        raise PingjiaError(f"cannot open the database {db}: no such file (pingjia sim, serve, "
+                           "device add, user add and roster import make it; --db names another)")
 
 
 def _function(ref: str):

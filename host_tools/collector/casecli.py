@@ -8,7 +8,7 @@ import argparse
 import json
 
 from host_tools.collector import cases, reports
-from host_tools.collector.store import Collector
+from host_tools.collector.commands import _open
 
 
 def _filter(args: argparse.Namespace) -> reports.Filter:
@@ -25,7 +25,7 @@ def _line(k: dict) -> str:
 
 
 def case_list(args: argparse.Namespace) -> int:
-    c = Collector(args.db)
+    c = _open(args)
     page = cases.list_cases(c, _filter(args), args.state, args.after or "", args.limit)
     if args.json:
         print(json.dumps({"cases": page.cases, "next": page.next}, ensure_ascii=False,
@@ -49,7 +49,7 @@ def _show(k: dict) -> None:
 
 
 def case_show(args: argparse.Namespace) -> int:
-    k = cases.get_case(Collector(args.db), args.id)
+    k = cases.get_case(_open(args), args.id)
     if args.json:
         print(json.dumps(k, ensure_ascii=False, indent=1))
     else:
@@ -60,12 +60,12 @@ def case_show(args: argparse.Namespace) -> int:
 def case_act(args: argparse.Namespace) -> int:
     action = args.case_command
     decision = getattr(args, "decision", None)
-    _show(cases.act(Collector(args.db), args.id, action, args.text, args.by, decision))
+    _show(cases.act(_open(args), args.id, action, args.text, args.by, decision))
     return 0
 
 
 def case_days(args: argparse.Namespace) -> int:
-    c = Collector(args.db)
+    c = _open(args)
     cases.set_callback_days(c, args.days, args.hall)
     where = f"hall {args.hall}" if args.hall else "every hall without its own"
     print(f"callback due within {args.days} days of the rating ({where})")

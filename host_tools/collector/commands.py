@@ -12,8 +12,10 @@ from host_tools.errors import PingjiaError
 
 
 def _open(args: argparse.Namespace):
+    from host_tools.cli import existing_db
     from host_tools.collector.store import Collector
 
+    existing_db(args)  # a read-only command makes no database
     return Collector(args.db)
 
 
@@ -178,6 +180,8 @@ def report(args: argparse.Namespace) -> int:
 
     if args.period or args.pdf:  # the periodic evaluation, ranked (evaluation.py)
         return _evaluation(args)
+    if args.min_ratings is not None:  # it was taken and ignored: nothing is ranked here
+        raise PingjiaError("--min-ratings needs --period: only the period's evaluation ranks")
     args.by = args.by or "window"
     c = _open(args)
     try:
@@ -203,6 +207,8 @@ def _evaluation(args: argparse.Namespace) -> int:
     if not args.period:
         raise PingjiaError(f"--pdf needs --period ({evaluation.FORMS})")
     evaluation.parse_period(args.period)  # a period that does not parse opens no database
+    if args.min_ratings is None:
+        args.min_ratings = evaluation.MIN_RATINGS
     return evaluation.command(_open(args), args)
 
 

@@ -19,6 +19,7 @@ import contextlib
 import os
 import queue
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -248,7 +249,8 @@ def _owner_only(path: str) -> None:
     """Create the SQLite file readable by its owner only, before SQLite does with the
     umask's 0644: it holds device keys, staff names and tickets. SQLite gives the -wal
     and -shm files the database file's mode. A file found readable by others is
-    tightened."""
+    tightened; anything else is left as it is (`--db /tmp` made /tmp 0600, and every other
+    user, PostgreSQL's among them, lost it)."""
     if path == ":memory:" or path.startswith("file:"):
         return
     try:
@@ -258,7 +260,8 @@ def _owner_only(path: str) -> None:
         pass
     for p in (path, path + "-wal", path + "-shm"):
         with contextlib.suppress(FileNotFoundError):
-            if os.stat(p).st_mode & 0o077:
+            mode = os.stat(p).st_mode
+            if stat.S_ISREG(mode) and mode & 0o077:
                 os.chmod(p, 0o600)
 
 
