@@ -27,6 +27,7 @@
 #             holds too: the littlefs mount and the reader's driver, measured apart by
 #             making a second of each ("in_board")
 #   boot, samples, end: the running firmware, before the day, every 50 ratings, after it
+#             (with BLE, boot and end are taken between two of the host's pulls)
 # Interned strings (micropython.qstr_info(), each line after a "qstrs: LABEL" line): before
 # and after the code stage (the qstr pools the device's names take: flash in a frozen
 # image, bench/heap.py), and at boot and the day's end (the counts must not change).
@@ -194,6 +195,24 @@ def in_board_probe():
     return size
 
 
+IDLE_TRIES = 1500  # 20 ms apart: 30 s of real time for the host's next pull to end
+
+
+async def ble_between_pulls(app, tb):
+    """(BLE) Wait, in real time and bounded, until the host has had a pull acked and no
+    central is connected: base and end are taken between two of the host's pulls. The
+    link's first connection makes what every later one reuses (part of the base, not
+    growth), and a live connection holds about 1 KB that its end gives back."""
+    from aioble.device import DeviceConnection
+
+    for _ in range(IDLE_TRIES):
+        if app.ble.acks and not DeviceConnection._connected:
+            await tb.settle()  # the supervisor lets go of the ended connection
+            return
+        await asyncio.sleep_ms(20)
+    raise AssertionError("BLE: no pull acked, or a central stayed connected, for 30 s")
+
+
 async def sign_in(board, i):
     """Staff i puts their badge in the slot (the last one's comes out first)."""
     tb = board.timebase
@@ -240,6 +259,8 @@ async def main():
     await tb.settle()
     await sign_in(board, 0)
     await sync()
+    if BLE:
+        await ble_between_pulls(app, tb)
     base = used()
     qstrs("base")  # interned strings: the host compares the counts
     samples = []
@@ -250,6 +271,8 @@ async def main():
         if i % 50 == 49:
             await sync()
             samples.append(used())
+    if BLE:
+        await ble_between_pulls(app, tb)
     end = used()
     qstrs("end")
     ratings = 0
