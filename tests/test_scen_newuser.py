@@ -5,35 +5,23 @@ import pytest
 from host_tools import cli as pingjia_cli
 
 
-def test_serve_help_gives_the_default_port(cli):
+@pytest.mark.parametrize("command, words", [
     # `pingjia serve --help` showed `--port PORT` with no word of the 8080 it listens on
-    p = cli("serve", "--help")
-    assert p.returncode == 0
-    assert "default 8080" in " ".join(p.stdout.split())
-
-
-def test_export_help_gives_the_default_format(cli):
+    ("serve", ["default 8080"]),
     # `pingjia export` writes CSV with no --format; its help listed five formats, no default
-    p = cli("export", "--help")
-    assert p.returncode == 0
-    assert "csv (the default" in " ".join(p.stdout.split())
-
-
-def test_sim_help_says_a_start_without_offset_is_utc(cli):
+    ("export", ["csv (the default"]),
     # `--start 2026-11-23T09:00:00` started the device at 17:00 in the hall: nothing said so
-    p = cli("sim", "--help")
-    assert p.returncode == 0
-    assert "without its offset is UTC" in " ".join(p.stdout.split())
-
-
-def test_sim_help_says_collector_needs_the_servers_db(cli):
+    ("sim", ["without its offset is UTC"]),
     # `pingjia sim --collector URL` without the server's --db registered the device in
     # ./pingjia.db, and the server answered 403 unknown_device: --help gave no hint
-    p = cli("sim", "--help")
+    ("sim", ["--collector URL", "give --db the database that server uses"]),
+])
+def test_help_says_what_a_newcomer_tripped_on(cli, command, words):
+    p = cli(command, "--help")
     assert p.returncode == 0
     text = " ".join(p.stdout.split())
-    assert "--collector URL" in text
-    assert "give --db the database that server uses" in text
+    for w in words:
+        assert w in text, (w, text)
 
 
 def test_every_read_only_command_is_a_command():
