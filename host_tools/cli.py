@@ -320,18 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = where.add_parser(tail or head, help=cmd.help, parents=[db] if cmd.db else [])
         for flags, kw in cmd.args:
             p.add_argument(*flags, **kw)
-        p.set_defaults(run=cmd.run, words=words)
+        p.set_defaults(run=cmd.run, reads=words in READS)
     return top
-
-
-def existing_db(args: argparse.Namespace) -> None:
-    """For a command of READS, before its database is opened (commands._open)."""
-    from host_tools.collector.db import is_postgres
-
-    db = args.db
-    if getattr(args, "words", None) in READS and not is_postgres(db) and not os.path.exists(db):
-        raise PingjiaError(f"cannot open the database {db}: no such file (pingjia sim, serve, "
-                           "device add, user add and roster import make it; --db names another)")
 
 
 def _function(ref: str):

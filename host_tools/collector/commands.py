@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -12,11 +13,16 @@ from host_tools.errors import PingjiaError
 
 
 def _open(args: argparse.Namespace):
-    from host_tools.cli import existing_db
+    """The collector of --db. A read-only command (cli.READS sets args.reads) makes no
+    database: a SQLite file that is not there is refused."""
+    from host_tools.collector.db import is_postgres
     from host_tools.collector.store import Collector
 
-    existing_db(args)  # a read-only command makes no database
-    return Collector(args.db)
+    db = args.db
+    if getattr(args, "reads", False) and not is_postgres(db) and not os.path.exists(db):
+        raise PingjiaError(f"cannot open the database {db}: no such file (pingjia sim, serve, "
+                           "device add, user add and roster import make it; --db names another)")
+    return Collector(db)
 
 
 def _loopback(host: str) -> bool:
